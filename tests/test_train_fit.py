@@ -1,0 +1,74 @@
+"""A real (tiny) training run: run directory contents, resume, and evaluation outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from train.__main__ import main
+from train.config import load_config
+from train.errors import TrainError
+from train.training import train
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_config(sample: Path, epochs: int):
+    return load_config(None, [f"data.dir={sample}", "data.val_fraction=0.25", "model.arch=tiny",
+                              f"train.epochs={epochs}", "train.warmup_epochs=0", "train.batch_size=32"])
+
+
+def test_run_directory_and_resume(sample_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = train(tiny_config(sample_dir, 2), run, verbose=0)
+    assert result.epochs_done == 2
+    for name in ("config.toml", "dataset.json", "history.csv", "last.keras", "best.keras", "model.keras", "state.json"):
+        assert (run / name).is_file(), name
+    info = json.loads((run / "dataset.json").read_text())
+    assert len(info["train_fingerprint"]) == 64 and info["train_images"] + info["val_images"] == 112
+    with pytest.raises(TrainError, match="already holds a run"):
+        train(tiny_config(sample_dir, 2), run, verbose=0)
+
+    resumed = train(tiny_config(sample_dir, 4), run, resume=True, verbose=0)
+    assert resumed.epochs_done == 4
+    with (run / "history.csv").open() as handle:
+        epochs = [int(float(row["epoch"])) for row in csv.DictReader(handle)]
+    assert epochs == [1, 2, 3, 4]
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 4
+
+
+def test_resume_without_checkpoint_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--arch", "tiny", "--out", str(tmp_path / "nothing"), "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+
+
+def test_missing_data_folder_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--arch", "tiny", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not exist" in err and "\n" not in err
+
+
+def test_evaluate_writes_metrics_and_confusion_matrix(sample_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(sample_dir, 1), run, verbose=0)
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(run / "model.keras"), "--data", str(sample_dir), "--split", "test",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "macro-F1" in printed and "disgust" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    matrix = json.loads((out / "confusion_matrix.json").read_text())["matrix"]
+    assert metrics["images"] == 70 == sum(map(sum, matrix))
+    assert abs(metrics["accuracy"] - sum(matrix[i][i] for i in range(7)) / 70) < 1e-9
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_rejects_a_non_model(tmp_path: Path, sample_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = tmp_path / "fake.keras"
+    fake.write_text("hello")
+    assert main(["evaluate", str(fake), "--data", str(sample_dir)]) == 2
+    assert "not a readable Keras model" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""``fer-train``: train a model (default), or ``fer-train evaluate`` one.
+
+Parsing only; the work is in ``training.train`` and ``evaluate.evaluate``, and library
+exceptions become one-line messages with exit code 2 here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1
+    BAD_INPUT = 2
+    INTERRUPTED = 130
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-train",
+        description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv). "
+        "Subcommand: 'fer-train evaluate MODEL' (see 'fer-train evaluate --help').",
+    )
+    parser.add_argument("--config", help="TOML config file (see train/configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config key, e.g. --set train.epochs=5 (repeatable)")
+    parser.add_argument("--data", help="shortcut for --set data.dir=PATH")
+    parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
+    parser.add_argument("--arch", help="shortcut for --set model.arch=NAME (vgg, tiny)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory (created)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return parser
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-train evaluate",
+        description="Accuracy, macro-F1, per-class precision/recall/F1 and a confusion matrix (PNG and JSON).",
+    )
+    parser.add_argument("model", type=Path, help="a .keras model")
+    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"),
+                        help="Kaggle folder (root or one split), its zip, or fer2013.csv")
+    parser.add_argument("--split", default="test", help="train, test (default) or private (csv only)")
+    parser.add_argument("--out", type=Path, help="folder for metrics.json and confusion_matrix.png/.json")
+    parser.add_argument("--tta", action="store_true", help="average predictions with horizontally flipped faces")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from train.errors import TrainError
+
+    try:
+        if argv and argv[0] == "evaluate":
+            args = _evaluate_parser().parse_args(argv[1:])
+            from train.evaluate import evaluate_model, format_report
+
+            report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta)
+            print(format_report(report))
+            return ExitStatus.OK
+        args = _train_parser().parse_args(argv)
+        overrides = list(args.overrides)
+        for key, value in (("data.dir", args.data), ("train.epochs", args.epochs), ("model.arch", args.arch)):
+            if value is not None:
+                overrides.append(f"{key}={value}")
+        if args.print_config:
+            from train.config import load_config
+
+            print(load_config(args.config, overrides).to_toml())
+            return ExitStatus.OK
+        from train.training import train_from_files
+
+        result = train_from_files(args.config, overrides, args.out, args.resume)
+        print(f"done: {result.epochs_done} epochs, best validation accuracy {result.best_val_accuracy:.4f} "
+              f"at epoch {result.best_epoch}; model: {result.run_dir / 'model.keras'}")
+        return ExitStatus.OK
+    except TrainError as exc:
+        print(f"fer-train: error: {exc}", file=sys.stderr)
+        return ExitStatus.BAD_INPUT
+    except KeyboardInterrupt:
+        print("fer-train: interrupted (checkpoints so far are kept; continue with --resume)", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Accuracy, macro-F1, per-class precision/recall/F1 and a confusion matrix for a Keras model.
+
+The metric functions take plain label arrays, so convert/ and benchmarks/ score their
+artifacts with exactly the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from train.data import load_dataset
+from train.errors import TrainError
+
+
+@dataclass(frozen=True)
+class Report:
+    model: str
+    data: str
+    images: int
+    labels: tuple[str, ...]
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]
+    tta: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "data": self.data, "images": self.images, "labels": list(self.labels),
+            "accuracy": self.accuracy, "macro_f1": self.macro_f1, "per_class": self.per_class,
+            "confusion_matrix": self.confusion, "tta": self.tta,
+        }
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Rows of the confusion matrix are true classes, columns predicted ones."""
+    matrix = confusion_matrix(np.asarray(y_true), np.asarray(y_pred), len(labels))
+    tp = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0).astype(np.float64)
+    actual = matrix.sum(axis=1).astype(np.float64)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = actual > 0
+    return {
+        "accuracy": float(tp.sum() / max(1, matrix.sum())),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                    "support": int(actual[i])}
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def save_confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(matrix, dtype=np.float64)
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=110)
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def load_keras_model(path: Path) -> Any:
+    """Load a .keras file as a float32 model, whatever precision it was trained in."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainError(f"model file {path} does not exist")
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # keras raises many types for a bad file
+        raise TrainError(f"{path} is not a readable Keras model: {str(exc).splitlines()[0][:200]}") from None
+    if any(getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.name != "float32"
+           for layer in model.layers):
+        config = model.get_config()
+        for layer in config["layers"]:
+            layer["config"]["dtype"] = "float32"
+        clone = model.__class__.from_config(config)
+        clone.set_weights(model.get_weights())
+        model = clone
+    return model
+
+
+def predict_probs(model: Any, images: np.ndarray, tta: bool = False, batch_size: int = 256) -> np.ndarray:
+    batch = images[..., None].astype(np.float32)
+    probs = model.predict(batch, batch_size=batch_size, verbose=0)
+    if tta:
+        probs = (probs + model.predict(batch[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    return np.asarray(probs, dtype=np.float64)
+
+
+def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out: Path | None = None,
+                   tta: bool = False) -> Report:
+    dataset = load_dataset(data, split)
+    model = load_keras_model(model_path)
+    num_outputs = int(model.output_shape[-1])
+    if num_outputs != len(dataset.labels):
+        raise TrainError(f"{model_path} has {num_outputs} outputs but the data has {len(dataset.labels)} classes")
+    probs = predict_probs(model, dataset.images, tta=tta)
+    scores = score(dataset.targets, probs.argmax(axis=1), dataset.labels)
+    report = Report(str(model_path), dataset.source, len(dataset), dataset.labels, scores["accuracy"],
+                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], tta)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        (out / "confusion_matrix.json").write_text(
+            json.dumps({"labels": list(dataset.labels), "rows": "true", "columns": "predicted",
+                        "matrix": scores["confusion_matrix"]}, indent=2) + "\n")
+        save_confusion_png(scores["confusion_matrix"], dataset.labels, out / "confusion_matrix.png",
+                           f"{Path(model_path).name} on {dataset.source}\naccuracy {report.accuracy:.4f}")
+    return report
+
+
+def format_report(report: Report) -> str:
+    lines = [
+        f"model     {report.model}",
+        f"data      {report.data} ({report.images} images{', flip TTA' if report.tta else ''})",
+        f"accuracy  {report.accuracy:.4f}",
+        f"macro-F1  {report.macro_f1:.4f}",
+        f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}",
+    ]
+    for label, values in report.per_class.items():
+        lines.append(f"{label:<10} {values['precision']:>9.4f} {values['recall']:>7.4f} {values['f1']:>7.4f} "
+                     f"{values['support']:>8}")
+    return "\n".join(lines)
