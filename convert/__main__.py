@@ -1,0 +1,133 @@
+"""``fer-convert MODEL``: convert and verify; ``fer-convert verify MANIFEST``: re-measure the artifacts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATA = "../shared/data/fer2013"
+
+
+def _convert_parser() -> argparse.ArgumentParser:
+    from convert.formats import DEFAULT_FORMATS, FORMATS
+    from convert.pipeline import DEFAULT_CROP_MARGIN
+
+    parser = argparse.ArgumentParser(
+        prog="fer-convert",
+        description="Convert a .keras model to TFLite/ONNX, verify each artifact against it, write a manifest. "
+        "Subcommand: 'fer-convert verify MANIFEST'.")
+    parser.add_argument("model", type=Path, help="trained .keras model")
+    parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models)")
+    parser.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
+                        help=f"comma-separated, from: {', '.join(FORMATS)} (default: %(default)s)")
+    parser.add_argument("--calibration-data", default=os.environ.get("FER2013_DIR", DEFAULT_DATA),
+                        help="training data for int8 calibration (its train split is used)")
+    parser.add_argument("--calibration-count", type=int, default=500)
+    parser.add_argument("--verify-data", help="labelled data for verification (default: FER2013 test if "
+                        "present, else the bundled sample)")
+    parser.add_argument("--verify-split", default="test")
+    parser.add_argument("--name", help="artifact base name (default: the model file's stem)")
+    parser.add_argument("--manifest", default="manifest.json", help="manifest file name inside --out")
+    parser.add_argument("--labels", help="comma-separated labels in output order (default: from the run)")
+    parser.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN,
+                        help="fraction added to each side of a detected face box (default: %(default)s)")
+    parser.add_argument("--max-drop", type=float, default=1.0,
+                        help="fail when int8 accuracy is more than this many points below float")
+    return parser
+
+
+def _verify_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer-convert verify",
+                                     description="Accuracy and agreement with Keras of every artifact in a manifest.")
+    parser.add_argument("manifest", type=Path, help="manifest.json (or its folder)")
+    parser.add_argument("--data", help="labelled data (default: FER2013 test if present, else the bundled sample)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--keras", type=Path, help="float model to compare with (default: the manifest's source)")
+    parser.add_argument("--artifacts", help="comma-separated subset of the manifest's artifacts")
+    parser.add_argument("--max-drop", type=float, default=1.0)
+    parser.add_argument("--write", action="store_true", help="record the figures in the manifest")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def _table(result) -> str:  # type: ignore[no-untyped-def]
+    lines = [f"data: {result.data} ({result.images} images)",
+             f"{'artifact':<10} {'accuracy':>9} {'macro-F1':>9} {'agree':>8} {'max|dp|':>8}  runtime"]
+    if result.keras is not None:
+        lines.append(f"{'keras':<10} {result.keras['accuracy']:>9.4f} {result.keras['macro_f1']:>9.4f} "
+                     f"{'':>8} {'':>8}  keras")
+    for name, m in result.artifacts.items():
+        agree = f"{m['agreement_with_keras']:.2%}" if "agreement_with_keras" in m else "-"
+        diff = f"{m['max_abs_prob_diff']:.4f}" if "max_abs_prob_diff" in m else "-"
+        lines.append(f"{name:<10} {m['accuracy']:>9.4f} {m['macro_f1']:>9.4f} {agree:>8} {diff:>8}  {m['runtime']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.basicConfig(level=logging.INFO, format="fer-convert: %(message)s")
+    from convert.errors import ConvertError
+    from convert.verify import default_verify_data
+    from edge.errors import EdgeError
+    from train.errors import TrainError
+
+    try:
+        if argv and argv[0] == "verify":
+            args = _verify_parser().parse_args(argv[1:])
+            return _verify(args, default_verify_data())
+        args = _convert_parser().parse_args(argv)
+        from convert.pipeline import ConvertOptions, convert_model
+
+        data, split = (args.verify_data, args.verify_split) if args.verify_data else default_verify_data()
+        options = ConvertOptions(
+            model=args.model, out_dir=args.out, formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+            calibration_data=args.calibration_data, verify_data=data, verify_split=split, name=args.name,
+            manifest_name=args.manifest, labels=tuple(args.labels.split(",")) if args.labels else None,
+            calibration_count=args.calibration_count, crop_margin=args.crop_margin, max_drop=args.max_drop)
+        _, result = convert_model(options)
+        print(_table(result))
+        return 0
+    except (ConvertError, EdgeError, TrainError) as exc:
+        print(f"fer-convert: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fer-convert: interrupted", file=sys.stderr)
+        return 130
+
+
+def _verify(args: argparse.Namespace, default: tuple[str, str]) -> int:
+    from convert.pipeline import with_metrics
+    from convert.verify import verify
+    from edge.manifest import load_manifest, write_manifest
+
+    manifest = load_manifest(args.manifest)
+    data, split = (args.data, args.split) if args.data else default
+    keras_path = args.keras
+    if keras_path is None and "source_model" in manifest.info:
+        candidate = manifest.base_dir / manifest.info["source_model"]["path"]
+        keras_path = candidate if candidate.is_file() else None
+    model = None
+    if keras_path is not None:
+        try:
+            from train.evaluate import load_keras_model
+
+            model = load_keras_model(keras_path)
+        except ImportError:
+            logging.getLogger("fer-convert").warning("tensorflow not installed: no comparison with Keras")
+    artifacts = args.artifacts.split(",") if args.artifacts else None
+    result = verify(manifest, data, split, keras_model=model, artifacts=artifacts, max_drop=args.max_drop)
+    if args.write:
+        path = args.manifest / "manifest.json" if args.manifest.is_dir() else args.manifest
+        write_manifest(with_metrics(manifest, result), path)
+    print(json.dumps({"data": result.data, "images": result.images, "keras": result.keras,
+                      "artifacts": result.artifacts}, indent=2) if args.json else _table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

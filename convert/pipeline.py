@@ -1,0 +1,194 @@
+"""From a trained ``.keras`` file to verified artifacts and their manifest.
+
+Everything is built in a staging folder beside the output and moved into place only after
+verification passes, so a failed conversion never leaves a half-written or unverified model
+where the edge would load it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from convert.calibration import load_calibration
+from convert.errors import ConvertError
+from convert.formats import FORMATS, ONNX_OPSET, export_onnx, export_onnx_int8, export_tflite
+from convert.verify import VerifyResult, verify
+from edge.manifest import Artifact, Manifest, Preprocessing, sha256_file, write_manifest
+from edge.quant import TensorSpec
+
+log = logging.getLogger("fer-convert")
+DEFAULT_CROP_MARGIN = 0.02  # Haar's box is ~0.96x FER2013's crop: 2% per side restores it
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    model: Path
+    out_dir: Path
+    formats: tuple[str, ...]
+    calibration_data: str
+    verify_data: str
+    verify_split: str = "test"
+    name: str | None = None
+    manifest_name: str = "manifest.json"
+    labels: tuple[str, ...] | None = None
+    calibration_count: int = 500
+    crop_margin: float = DEFAULT_CROP_MARGIN
+    max_drop: float = 1.0
+    opset: int = ONNX_OPSET
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for module in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "cv2"):
+        try:
+            versions[module] = str(__import__(module).__version__)
+        except Exception:
+            continue
+    from convert import __version__
+
+    versions["fer_edge"] = __version__
+    return versions
+
+
+def _check_options(options: ConvertOptions) -> None:
+    unknown = [f for f in options.formats if f not in FORMATS]
+    if unknown:
+        raise ConvertError(f"unknown format '{unknown[0]}' (choose from {', '.join(FORMATS)})")
+    if not options.formats:
+        raise ConvertError("no formats requested")
+    if "onnx_int8" in options.formats and "onnx" not in options.formats:
+        raise ConvertError("onnx_int8 is quantized from the float ONNX model: add 'onnx' to --formats")
+    if not 0 <= options.crop_margin < 1:
+        raise ConvertError("crop margin must be in [0, 1)")
+    out = options.out_dir
+    if out.exists() and not out.is_dir():
+        raise ConvertError(f"output {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvertError(f"cannot create output folder {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise ConvertError(f"output folder {out} is not writable")
+
+
+def _check_image_model(model: Any, path: Path) -> tuple[int, int, int]:
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[3] not in (1, 3) or not all(isinstance(d, int) for d in shape[1:]):
+        raise ConvertError(f"{path}: input shape {shape} is not an image (expected (None, H, W, 1 or 3))")
+    if len(model.output_shape) != 2:
+        raise ConvertError(f"{path}: output shape {model.output_shape} is not a class vector")
+    return shape[1], shape[2], shape[3]
+
+
+def _labels_for(model_path: Path, num_classes: int, given: tuple[str, ...] | None) -> tuple[str, ...]:
+    """Labels from the option, else the training run's dataset.json beside the model, else FER2013's."""
+    labels = given
+    if labels is None:
+        info = model_path.parent / "dataset.json"
+        if info.is_file():
+            labels = tuple(json.loads(info.read_text()).get("labels", ())) or None
+    if labels is None:
+        from train.labels import FER2013_LABELS
+
+        labels = FER2013_LABELS
+    if len(labels) != num_classes:
+        raise ConvertError(f"{model_path} has {num_classes} outputs but {len(labels)} labels were given")
+    return tuple(labels)
+
+
+def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
+    from train.errors import TrainError
+    from train.evaluate import load_keras_model
+
+    _check_options(options)
+    model_path = Path(options.model)
+    if model_path.suffix != ".keras":
+        raise ConvertError(f"{model_path}: expected a .keras model file")
+    try:
+        model = load_keras_model(model_path)
+    except TrainError as exc:
+        raise ConvertError(str(exc)) from None
+    height, width, channels = _check_image_model(model, model_path)
+    labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels)
+    name = options.name or model_path.stem
+    calibration = None
+    if any(f in options.formats for f in ("int8", "onnx_int8")):
+        calibration = load_calibration(options.calibration_data, options.calibration_count)
+
+    stage = Path(tempfile.mkdtemp(prefix=".convert-", dir=options.out_dir))
+    try:
+        created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        paths: dict[str, Path] = {}
+        for fmt in options.formats:
+            if fmt in ("onnx", "onnx_int8"):
+                continue
+            paths[fmt] = export_tflite(model, fmt, stage / f"{name}_{fmt}.tflite", calibration)
+        if "onnx" in options.formats:
+            metadata = {"labels": json.dumps(list(labels)), "input": "raw pixels 0..255, NHWC float32",
+                        "producer": "fer-edge convert", "created": created, "name": name}
+            paths["onnx"] = export_onnx(model, stage / f"{name}.onnx", metadata, options.opset)
+        if "onnx_int8" in options.formats:
+            assert calibration is not None
+            paths["onnx_int8"] = export_onnx_int8(paths["onnx"], stage / f"{name}_int8.onnx", calibration)
+
+        artifacts: dict[str, Artifact] = {}
+        for fmt, path in paths.items():
+            if path.suffix == ".tflite":
+                from edge.backends import TFLiteBackend
+
+                backend = TFLiteBackend(path)
+                input_spec, output_spec = backend.input_spec, backend.output_spec
+            else:
+                input_spec, output_spec = TensorSpec("float32"), TensorSpec("float32")
+            extra = {"opset": options.opset} if path.suffix == ".onnx" else {}
+            artifacts[fmt] = Artifact(fmt, path.name, path.suffix[1:], sha256_file(path), path.stat().st_size,
+                                      input_spec, output_spec, extra=extra)
+        info = {
+            "created": created,
+            "source_model": {"path": os.path.relpath(model_path.resolve(), options.out_dir.resolve()),
+                             "sha256": sha256_file(model_path), "parameters": int(model.count_params())},
+            "calibration": {"data": str(options.calibration_data), "split": "train",
+                            "images": 0 if calibration is None else int(len(calibration))},
+            "converter": library_versions(),
+        }
+        manifest = Manifest(name, labels, (1, height, width, channels),
+                            Preprocessing(size=(width, height), grayscale=channels == 1,
+                                          crop_margin=options.crop_margin, interpolation="area"),
+                            artifacts, stage, info)
+        result = verify(manifest, options.verify_data, options.verify_split, keras_model=model,
+                        max_drop=options.max_drop)
+        manifest = with_metrics(manifest, result)
+        for path in paths.values():
+            os.replace(path, options.out_dir / path.name)
+        final = Manifest(manifest.name, manifest.labels, manifest.input_shape, manifest.preprocessing,
+                         manifest.artifacts, options.out_dir, manifest.info)
+        manifest_path = options.out_dir / options.manifest_name
+        write_manifest(final, manifest_path)
+        log.info("manifest: %s", manifest_path)
+        return manifest_path, result
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def with_metrics(manifest: Manifest, result: VerifyResult) -> Manifest:
+    """The manifest with each artifact's verification figures (and Keras's) recorded."""
+    artifacts = {
+        name: Artifact(a.name, a.path, a.format, a.sha256, a.bytes, a.input, a.output,
+                       result.artifacts.get(name, a.metrics), a.extra)
+        for name, a in manifest.artifacts.items()
+    }
+    info = dict(manifest.info)
+    if result.keras is not None:
+        info["float_metrics"] = {"data": result.data, "images": result.images,
+                                 **{k: round(v, 6) for k, v in result.keras.items()}}
+    return Manifest(manifest.name, manifest.labels, manifest.input_shape, manifest.preprocessing, artifacts,
+                    manifest.base_dir, info)

@@ -1,0 +1,97 @@
+"""Check every artifact against the float Keras model on labelled faces.
+
+Artifacts run through ``edge.Classifier``, the same code the device runs, so what is verified
+here is what ships: accuracy, agreement of top-1 with Keras, and the largest probability gap.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convert.errors import ConvertError, VerificationError
+from edge.classifier import Classifier
+from edge.manifest import Manifest
+
+log = logging.getLogger("fer-convert")
+BATCH = 256
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    data: str
+    images: int
+    keras: dict[str, Any] | None
+    artifacts: dict[str, dict[str, Any]]
+
+
+def run_artifact(classifier: Classifier, images: np.ndarray) -> np.ndarray:
+    return np.concatenate([classifier.predict(images[i:i + BATCH]) for i in range(0, len(images), BATCH)])
+
+
+def keras_probs(model: Any, images: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(images[..., None].astype(np.float32), batch_size=BATCH, verbose=0))
+
+
+def default_verify_data() -> tuple[str, str]:
+    """FER2013's test split when it is around, the bundled sample otherwise."""
+    import os
+
+    root = Path(__file__).resolve().parents[1]
+    for candidate in (os.environ.get("FER2013_DIR"), str(root.parent / "shared" / "data" / "fer2013")):
+        if candidate and (Path(candidate) / "test").is_dir():
+            return candidate, "test"
+    return str(root / "tests" / "data" / "fer2013_sample"), "test"
+
+
+def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_model: Any | None = None,
+           artifacts: list[str] | None = None, max_drop: float = 1.0, threads: int = 2) -> VerifyResult:
+    """Score each artifact; raise VerificationError when int8 loses more than ``max_drop`` points."""
+    from train.data import load_dataset
+    from train.errors import DataError
+    from train.evaluate import score
+
+    try:
+        dataset = load_dataset(data, split)
+    except DataError as exc:
+        raise ConvertError(f"verification data: {exc}") from None
+    if dataset.labels != manifest.labels:
+        raise ConvertError(f"verification data labels {dataset.labels} differ from the manifest's {manifest.labels}")
+    reference = keras_probs(keras_model, dataset.images) if keras_model is not None else None
+    keras_metrics = None
+    if reference is not None:
+        scored = score(dataset.targets, reference.argmax(1), dataset.labels)
+        keras_metrics = {"accuracy": scored["accuracy"], "macro_f1": scored["macro_f1"]}
+        log.info("keras float: accuracy %.4f on %d images", scored["accuracy"], len(dataset))
+    results: dict[str, dict[str, Any]] = {}
+    for name in artifacts or list(manifest.artifacts):
+        with Classifier(manifest, name, threads=threads) as classifier:
+            probs = run_artifact(classifier, dataset.images)
+        scored = score(dataset.targets, probs.argmax(1), dataset.labels)
+        metrics: dict[str, Any] = {"data": f"{dataset.source}", "images": len(dataset),
+                                   "accuracy": round(scored["accuracy"], 6), "macro_f1": round(scored["macro_f1"], 6),
+                                   "runtime": classifier.runtime}
+        if reference is not None:
+            metrics["agreement_with_keras"] = round(float(np.mean(probs.argmax(1) == reference.argmax(1))), 6)
+            metrics["max_abs_prob_diff"] = round(float(np.abs(probs - reference).max()), 6)
+        results[name] = metrics
+        log.info("%s: accuracy %.4f%s", name, metrics["accuracy"],
+                 f", agrees with keras on {metrics['agreement_with_keras']:.2%}" if reference is not None else "")
+    result = VerifyResult(dataset.source, len(dataset), keras_metrics, results)
+    check_drop(result, max_drop)
+    return result
+
+
+def check_drop(result: VerifyResult, max_drop: float) -> None:
+    if result.keras is None:
+        return
+    for name, metrics in result.artifacts.items():
+        drop = (result.keras["accuracy"] - metrics["accuracy"]) * 100
+        if name in ("int8", "onnx_int8") and drop > max_drop:
+            raise VerificationError(
+                f"{name} accuracy {metrics['accuracy']:.4f} is {drop:.2f} points below float "
+                f"{result.keras['accuracy']:.4f} on {result.data} (allowed: {max_drop:.2f})")

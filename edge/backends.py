@@ -1,0 +1,112 @@
+"""Runtimes that execute a model file: TFLite (LiteRT, tflite-runtime, or tensorflow.lite) and ONNX Runtime.
+
+Each backend takes and returns the model's own tensors (possibly quantized); ``classifier``
+handles quantization. Imports are lazy so a Pi with only one runtime installed works.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.errors import ModelLoadError
+from edge.quant import TensorSpec
+
+# LiteRT first: tflite-runtime 2.14 (its last release) does not import with numpy 2.
+TFLITE_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+
+
+class Backend(Protocol):
+    name: str
+    input_spec: TensorSpec
+    output_spec: TensorSpec
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def tflite_interpreter_class(prefer: str | None = None) -> tuple[Any, str]:
+    """The first importable TFLite Interpreter class, and its module's name."""
+    modules = (prefer,) if prefer else TFLITE_MODULES
+    errors = []
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # ImportError, or numpy ABI errors raised as others
+            errors.append(f"{module_name}: {type(exc).__name__}")
+            continue
+        interpreter = getattr(module, "Interpreter", None)
+        if interpreter is not None:
+            return interpreter, module_name.split(".")[0]
+    raise ModelLoadError("no TFLite runtime importable (install ai-edge-litert or tflite-runtime): "
+                         + "; ".join(errors))
+
+
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorSpec(np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
+
+
+class TFLiteBackend:
+    def __init__(self, path: Path, threads: int = 1, module: str | None = None) -> None:
+        interpreter_class, self.name = tflite_interpreter_class(module)
+        try:
+            self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:  # runtimes raise ValueError/RuntimeError for bad files
+            raise ModelLoadError(f"cannot load {path} with {self.name}: {str(exc).splitlines()[0][:160]}") from None
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self.input_spec = _spec(self._input)
+        self.output_spec = _spec(self._output)
+        self._batch = int(self._input["shape"][0])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] != self._batch:
+            self.interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = batch.shape[0]
+            self._input = self.interpreter.get_input_details()[0]
+            self._output = self.interpreter.get_output_details()[0]
+        self.interpreter.set_tensor(self._input["index"], batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output["index"]).copy()
+
+
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
+               "tensor(float16)": "float16"}
+
+
+class OnnxBackend:
+    def __init__(self, path: Path, threads: int = 1, input_spec: TensorSpec | None = None,
+                 output_spec: TensorSpec | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelLoadError("onnxruntime is not installed: pip install onnxruntime") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load {path} with onnxruntime: {str(exc).splitlines()[0][:160]}") from None
+        self.name = "onnxruntime"
+        model_input = self.session.get_inputs()[0]
+        self._input_name = model_input.name
+        self.input_spec = input_spec or TensorSpec(_ONNX_TYPES.get(model_input.type, "float32"))
+        self.output_spec = output_spec or TensorSpec("float32")
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self._input_name: batch})[0]
+
+
+def open_backend(path: Path, fmt: str, threads: int = 1, tflite_module: str | None = None) -> Backend:
+    if fmt == "tflite":
+        return TFLiteBackend(path, threads, tflite_module)
+    if fmt == "onnx":
+        return OnnxBackend(path, threads)
+    raise ModelLoadError(f"unknown model format '{fmt}'")

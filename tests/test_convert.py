@@ -1,0 +1,146 @@
+"""fer-convert on a tiny real model: every format converts, loads through edge/, and matches Keras."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convert.__main__ import main
+from edge.classifier import Classifier
+from edge.errors import ManifestError
+from edge.manifest import load_manifest
+
+pytestmark = pytest.mark.slow
+ALL_FORMATS = "int8,float32,float16,dynamic,onnx,onnx_int8"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import SAMPLE
+    from train.config import load_config
+    from train.training import train
+
+    run = tmp_path_factory.mktemp("tiny-run")
+    config = load_config(None, [f"data.dir={SAMPLE}", "model.arch=tiny", "train.epochs=2",
+                                "train.warmup_epochs=0", "data.val_fraction=0.25"])
+    train(config, run, verbose=0)
+    return run / "model.keras"
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import SAMPLE
+
+    out = tmp_path_factory.mktemp("converted")
+    assert main([str(tiny_model), "--out", str(out), "--formats", ALL_FORMATS, "--calibration-data", str(SAMPLE),
+                 "--verify-data", str(SAMPLE), "--name", "tiny"]) == 0
+    return out
+
+
+def test_every_format_is_written_and_listed(converted: Path) -> None:
+    manifest = load_manifest(converted)
+    assert set(manifest.artifacts) == set(ALL_FORMATS.split(","))
+    assert manifest.labels[0] == "angry" and len(manifest.labels) == 7
+    for artifact in manifest.artifacts.values():
+        assert (converted / artifact.path).stat().st_size == artifact.bytes
+        assert artifact.metrics["images"] == 70
+        assert 0.0 <= artifact.metrics["accuracy"] <= 1.0
+    assert not list(converted.glob(".convert-*")), "staging folder left behind"
+
+
+def test_int8_takes_raw_uint8_pixels(converted: Path) -> None:
+    spec = load_manifest(converted).artifact("int8")
+    assert (spec.input.dtype, spec.input.scale, spec.input.zero_point) == ("uint8", 1.0, 0)
+    assert spec.output.dtype == "int8" and spec.output.scale > 0
+
+
+def test_artifacts_match_keras_probabilities(converted: Path, tiny_model: Path) -> None:
+    from tests.conftest import SAMPLE
+    from train.data import load_dataset
+    from train.evaluate import load_keras_model
+
+    faces = load_dataset(SAMPLE, "test").images[::8]  # 9 real faces, one batch
+    reference = load_keras_model(tiny_model).predict(faces[..., None].astype(np.float32), verbose=0)
+    tolerance = {"float32": 1e-5, "onnx": 1e-5, "float16": 1e-2, "dynamic": 2e-2, "int8": 3e-2, "onnx_int8": 3e-2}
+    for name, limit in tolerance.items():
+        with Classifier(converted, name) as classifier:
+            probs = classifier.predict(faces)
+        assert probs.shape == (9, 7)
+        assert np.abs(probs - reference).max() <= limit, name
+
+
+def test_onnx_carries_labels_as_metadata(converted: Path) -> None:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(converted / "tiny.onnx")).metadata_props}
+    assert json.loads(props["labels"]) == list(load_manifest(converted).labels)
+
+
+def test_verify_reproduces_the_manifest(converted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import SAMPLE
+
+    capsys.readouterr()
+    assert main(["verify", str(converted), "--data", str(SAMPLE), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    manifest = load_manifest(converted)
+    for name, metrics in result["artifacts"].items():
+        assert metrics["accuracy"] == manifest.artifact(name).metrics["accuracy"]
+
+
+def test_tampered_artifact_is_refused(converted: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(converted, copy)
+    data = bytearray((copy / "tiny_int8.tflite").read_bytes())
+    data[-10] ^= 0xFF
+    (copy / "tiny_int8.tflite").write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match="does not match"):
+        Classifier(copy, "int8")
+
+
+def _run_bad(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-convert: error:") and "\n" not in err
+    return err
+
+
+def test_bad_inputs_fail_in_one_line_and_write_nothing(tiny_model: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import SAMPLE
+
+    out = tmp_path / "out"
+    common = ["--out", str(out), "--calibration-data", str(SAMPLE), "--verify-data", str(SAMPLE)]
+    not_keras = tmp_path / "model.keras"
+    not_keras.write_text("nope")
+    assert "not a readable Keras model" in _run_bad([str(not_keras), *common], capsys)
+    assert "expected a .keras" in _run_bad([str(tmp_path / "model.h5"), *common], capsys)
+    assert "unknown format 'tflite_int4'" in _run_bad([str(tiny_model), *common, "--formats", "int8,tflite_int4"],
+                                                      capsys)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "calibration data" in _run_bad([str(tiny_model), "--out", str(out), "--calibration-data", str(empty),
+                                           "--verify-data", str(SAMPLE)], capsys)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert "not a folder" in _run_bad([str(tiny_model), "--out", str(a_file), "--calibration-data", str(SAMPLE)],
+                                      capsys)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_non_image_model_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    inputs = keras.Input((10,))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(inputs))
+    path = tmp_path / "vector.keras"
+    model.save(path)
+    assert "is not an image" in _run_bad([str(path), "--out", str(tmp_path / "out")], capsys)
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "does not exist" in _run_bad(["verify", str(tmp_path / "manifest.json")], capsys)
