@@ -1,0 +1,247 @@
+"""The daemon's configuration as validated data (``edge.toml``), with ``section.key=value`` overrides.
+
+Unknown keys and wrong types are errors at start-up, not surprises at 3 a.m. Relative paths
+are resolved against the config file's folder, so a config and its models can move together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError
+
+REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    manifest: str = str(REPO_MODELS / "manifest.json")
+    artifact: str = "int8"
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    uri: str = "picamera2"  # picamera2[:N], a device index, /dev/videoN, a video, URL, image, folder or glob
+    width: int = 640
+    height: int = 480
+    fps: float = 15.0
+    loop: bool = False  # restart a video file at its end (demos)
+    reopen_min_seconds: float = 1.0
+    reopen_max_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class DetectorSection:
+    cascade: str = str(REPO_MODELS / "haarcascade_frontalface_default.xml")
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_size: int = 40  # pixels of the full frame
+    detect_width: int = 320  # frames are downscaled to this width for detection
+    max_faces: int = 8
+
+
+@dataclass(frozen=True)
+class TrackerSection:
+    enabled: bool = True
+    iou_threshold: float = 0.3
+    max_age: int = 10  # frames a track survives without a detection
+    smoothing: float = 0.5  # weight of the newest probabilities in the per-track moving average
+    detect_every: int = 1  # run the detector every N frames; tracks carry boxes in between
+
+
+@dataclass(frozen=True)
+class EventsSection:
+    path: str = "events.jsonl"
+    max_bytes: int = 10_000_000
+    backups: int = 5
+    only_with_faces: bool = True
+    save_images: bool = False  # privacy: no images are stored unless this is turned on
+    images_dir: str = "snapshots"
+    print: bool = False  # also echo each event to stdout
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8321
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "fer-edge"
+    client_id: str = ""
+    username: str = ""
+    password: str = ""
+    qos: int = 1
+    keepalive: int = 30
+
+
+@dataclass(frozen=True)
+class DaemonSection:
+    queue_size: int = 2
+    max_frames: int = 0  # stop after this many frames (0 = run until stopped)
+    stall_seconds: float = 10.0  # no frame for this long: health is degraded
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    source: SourceSection = field(default_factory=SourceSection)
+    detector: DetectorSection = field(default_factory=DetectorSection)
+    tracker: TrackerSection = field(default_factory=TrackerSection)
+    events: EventsSection = field(default_factory=EventsSection)
+    http: HttpSection = field(default_factory=HttpSection)
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    daemon: DaemonSection = field(default_factory=DaemonSection)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        lines: list[str] = []
+        for section, values in self.to_dict().items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+            lines.append("")
+        return "\n".join(lines)
+
+
+PATH_KEYS = {("model", "manifest"), ("detector", "cascade"), ("events", "path"), ("events", "images_dir")}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _coerce(value: Any, kind: str, where: str) -> Any:
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind == "str" and isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{where}: expected {kind}, got {value!r}")
+
+
+def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) -> Any:
+    known = {f.name: str(f.type) for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config key {name}.{unknown[0]} (known: {', '.join(known)})")
+    parsed = {k: _coerce(v, known[k], f"{name}.{k}") for k, v in values.items()}
+    for key in list(parsed):
+        if (name, key) in PATH_KEYS and base is not None:
+            path = Path(parsed[key]).expanduser()
+            parsed[key] = str(path if path.is_absolute() else (base / path))
+    return cls(**parsed)
+
+
+SECTIONS = {f.name: f.default_factory for f in fields(EdgeConfig)}  # type: ignore[misc]
+
+
+def build_config(raw: dict[str, Any], base: Path | None = None) -> EdgeConfig:
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown config section [{unknown[0]}] (known: {', '.join(SECTIONS)})")
+    parts = {}
+    for name, factory in SECTIONS.items():
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section [{name}] must be a table")
+        parts[name] = _section(type(factory()), values, name, base)
+    config = EdgeConfig(**parts)
+    validate(config)
+    return config
+
+
+def validate(config: EdgeConfig) -> None:
+    c = config
+    checks = [
+        (c.model.threads >= 1, "model.threads must be >= 1"),
+        (c.source.width > 0 and c.source.height > 0, "source.width and source.height must be > 0"),
+        (c.source.fps > 0, "source.fps must be > 0"),
+        (0 < c.source.reopen_min_seconds <= c.source.reopen_max_seconds,
+         "source.reopen_min_seconds must be > 0 and <= reopen_max_seconds"),
+        (c.detector.scale_factor > 1.0, "detector.scale_factor must be > 1.0"),
+        (c.detector.min_neighbors >= 0, "detector.min_neighbors must be >= 0"),
+        (c.detector.min_size >= 8, "detector.min_size must be >= 8"),
+        (c.detector.detect_width >= 64, "detector.detect_width must be >= 64"),
+        (c.detector.max_faces >= 1, "detector.max_faces must be >= 1"),
+        (0.0 < c.tracker.iou_threshold < 1.0, "tracker.iou_threshold must be in (0, 1)"),
+        (c.tracker.max_age >= 0, "tracker.max_age must be >= 0"),
+        (0.0 < c.tracker.smoothing <= 1.0, "tracker.smoothing must be in (0, 1]"),
+        (c.tracker.detect_every >= 1, "tracker.detect_every must be >= 1"),
+        (c.events.max_bytes >= 1024, "events.max_bytes must be >= 1024"),
+        (c.events.backups >= 0, "events.backups must be >= 0"),
+        (0 <= c.http.port <= 65535, "http.port must be in 0..65535"),
+        (0 < c.mqtt.port <= 65535, "mqtt.port must be in 1..65535"),
+        (c.mqtt.qos in (0, 1, 2), "mqtt.qos must be 0, 1 or 2"),
+        (c.mqtt.keepalive >= 1, "mqtt.keepalive must be >= 1"),
+        (bool(c.mqtt.topic_prefix) and not any(ch in c.mqtt.topic_prefix for ch in "#+"),
+         "mqtt.topic_prefix must be non-empty without # or +"),
+        (c.daemon.queue_size >= 1, "daemon.queue_size must be >= 1"),
+        (c.daemon.max_frames >= 0, "daemon.max_frames must be >= 0"),
+        (c.daemon.stall_seconds > 0, "daemon.stall_seconds must be > 0"),
+        (c.daemon.log_level in LOG_LEVELS, f"daemon.log_level must be one of {', '.join(LOG_LEVELS)}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> EdgeConfig:
+    """Read ``path`` (TOML), apply overrides (``section.key=value``, relative to the cwd), validate."""
+    raw: dict[str, Any] = {}
+    base: Path | None = None
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        base = path.resolve().parent
+    config = build_config(raw, base)
+    if overrides:
+        merged = config.to_dict()
+        cwd = Path.cwd()
+        for text in overrides:
+            key, sep, value = text.partition("=")
+            section, dot, name = key.strip().partition(".")
+            if not sep or not dot or not name:
+                raise ConfigError(f"override {text!r} must look like section.key=value")
+            if section not in merged:
+                raise ConfigError(f"unknown config section [{section}] (known: {', '.join(SECTIONS)})")
+            if name not in merged[section]:
+                raise ConfigError(f"unknown config key {section}.{name} (known: {', '.join(merged[section])})")
+            value = value.strip()
+            if (section, name) in PATH_KEYS:
+                value = str(cwd / Path(value).expanduser())
+            merged[section][name] = value
+        config = build_config(merged, None)
+    return config

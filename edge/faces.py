@@ -1,0 +1,118 @@
+"""Face detection (OpenCV Haar) and the crop that turns a face box into the model's input.
+
+The crop must match how training saw faces: FER2013's 48x48 faces are framed a little wider
+than Haar's box (Haar's box is ~0.96x FER's crop, same centre), so the box is grown by the
+manifest's ``crop_margin`` on each side, converted to grey, and resized with the same
+interpolation rule training uses (area when shrinking, bilinear when enlarging).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def to_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+    def iou(self, other: "Box") -> float:
+        x1, y1 = max(self.x, other.x), max(self.y, other.y)
+        x2, y2 = min(self.x + self.w, other.x + other.w), min(self.y + self.h, other.y + other.h)
+        inter = max(0, x2 - x1) * max(0, y2 - y1)
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union > 0 else 0.0
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+
+
+def resize_face(region: np.ndarray, size: tuple[int, int], interpolation: str = "area") -> np.ndarray:
+    """Resize to ``size`` (width, height) with training's rule: area when shrinking, bilinear when enlarging."""
+    import cv2
+
+    width, height = size
+    if region.shape[:2] == (height, width):
+        return region
+    flags = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST, "cubic": cv2.INTER_CUBIC}
+    if interpolation == "area":
+        flag = cv2.INTER_AREA if min(region.shape[:2]) > min(width, height) else cv2.INTER_LINEAR
+    else:
+        flag = flags[interpolation]
+    return cv2.resize(region, (width, height), interpolation=flag)
+
+
+def crop_face(gray: np.ndarray, box: Box, size: tuple[int, int] = (48, 48), margin: float = 0.0,
+              interpolation: str = "area") -> np.ndarray:
+    """The model input for one face: the box grown by ``margin`` per side, edge-padded at borders."""
+    import cv2
+
+    dx, dy = int(round(box.w * margin)), int(round(box.h * margin))
+    x0, y0, x1, y1 = box.x - dx, box.y - dy, box.x + box.w + dx, box.y + box.h + dy
+    height, width = gray.shape[:2]
+    pad = max(0, -x0, -y0, x1 - width, y1 - height)
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+    return resize_face(gray[y0:y1, x0:x1], size, interpolation)
+
+
+class FaceDetector:
+    """Haar cascade on a downscaled grey frame; boxes come back in full-frame coordinates."""
+
+    def __init__(self, cascade: str | Path, scale_factor: float = 1.1, min_neighbors: int = 5,
+                 min_size: int = 40, detect_width: int = 320, max_faces: int = 8) -> None:
+        import cv2
+
+        path = Path(cascade)
+        if not path.is_file():
+            raise EdgeError(f"Haar cascade {path} does not exist")
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise EdgeError("this OpenCV build has no CascadeClassifier: install opencv-python-headless>=4.8,<5")
+        try:
+            self.cascade = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError):
+            self.cascade = None
+        if self.cascade is None or self.cascade.empty():
+            raise EdgeError(f"Haar cascade {path} could not be loaded (corrupt or not a cascade XML)")
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+        self.detect_width = detect_width
+        self.max_faces = max_faces
+
+    def detect(self, gray: np.ndarray, frame_shape: tuple[int, int] | None = None) -> list[Box]:
+        """Faces in ``gray``; ``frame_shape`` (h, w) when ``gray`` is a smaller plane (picamera2's lores)."""
+        import cv2
+
+        frame_h, frame_w = frame_shape or gray.shape[:2]
+        scale = min(1.0, self.detect_width / gray.shape[1])
+        small = gray if scale == 1.0 else cv2.resize(gray, (int(round(gray.shape[1] * scale)),
+                                                             int(round(gray.shape[0] * scale))),
+                                                     interpolation=cv2.INTER_AREA)
+        to_full_x = frame_w / small.shape[1]
+        to_full_y = frame_h / small.shape[0]
+        min_side = max(8, int(round(self.min_size / to_full_x)))
+        found = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                              minSize=(min_side, min_side))
+        boxes = [Box(int(round(x * to_full_x)), int(round(y * to_full_y)), int(round(w * to_full_x)),
+                     int(round(h * to_full_y))) for (x, y, w, h) in (found if len(found) else [])]
+        boxes.sort(key=lambda b: b.w * b.h, reverse=True)
+        return boxes[: self.max_faces]
