@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-MODEL  ?= models/fer_vgg.keras
-SAMPLE ?= tests/data/fer2013_sample
 
 .PHONY: demo test install install-edge clean-venv
 
@@ -17,10 +15,18 @@ $(VENV)/.installed-all: pyproject.toml | $(PY)
 	$(PIP) install -q -e ".[train,convert,edge,mqtt,dev]"
 	touch $@
 
+# The demo needs only what a Pi needs: no tensorflow.
+$(VENV)/.installed-edge: pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[edge]"
+	touch $@
+
 install: $(VENV)/.installed-all
 
-demo: install
-	$(PY) -m train evaluate $(MODEL) --data $(SAMPLE) --split test
+install-edge: $(VENV)/.installed-edge
+
+demo: install-edge
+	rm -f runs/demo/events.jsonl
+	$(PY) -m edge run --config edge/configs/demo.toml
 
 test: install
 	$(PY) -m pytest -q -ra

@@ -152,10 +152,16 @@ def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) ->
         raise ConfigError(f"unknown config key {name}.{unknown[0]} (known: {', '.join(known)})")
     parsed = {k: _coerce(v, known[k], f"{name}.{k}") for k, v in values.items()}
     for key in list(parsed):
-        if (name, key) in PATH_KEYS and base is not None:
+        if base is not None and ((name, key) in PATH_KEYS or ((name, key) == ("source", "uri")
+                                                              and _is_relative_path(parsed[key]))):
             path = Path(parsed[key]).expanduser()
             parsed[key] = str(path if path.is_absolute() else (base / path))
     return cls(**parsed)
+
+
+def _is_relative_path(uri: str) -> bool:
+    """A source URI that names a file, folder or glob (not a camera, device index or URL)."""
+    return not (uri.startswith(("picamera2", "/", "~")) or "://" in uri or uri.isdigit())
 
 
 SECTIONS = {f.name: f.default_factory for f in fields(EdgeConfig)}  # type: ignore[misc]

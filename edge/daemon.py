@@ -110,8 +110,8 @@ class Daemon:
         self.m_rss = r.gauge("fer_edge_resident_memory_bytes", "Resident memory of the daemon")
         self.m_mqtt = r.gauge("fer_edge_mqtt_connected", "1 when connected to the MQTT broker")
         self.m_up = r.gauge("fer_edge_healthy", "1 when /healthz reports ok")
-        self.m_stage = {stage: r.summary(f"fer_edge_stage_{stage}_ms", f"Time in the {stage} stage per frame (ms)")
-                        for stage in ("detect", "crop", "classify", "track")}
+        stages = r.summary("fer_edge_stage_ms", "Time per frame in each pipeline stage (ms)", labelnames=("stage",))
+        self.m_stage = {stage: stages.labels(stage=stage) for stage in ("detect", "crop", "classify", "track")}
         self.counts = {"frames": 0, "faces": 0, "dropped": 0, "events": 0}
         self.mqtt: Any = None
         self.events: Any = None
@@ -166,7 +166,6 @@ class Daemon:
             self.server = StatusServer(config.http.host, config.http.port, self.health_report, self.metrics_text,
                                        lambda: self.latest)
             self.server.start()
-            log.info("http on http://%s:%d (/healthz, /metrics, /latest)", config.http.host, self.server.port)
 
     def _stop_outputs(self, keep_server: bool = False) -> None:
         if self.mqtt is not None:
@@ -186,7 +185,8 @@ class Daemon:
             extra["event_write_errors"] = self.events.errors
             extra["event_log_error"] = self.events.last_error
         report = self.health.snapshot(extra)
-XX
+        if report["status"] == "ok" and self.event_log_failing:
+            report["status"], report["reason"] = "degraded", f"event log: {self.events.last_error}"
         return report
 
     def metrics_text(self) -> str:

@@ -1,0 +1,46 @@
+"""Turn a ``--source`` string into the right adapter, so the CLI and config share one rule."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from edge.errors import SourceError
+from edge.sources.base import FrameSource
+from edge.sources.images import ImageSource, is_glob, is_image_path
+from edge.sources.opencv import OpenCVSource, is_stream_url
+from edge.sources.picamera import PiCameraSource
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg"})
+PICAMERA = re.compile(r"picamera2(?::(\d+))?")
+
+
+def open_source(spec: str, width: int | None = None, height: int | None = None, fps: float | None = None,
+                loop: bool = False) -> FrameSource:
+    """A source for ``spec``, not yet opened (use it as a context manager).
+
+    ``picamera2[:N]`` → Pi camera N; ``0`` or ``/dev/videoN`` → V4L2 device; ``rtsp://``,
+    ``http(s)://`` → network stream; a video file; an image file, folder or glob → images.
+    Paths are checked here so a typo fails at startup, not on the first frame.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise SourceError("empty source: give a camera, a stream URL, a video, or an image path")
+    picamera = PICAMERA.fullmatch(spec.lower())
+    if picamera:
+        return PiCameraSource(width or 640, height or 480, fps, camera_num=int(picamera.group(1) or 0))
+    if spec.isdigit() or spec.startswith("/dev/video"):
+        return OpenCVSource(int(spec) if spec.isdigit() else spec, width, height, fps)
+    if is_stream_url(spec):
+        return OpenCVSource(spec, width, height, fps)
+    path = Path(spec).expanduser()
+    if path.is_dir() or (path.is_file() and is_image_path(path)):
+        return ImageSource(path, width, height, loop=loop)
+    if path.is_file():
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise SourceError(f"unsupported file type {path.suffix or '(none)'}: {spec} "
+                              f"(videos: {' '.join(sorted(VIDEO_SUFFIXES))}; or an image)")
+        return OpenCVSource(str(path), width, height, fps, loop=loop)
+    if is_glob(spec):
+        return ImageSource(spec, width, height, loop=loop)
+    raise SourceError(f"no such file or folder: {spec}")
