@@ -1,0 +1,287 @@
+"""The daemon as users run it: a real process, real sockets, real signals, real files.
+
+Each test starts `python -m edge run` with a config written here and the shipped int8 model,
+then talks to it over HTTP, sends it signals, and reads its event log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import pytest
+
+from tests.edge_helpers import CASCADE, MANIFEST, ROOT, SAMPLE, face_frame
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (OSError, ValueError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 frames of two real FER2013 faces drifting on a 640x480 background."""
+    path = tmp_path_factory.mktemp("video") / "faces.mp4"
+    faces = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[0] for label in ("happy", "surprise")]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
+    for i in range(40):
+        frame, _ = face_frame(faces, size=160, seed=i)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_config(tmp_path: Path, source: str, port: int | None, extra: str = "") -> Path:
+    http = f"[http]\nenabled = true\nport = {port}\n" if port else "[http]\nenabled = false\n"
+    text = (f"[model]\nmanifest = '{MANIFEST}'\n[detector]\ncascade = '{CASCADE}'\n"
+            f"[source]\nuri = '{source}'\nreopen_min_seconds = 0.2\nreopen_max_seconds = 0.5\n"
+            f"[events]\npath = '{tmp_path / 'events.jsonl'}'\n{http}"
+            f"[daemon]\nstall_seconds = 2.0\n{extra}")
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    return path
+
+
+class Daemon:
+    def __init__(self, config: Path, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+        self.stdout = tmp_path / "stdout.txt"
+        self.stderr = tmp_path / "stderr.txt"
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)], cwd=ROOT,
+                                        stdout=self.stdout.open("w"), stderr=self.stderr.open("w"), env=full_env)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+    def log(self) -> str:
+        return self.stderr.read_text()
+
+
+@pytest.fixture
+def daemons() -> Any:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.stop(signal.SIGKILL, timeout=5)
+
+
+def events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_video_end_to_end_with_http_reload_and_sigterm(face_video: Path, tmp_path: Path, daemons: list) -> None:
+    port = free_port()
+    config = write_config(tmp_path, str(face_video), port, "")
+    config.write_text(config.read_text().replace(f"uri = '{face_video}'", f"uri = '{face_video}'\nloop = true"))
+    daemon = Daemon(config, tmp_path)
+    daemons.append(daemon)
+    wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="/healthz 200")
+    health = json.loads(http_get(port, "/healthz")[1])
+    assert health["status"] == "ok"
+
+    labels = json.loads(MANIFEST.read_text())["labels"]
+    status, body = http_get(port, "/latest")
+    latest = json.loads(body)
+    assert status == 200 and len(latest["faces"]) == 2
+    assert all(face["label"] in labels and "id" in face for face in latest["faces"])
+
+    metrics = http_get(port, "/metrics")[1]
+    frames = [line for line in metrics.splitlines() if line.startswith("fer_edge_frames_total ")]
+    assert frames and float(frames[0].split()[1]) > 0
+    assert 'fer_edge_stage_ms{stage="classify",quantile="0.5"}' in metrics
+
+    # SIGHUP: a changed config is picked up without restarting the process
+    config.write_text(config.read_text().replace("[daemon]", "[tracker]\ndetect_every = 2\n[daemon]"))
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded config" in daemon.log(), what="reload")
+    wait_for(lambda: "fer_edge_config_reloads_total 1" in http_get(port, "/metrics")[1], what="reload metric")
+    # a broken config on SIGHUP keeps the old one running
+    config.write_text(config.read_text() + "\n[bogus]\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload failed" in daemon.log(), what="reload failure logged")
+    assert http_get(port, "/healthz")[0] == 200
+
+    assert daemon.stop(signal.SIGTERM) == 0
+    written = events(tmp_path / "events.jsonl")  # every line parses: nothing torn
+    assert written and all(len(event["faces"]) >= 1 for event in written)
+    assert "summary:" in daemon.stdout.read_text()
+
+
+def test_a_finite_video_is_processed_frame_by_frame_then_exits(face_video: Path, tmp_path: Path,
+                                                                daemons: list) -> None:
+    daemon = Daemon(write_config(tmp_path, str(face_video), None), tmp_path)
+    daemons.append(daemon)
+    assert daemon.process.wait(timeout=60) == 0
+    summary = daemon.stdout.read_text()
+    assert "40 frames" in summary and "0 dropped" in summary and "end of stream" in summary
+    assert len(events(tmp_path / "events.jsonl")) >= 30
+
+
+def test_sigint_stops_cleanly(face_video: Path, tmp_path: Path, daemons: list) -> None:
+    port = free_port()
+    config = write_config(tmp_path, str(face_video), port)
+    config.write_text(config.read_text().replace(f"uri = '{face_video}'", f"uri = '{face_video}'\nloop = true"))
+    daemon = Daemon(config, tmp_path)
+    daemons.append(daemon)
+    wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="/healthz 200")
+    assert daemon.stop(signal.SIGINT) == 0
+
+
+PICAMERA_SHIM = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from tests.fake_picamera2 import make_module
+
+_base = make_module()
+GONE = {gone!r}
+
+
+class Picamera2(_base.Picamera2):
+    '''Unplugged while the GONE file exists: opening and capturing both fail.'''
+
+    def __init__(self, camera_num=0):
+        if os.path.exists(GONE):
+            raise RuntimeError("camera not found")
+        super().__init__(camera_num)
+
+    def capture_request(self, *args, **kwargs):
+        time.sleep(0.03)
+        if os.path.exists(GONE):
+            raise RuntimeError("camera timed out")
+        return super().capture_request(*args, **kwargs)
+"""
+
+
+def test_camera_that_vanishes_is_reopened_while_health_is_degraded(tmp_path: Path, daemons: list) -> None:
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    gone = tmp_path / "camera-gone"
+    (shim / "picamera2.py").write_text(PICAMERA_SHIM.format(root=str(ROOT), gone=str(gone)))
+    port = free_port()
+    daemon = Daemon(write_config(tmp_path, "picamera2", port), tmp_path,
+                    env={"PYTHONPATH": f"{shim}{os.pathsep}{ROOT}"})
+    daemons.append(daemon)
+    wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="healthy camera")
+
+    gone.touch()
+    wait_for(lambda: http_get(port, "/healthz")[0] == 503, what="degraded health")
+    report = json.loads(http_get(port, "/healthz")[1])
+    assert report["status"] == "degraded" and "camera" in report["reason"] + daemon.log()
+    time.sleep(1.0)  # several failed reopen attempts: the process must survive them
+    assert daemon.process.poll() is None
+
+    gone.unlink()
+    wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="recovered camera")
+    metrics = http_get(port, "/metrics")[1]
+    reopens = [line for line in metrics.splitlines() if line.startswith("fer_edge_source_reopens_total ")]
+    assert float(reopens[0].split()[1]) >= 1
+    assert daemon.stop() == 0
+
+
+def test_full_disk_for_the_event_log_degrades_health_but_keeps_running(face_video: Path, tmp_path: Path,
+                                                                       daemons: list) -> None:
+    port = free_port()
+    config = write_config(tmp_path, str(face_video), port)
+    text = config.read_text().replace(f"path = '{tmp_path / 'events.jsonl'}'", "path = '/dev/full'")
+    config.write_text(text.replace(f"uri = '{face_video}'", f"uri = '{face_video}'\nloop = true"))
+    daemon = Daemon(config, tmp_path)
+    daemons.append(daemon)
+    def degraded_by_log() -> bool:
+        status, body = http_get(port, "/healthz")
+        return status == 503 and "event log" in json.loads(body)["reason"]
+
+    wait_for(degraded_by_log, what="degraded by the event log")
+    assert "fer_edge_event_write_errors_total" in http_get(port, "/metrics")[1]
+    assert daemon.process.poll() is None
+    assert daemon.stop() == 0
+
+
+def test_existing_events_survive_a_restart(face_video: Path, tmp_path: Path, daemons: list) -> None:
+    log = tmp_path / "events.jsonl"
+    log.write_text('{"earlier":"event"}\n')
+    daemon = Daemon(write_config(tmp_path, str(face_video), None), tmp_path)
+    daemons.append(daemon)
+    assert daemon.process.wait(timeout=60) == 0
+    lines = log.read_text().splitlines()
+    assert lines[0] == '{"earlier":"event"}' and len(lines) > 1
+
+
+@pytest.mark.parametrize("problem", ["missing video", "bad config", "missing model"])
+def test_start_up_errors_are_one_line_and_exit_2(problem: str, tmp_path: Path, face_video: Path) -> None:
+    source = str(tmp_path / "nope.mp4") if problem == "missing video" else str(face_video)
+    config = write_config(tmp_path, source, None)
+    if problem == "bad config":
+        config.write_text(config.read_text() + "[source]\nwidht = 3\n")
+    if problem == "missing model":
+        config.write_text(config.read_text().replace(str(MANIFEST), str(tmp_path / "none.json")))
+    result = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(config)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("fer-edge: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+
+
+def test_events_reach_mqtt_and_survive_a_broker_that_starts_late(face_video: Path, tmp_path: Path,
+                                                                 daemons: list) -> None:
+    from tests.mqtt_broker import MosquittoBroker, Subscriber, require_mosquitto
+
+    require_mosquitto()
+    broker_port, http_port = free_port(), free_port()
+    config = write_config(tmp_path, str(face_video), http_port,
+                          f"[mqtt]\nenabled = true\nport = {broker_port}\ntopic_prefix = 'cam1'\nkeepalive = 5\n")
+    config.write_text(config.read_text().replace(f"uri = '{face_video}'", f"uri = '{face_video}'\nloop = true"))
+    daemon = Daemon(config, tmp_path)
+    daemons.append(daemon)
+    # broker down: the daemon runs, health stays ok, events still land in the JSON Lines file
+    wait_for(lambda: http_get(http_port, "/healthz")[0] == 200, what="healthy without a broker")
+    wait_for(lambda: (tmp_path / "events.jsonl").stat().st_size > 0, what="events while the broker is down")
+    assert json.loads(http_get(http_port, "/healthz")[1])["mqtt_connected"] is False
+
+    with MosquittoBroker(broker_port) as _broker, Subscriber("127.0.0.1", broker_port, "cam1/#") as subscriber:
+        subscriber.wait_for("cam1/availability", "online", timeout=20)
+        message = subscriber.wait_for("cam1/events", timeout=10)
+        event = json.loads(message.payload)
+        assert event["faces"] and event["faces"][0]["label"] in json.loads(MANIFEST.read_text())["labels"]
+        assert daemon.stop() == 0
+        subscriber.wait_for("cam1/availability", "offline", timeout=10)

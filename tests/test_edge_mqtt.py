@@ -1,0 +1,207 @@
+"""MqttPublisher against a real mosquitto: availability, events, broker outages, last will."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.errors import ConfigError, EdgeError
+from edge.mqtt import MqttPublisher
+from tests.mqtt_broker import (  # noqa: F401 - fixtures are used by name
+    MosquittoBroker,
+    Subscriber,
+    free_port,
+    mqtt_broker,
+    subscribe,
+    wait_until,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+AVAILABILITY = "fer-edge/availability"
+EVENTS = "fer-edge/events"
+
+
+@pytest.fixture
+def make_publisher() -> Iterator[Callable[..., MqttPublisher]]:
+    """Publishers with fast backoff, always stopped at teardown so no paho thread outlives a test."""
+    made: list[MqttPublisher] = []
+
+    def make(host: str, port: int, **kwargs: object) -> MqttPublisher:
+        kwargs = {"min_backoff": 0.2, "max_backoff": 1.0, **kwargs}
+        publisher = MqttPublisher(host, port, **kwargs)  # type: ignore[arg-type]
+        made.append(publisher)
+        return publisher
+
+    yield make
+    for publisher in made:
+        publisher.stop()
+
+
+def test_connects_announces_online_retained_and_publishes_events_as_json(
+        mqtt_broker: tuple[str, int], subscribe: Callable[[str], Subscriber],
+        make_publisher: Callable[..., MqttPublisher]) -> None:
+    publisher = make_publisher(*mqtt_broker)
+    publisher.start()
+    assert publisher.wait_connected(5.0)
+
+    # Subscribing after the fact still sees "online": it is retained.
+    watcher = subscribe("fer-edge/#")
+    online = watcher.wait_for(AVAILABILITY, "online")
+    assert online.retain
+
+    assert publisher.publish_event({"emotion": "happy", "score": 0.9, "face": [1, 2, 3, 4]})
+    event = watcher.wait_for(EVENTS)
+    assert json.loads(event.payload) == {"emotion": "happy", "score": 0.9, "face": [1, 2, 3, 4]}
+    assert not event.retain
+    assert (publisher.published, publisher.dropped, publisher.connects) == (1, 0, 1)
+
+
+def test_publish_sends_strings_verbatim_and_dicts_as_compact_json_under_the_prefix(
+        mqtt_broker: tuple[str, int], subscribe: Callable[[str], Subscriber],
+        make_publisher: Callable[..., MqttPublisher]) -> None:
+    publisher = make_publisher(*mqtt_broker, topic_prefix="lab/pi1/")
+    publisher.start()
+    assert publisher.wait_connected(5.0)
+    watcher = subscribe("lab/pi1/#")
+
+    assert publisher.publish("status", "warming up")
+    assert publisher.publish("stats", {"fps": 9.5}, retain=True)
+    assert watcher.wait_for("lab/pi1/status").payload == "warming up"
+    assert watcher.wait_for("lab/pi1/stats").payload == '{"fps":9.5}'
+    assert watcher.wait_for("lab/pi1/availability").payload == "online"
+
+
+def test_broker_down_at_start_drops_events_then_connects_when_the_broker_appears(
+        make_publisher: Callable[..., MqttPublisher]) -> None:
+    port = free_port()  # nothing listens here yet
+    publisher = make_publisher("127.0.0.1", port)
+    publisher.start()  # neither blocks nor raises
+
+    assert not publisher.connected
+    assert publisher.publish_event({"emotion": "sad"}) is False
+    assert (publisher.published, publisher.dropped) == (0, 1)
+    assert wait_until(lambda: publisher.last_error is not None, timeout=2.0)
+
+    with MosquittoBroker(port) as broker, Subscriber(broker.host, broker.port, "fer-edge/#") as watcher:
+        # Backoff is capped at 1 s, so the next attempt comes within about a second.
+        assert publisher.wait_connected(4.0)
+        watcher.wait_for(AVAILABILITY, "online")
+        assert publisher.publish_event({"emotion": "surprise"})
+        assert json.loads(watcher.wait_for(EVENTS).payload) == {"emotion": "surprise"}
+        assert (publisher.published, publisher.dropped) == (1, 1)
+
+
+def test_reconnects_after_the_broker_restarts_and_announces_online_again(
+        make_publisher: Callable[..., MqttPublisher]) -> None:
+    port = free_port()
+    publisher = make_publisher("127.0.0.1", port)
+    with MosquittoBroker(port):
+        publisher.start()
+        assert publisher.wait_connected(5.0)
+
+    # Broker gone: the publisher notices and drops instead of queueing.
+    assert wait_until(lambda: not publisher.connected, timeout=3.0)
+    assert publisher.publish_event({"emotion": "fear"}) is False
+    assert publisher.dropped == 1
+
+    with MosquittoBroker(port) as broker, Subscriber(broker.host, broker.port, "fer-edge/#") as watcher:
+        assert publisher.wait_connected(4.0)
+        # The new broker has no retained state: "online" must come from the reconnect itself.
+        watcher.wait_for(AVAILABILITY, "online")
+        assert publisher.connects == 2
+
+
+def test_clean_stop_publishes_offline_retained_and_is_idempotent(
+        mqtt_broker: tuple[str, int], subscribe: Callable[[str], Subscriber],
+        make_publisher: Callable[..., MqttPublisher]) -> None:
+    publisher = make_publisher(*mqtt_broker)
+    publisher.start()
+    assert publisher.wait_connected(5.0)
+    watcher = subscribe(AVAILABILITY)
+    watcher.wait_for(AVAILABILITY, "online")
+
+    publisher.stop()
+    watcher.wait_for(AVAILABILITY, "offline")
+    assert not publisher.connected
+    publisher.stop()  # second stop is a no-op
+
+    # "offline" is retained: a dashboard that connects later still learns the Pi is gone.
+    late = subscribe(AVAILABILITY)
+    assert late.wait_for(AVAILABILITY, "offline").retain
+    # And a stopped publisher only drops.
+    assert publisher.publish_event({"emotion": "neutral"}) is False
+    with pytest.raises(EdgeError, match="stopped"):
+        publisher.start()
+
+
+def test_last_will_announces_offline_when_the_process_is_killed(
+        mqtt_broker: tuple[str, int], subscribe: Callable[[str], Subscriber]) -> None:
+    """SIGKILL gives no chance to say goodbye; the broker's last will must say it instead."""
+    keepalive = 2
+    host, port = mqtt_broker
+    watcher = subscribe(AVAILABILITY)
+    script = (
+        "import sys, time\n"
+        "from edge.mqtt import MqttPublisher\n"
+        f"p = MqttPublisher({host!r}, {port}, client_id='will-test', keepalive={keepalive})\n"
+        "p.start()\n"
+        "print('connected' if p.wait_connected(5.0) else 'timeout', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # readline is bounded: the child prints within its own 5 s wait, or exits (EOF).
+        assert child.stdout is not None and child.stdout.readline().strip() == "connected"
+        watcher.wait_for(AVAILABILITY, "online")
+        child.send_signal(signal.SIGKILL)
+        offline = watcher.wait_for(AVAILABILITY, "offline", timeout=keepalive * 1.5 + 1.0)
+        assert offline.payload == "offline"
+    finally:
+        child.kill()
+        child.wait(timeout=5.0)
+        if child.stdout:
+            child.stdout.close()
+        if child.stderr:
+            child.stderr.close()
+
+
+def test_rejects_wildcard_subtopics() -> None:
+    publisher = MqttPublisher("127.0.0.1", free_port())
+    for bad in ("", "a/+", "#", "/events"):
+        with pytest.raises(ValueError):
+            publisher.publish(bad, "x")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"host": ""},
+    {"port": 0},
+    {"qos": 3},
+    {"topic_prefix": "fer/#"},
+    {"keepalive": 0},
+    {"min_backoff": 5.0, "max_backoff": 1.0},
+])
+def test_rejects_impossible_settings_up_front(kwargs: dict[str, object]) -> None:
+    settings: dict[str, object] = {"host": "127.0.0.1", **kwargs}
+    with pytest.raises(ConfigError):
+        MqttPublisher(**settings)  # type: ignore[arg-type]
+
+
+def test_missing_mosquitto_skips_locally_but_fails_when_ci_requires_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.mqtt_broker as broker_module
+
+    monkeypatch.setattr(broker_module, "mosquitto_binary", lambda: None)
+    monkeypatch.delenv("FER_REQUIRE_MOSQUITTO", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="mosquitto not installed"):
+        broker_module.require_mosquitto()
+    monkeypatch.setenv("FER_REQUIRE_MOSQUITTO", "1")
+    with pytest.raises(pytest.fail.Exception, match="FER_REQUIRE_MOSQUITTO=1"):
+        broker_module.require_mosquitto()
