@@ -28,8 +28,19 @@ demo: install-edge
 	rm -f runs/demo/events.jsonl
 	$(PY) -m edge run --config edge/configs/demo.toml
 
-test: install
+# The edge tests run twice: with everything installed, and in a venv holding only `.[edge]`
+# (what a Pi gets) plus the test tools, which proves edge/ needs no tensorflow.
+EDGE_VENV ?= .venv-edge
+$(EDGE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/pip install -q --upgrade pip
+	$(EDGE_VENV)/bin/pip install -q -e ".[edge,mqtt]" pytest
+	touch $@
+
+test: install $(EDGE_VENV)/.installed
 	$(PY) -m pytest -q -ra
+	$(EDGE_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None)"
+	$(EDGE_VENV)/bin/python -m pytest -q -ra -p no:cacheprovider tests/test_edge_*.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(EDGE_VENV)

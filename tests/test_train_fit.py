@@ -72,3 +72,19 @@ def test_evaluate_rejects_a_non_model(tmp_path: Path, sample_dir: Path, capsys: 
     fake.write_text("hello")
     assert main(["evaluate", str(fake), "--data", str(sample_dir)]) == 2
     assert "not a readable Keras model" in capsys.readouterr().err
+
+
+def test_ship_writes_model_card_with_measured_figures(sample_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(sample_dir, 2), run, verbose=0)
+    out = tmp_path / "models"
+    assert main(["ship", str(run), "--out", str(out), "--name", "tiny", "--data", str(sample_dir)]) == 0
+    card = json.loads((out / "tiny.card.json").read_text())
+    assert main(["evaluate", str(out / "tiny.keras"), "--data", str(sample_dir), "--split", "test"]) == 0
+    printed = capsys.readouterr().out
+    assert f"accuracy  {card['evaluation']['accuracy']:.4f}" in printed  # the card's figure, re-measured
+    assert card["training"]["epochs_done"] == 2 and card["parameters"] > 0
+    assert "fer-train ship" in (out / "tiny.card.md").read_text()
+    assert (out / "tiny_eval" / "confusion_matrix.png").is_file()
+    assert main(["ship", str(tmp_path / "nothing"), "--out", str(out)]) == 2

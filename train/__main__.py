@@ -24,7 +24,7 @@ def _train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-train",
         description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv). "
-        "Subcommand: 'fer-train evaluate MODEL' (see 'fer-train evaluate --help').",
+        "Subcommands: 'fer-train evaluate MODEL', 'fer-train ship RUN_DIR' (see their --help).",
     )
     parser.add_argument("--config", help="TOML config file (see train/configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -52,6 +52,21 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _ship_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-train ship",
+        description="Copy a run's best model into models/ and write its model card (figures measured here).",
+    )
+    parser.add_argument("run_dir", type=Path, help="training run directory")
+    parser.add_argument("--out", type=Path, default=Path("models"))
+    parser.add_argument("--name", default="fer_vgg")
+    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--config-path", default="train/configs/shipped.toml",
+                        help="config file named in the card's reproduce commands")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
             report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta)
             print(format_report(report))
+            return ExitStatus.OK
+        if argv and argv[0] == "ship":
+            args = _ship_parser().parse_args(argv[1:])
+            from train.model_card import ship_run
+
+            card = ship_run(args.run_dir, args.out, args.name, args.data, args.split, args.config_path)
+            print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
+                  f"card {args.out / (args.name + '.card.md')}")
             return ExitStatus.OK
         args = _train_parser().parse_args(argv)
         overrides = list(args.overrides)
