@@ -18,13 +18,18 @@ MIN_IMAGES = 16
 WARN_IMAGES = 300
 
 
-def load_calibration(data: str | Path, count: int = 500, seed: int = 0, split: str = "train") -> np.ndarray:
-    """(N, 48, 48) uint8 faces drawn evenly across classes from ``split`` of ``data``."""
+def load_calibration(data: str | Path, count: int = 500, seed: int = 0, split: str = "train",
+                     labels: tuple[str, ...] | None = None) -> np.ndarray:
+    """(N, 48, 48) uint8 faces drawn evenly across classes from ``split`` of ``data``.
+
+    ``labels`` are the model's (default FER2013's), so a model trained on its own classes is
+    calibrated on its own data set.
+    """
     from train.data import load_dataset
     from train.errors import DataError
 
     try:
-        dataset = load_dataset(data, split)
+        dataset = load_dataset(data, split) if labels is None else load_dataset(data, split, labels)
     except DataError as exc:
         raise ConvertError(f"calibration data: {exc}") from None
     rng = np.random.default_rng(seed)

@@ -24,9 +24,9 @@ from convert.formats import FORMATS, ONNX_OPSET, export_onnx, export_onnx_int8, 
 from convert.verify import VerifyResult, verify
 from edge.manifest import Artifact, Manifest, Preprocessing, sha256_file, write_manifest
 from edge.quant import TensorSpec
+from train.labels import DEFAULT_CROP_MARGIN
 
 log = logging.getLogger("fer-convert")
-DEFAULT_CROP_MARGIN = 0.02  # Haar's box is ~0.96x FER2013's crop: 2% per side restores it
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class ConvertOptions:
     crop_margin: float = DEFAULT_CROP_MARGIN
     max_drop: float = 1.0
     opset: int = ONNX_OPSET
+    flip_tta: bool = False
 
 
 def library_versions() -> dict[str, str]:
@@ -119,11 +120,16 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     except TrainError as exc:
         raise ConvertError(str(exc)) from None
     height, width, channels = _check_image_model(model, model_path)
+    parameters = int(model.count_params())
+    if options.flip_tta:
+        from convert.tta import with_flip_tta
+
+        model = with_flip_tta(model)
     labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels)
     name = options.name or model_path.stem
     calibration = None
     if any(f in options.formats for f in ("int8", "onnx_int8")):
-        calibration = load_calibration(options.calibration_data, options.calibration_count)
+        calibration = load_calibration(options.calibration_data, options.calibration_count, labels=labels)
 
     stage = Path(tempfile.mkdtemp(prefix=".convert-", dir=options.out_dir))
     try:
@@ -156,7 +162,8 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         info = {
             "created": created,
             "source_model": {"path": os.path.relpath(model_path.resolve(), options.out_dir.resolve()),
-                             "sha256": sha256_file(model_path), "parameters": int(model.count_params())},
+                             "sha256": sha256_file(model_path), "parameters": parameters},
+            "test_time_augmentation": "hflip" if options.flip_tta else "none",
             "calibration": {"data": str(options.calibration_data), "split": "train",
                             "images": 0 if calibration is None else int(len(calibration))},
             "converter": library_versions(),

@@ -56,7 +56,7 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
     from train.evaluate import score
 
     try:
-        dataset = load_dataset(data, split)
+        dataset = load_dataset(data, split, manifest.labels)
     except DataError as exc:
         raise ConvertError(f"verification data: {exc}") from None
     if dataset.labels != manifest.labels:

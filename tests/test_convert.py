@@ -144,3 +144,26 @@ def test_non_image_model_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_missing_manifest_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "does not exist" in _run_bad(["verify", str(tmp_path / "manifest.json")], capsys)
+
+
+def test_flip_tta_is_baked_into_the_artifacts(tiny_model: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import SAMPLE
+    from train.data import load_dataset
+    from train.evaluate import load_keras_model
+
+    out = tmp_path / "tta"
+    assert main([str(tiny_model), "--out", str(out), "--formats", "int8,float32,onnx", "--flip-tta",
+                 "--calibration-data", str(SAMPLE), "--verify-data", str(SAMPLE)]) == 0
+    faces = load_dataset(SAMPLE, "test").images[::10]
+    model = load_keras_model(tiny_model)
+    batch = faces[..., None].astype(np.float32)
+    expected = (model.predict(batch, verbose=0) + model.predict(batch[:, :, ::-1], verbose=0)) / 2
+    for name in ("float32", "onnx"):
+        with Classifier(out, name) as classifier:
+            assert np.abs(classifier.predict(faces) - expected).max() < 1e-5, name
+    assert load_manifest(out).info["test_time_augmentation"] == "hflip"
+    capsys.readouterr()
+    assert main(["verify", str(out), "--data", str(SAMPLE), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["artifacts"]["float32"]["agreement_with_keras"] == 1.0
