@@ -77,8 +77,8 @@ def crop_face(gray: np.ndarray, box: Box, size: tuple[int, int] = (48, 48), marg
 class FaceDetector:
     """Haar cascade on a downscaled grey frame; boxes come back in full-frame coordinates."""
 
-    def __init__(self, cascade: str | Path, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 min_size: int = 40, detect_width: int = 320, max_faces: int = 8) -> None:
+    def __init__(self, cascade: str | Path, scale_factor: float = 1.15, min_neighbors: int = 4,
+                 min_size: int = 48, detect_width: int = 320, max_faces: int = 8) -> None:
         import cv2
 
         path = Path(cascade)

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model no
 
 def test_detect_prints_faces_with_labels_from_the_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = json.loads(MANIFEST.read_text())
-    paths = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[0] for label in ("happy", "surprise")]
+    # two sample faces the shipped detector settings find side by side (Haar misses some faces)
+    paths = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[index] for label, index in (("happy", 0), ("surprise", 2))]
     frame, boxes = face_frame(paths, size=160)
     image = tmp_path / "two_faces.jpg"
     cv2.imwrite(str(image), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])

@@ -31,16 +31,15 @@ def test_crop_at_the_border_is_padded_not_shifted() -> None:
 
 
 def test_haar_finds_fer_faces_in_a_640x480_frame() -> None:
+    """All 70 bundled test faces at three sizes; the default settings found 71% when chosen."""
     detector = FaceDetector(CASCADE)
     found, total = 0, 0
-    for label in ("happy", "surprise", "neutral", "sad"):
-        for path in sorted((SAMPLE / "test" / label).glob("*.jpg"))[:5]:
-            frame, [truth] = face_frame([path], size=160)
-            boxes = detector.detect(to_gray(frame))
+    for i, path in enumerate(sorted((SAMPLE / "test").glob("*/*.jpg"))):
+        for size in (100, 160, 220):
+            frame, [truth] = face_frame([path], size=size, seed=i)
             total += 1
-            if any(box.iou(Box(*truth)) > 0.5 for box in boxes):
-                found += 1
-    assert found / total >= 0.6, f"Haar found {found}/{total} faces"
+            found += any(box.iou(Box(*truth)) >= 0.5 for box in detector.detect(to_gray(frame)))
+    assert found / total >= 0.65, f"Haar found {found}/{total} faces"
 
 
 def test_boxes_map_back_from_a_smaller_detection_plane() -> None:

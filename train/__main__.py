@@ -1,4 +1,4 @@
-"""``fer-train``: train a model (default), or ``fer-train evaluate`` one.
+"""``fer-train``: train a model (default), ``fer-train evaluate`` or ``ship`` one, or ``report`` on a data set.
 
 Parsing only; the work is in ``training.train`` and ``evaluate.evaluate``, and library
 exceptions become one-line messages with exit code 2 here.
@@ -23,15 +23,19 @@ class ExitStatus(IntEnum):
 def _train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-train",
-        description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv). "
-        "Subcommands: 'fer-train evaluate MODEL', 'fer-train ship RUN_DIR' (see their --help).",
+        description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv) or on your "
+        "own folder-per-class data or CSV (--labels auto). Subcommands: 'fer-train evaluate MODEL', "
+        "'fer-train ship RUN_DIR', 'fer-train report DATA' (see their --help).",
     )
     parser.add_argument("--config", help="TOML config file (see train/configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one config key, e.g. --set train.epochs=5 (repeatable)")
     parser.add_argument("--data", help="shortcut for --set data.dir=PATH")
     parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
-    parser.add_argument("--arch", help="shortcut for --set model.arch=NAME (vgg, tiny)")
+    parser.add_argument("--arch", help="shortcut for --set model.arch=NAME (vgg, tiny, mobilenetv2, efficientnetb0)")
+    parser.add_argument("--labels", help="shortcut for --set data.labels=... (fer2013, auto, or a,b,c in output order)")
+    parser.add_argument("--weights", help="shortcut for --set model.weights=PATH: the ImageNet weights file "
+                        "(include_top=False) keras.applications would download; nothing is downloaded")
     parser.add_argument("--out", required=True, type=Path, help="run directory (created)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -49,6 +53,26 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="train, test (default) or private (csv only)")
     parser.add_argument("--out", type=Path, help="folder for metrics.json and confusion_matrix.png/.json")
     parser.add_argument("--tta", action="store_true", help="average predictions with horizontally flipped faces")
+    parser.add_argument("--labels", help="the model's labels (fer2013, auto or a,b,c; default: its run's "
+                        "dataset.json beside the model, else fer2013)")
+    return parser
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-train report",
+        description="A data report: class counts, sample grids per class, image size and brightness "
+        "histograms, exact and near duplicates within and across splits (Markdown + PNG).",
+    )
+    parser.add_argument("data", help="a folder, zip or CSV, as for training")
+    parser.add_argument("--out", type=Path, help="output folder (default: report/ in the current folder)")
+    parser.add_argument("--labels", default="detect",
+                        help="fer2013, auto or a,b,c (default: fer2013 when every class is a FER2013 class, else auto)")
+    parser.add_argument("--test-fraction", type=float, default=None,
+                        help="for data without a test split (default: the trainer's, 0.1)")
+    parser.add_argument("--near-distance", type=int, default=2,
+                        help="largest Hamming distance between 64-bit dHashes that counts as a near duplicate (default 2: "
+                        "on FER2013, 1-2 are the same photo re-cropped or re-watermarked; at 4 about half are different faces)")
     return parser
 
 
@@ -77,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             args = _evaluate_parser().parse_args(argv[1:])
             from train.evaluate import evaluate_model, format_report
 
-            report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta)
+            report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta, labels=args.labels)
             print(format_report(report))
             return ExitStatus.OK
         if argv and argv[0] == "ship":
@@ -88,9 +112,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
                   f"card {args.out / (args.name + '.card.md')}")
             return ExitStatus.OK
+        if argv and argv[0] == "report":
+            args = _report_parser().parse_args(argv[1:])
+            from train.report import write_report
+
+            out = args.out or Path("report")
+            summary = write_report(args.data, out, labels=args.labels, test_fraction=args.test_fraction,
+                                   near_distance=args.near_distance)
+            print(summary)
+            return ExitStatus.OK
         args = _train_parser().parse_args(argv)
         overrides = list(args.overrides)
-        for key, value in (("data.dir", args.data), ("train.epochs", args.epochs), ("model.arch", args.arch)):
+        for key, value in (("data.dir", args.data), ("train.epochs", args.epochs), ("model.arch", args.arch),
+                           ("data.labels", args.labels), ("model.weights", args.weights)):
             if value is not None:
                 overrides.append(f"{key}={value}")
         if args.print_config:

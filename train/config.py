@@ -22,14 +22,26 @@ class DataConfig:
     split: str = "train"
     val_fraction: float = 0.1
     limit: int = 0  # use at most this many training images (0 = all); for smoke runs
+    labels: str = "fer2013"  # fer2013 (fixed order), auto (sorted class names in the data) or "a,b,c"
+    test_fraction: float = 0.1  # held out per class when the data has no test split (not for fer2013)
+    crop_faces: bool = False  # crop the largest Haar face (the edge's detector) before the 48x48 conversion
+    no_face: str = "keep"  # with crop_faces, an image without a face is kept whole or skipped (counted)
+    csv_label_column: str = ""  # empty: emotion, label, class or expression
+    csv_pixels_column: str = ""  # empty: pixels
+    csv_path_column: str = ""  # empty: path, file, filename, image or image_path (relative to the CSV)
+    csv_split_column: str = ""  # empty: Usage or split; without one a test split is generated
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "vgg"  # vgg (shipped, ~1.2M params) or tiny (tests)
+    arch: str = "vgg"  # vgg (shipped, ~1.2M params), tiny (tests), or a backbone: mobilenetv2, efficientnetb0
     width: int = 32
     dropout: float = 0.1  # after each conv block
     head_dropout: float = 0.3
+    input_size: int = 96  # backbones only: the 48x48 face is upscaled to this inside the model
+    alpha: float = 1.0  # mobilenetv2 only: width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+    weights: str = ""  # backbones only: ImageNet weights file without top (.h5); empty = from scratch
+    freeze_backbone: bool = False  # train only the head (the backbone as a fixed feature extractor)
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,9 @@ class Config:
         return "\n".join(lines)
 
 
-ARCHS = ("vgg", "tiny")
+ARCHS = ("vgg", "tiny", "mobilenetv2", "efficientnetb0")
+BACKBONES = ("mobilenetv2", "efficientnetb0")
+MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -135,8 +149,21 @@ def build_config(raw: dict[str, Any]) -> Config:
 
 
 def validate(config: Config) -> None:
+    from train.face_crop import NO_FACE_ACTIONS
+    from train.labels import parse_label_spec
+
+    parse_label_spec(config.data.labels)
     checks = [
         (0.0 <= config.data.val_fraction < 0.5, "data.val_fraction must be in [0, 0.5)"),
+        (0.0 <= config.data.test_fraction < 0.5, "data.test_fraction must be in [0, 0.5)"),
+        (config.data.no_face in NO_FACE_ACTIONS, f"data.no_face must be one of {', '.join(NO_FACE_ACTIONS)}"),
+        (32 <= config.model.input_size <= 512, "model.input_size must be in [32, 512]"),
+        (config.model.alpha in MOBILENET_ALPHAS,
+         f"model.alpha must be one of {', '.join(map(str, MOBILENET_ALPHAS))}"),
+        (not config.model.weights or config.model.arch in BACKBONES,
+         f"model.weights needs a backbone arch ({', '.join(BACKBONES)})"),
+        (not config.model.freeze_backbone or config.model.arch in BACKBONES,
+         f"model.freeze_backbone needs a backbone arch ({', '.join(BACKBONES)})"),
         (config.data.limit >= 0, "data.limit must be >= 0"),
         (config.model.arch in ARCHS, f"model.arch must be one of {', '.join(ARCHS)}"),
         (config.model.width >= 4, "model.width must be >= 4"),

@@ -1,7 +1,11 @@
-"""Load FER2013 from any of the three forms users have: Kaggle folders, Kaggle's zip, fer2013.csv.
+"""Load a labelled face data set: FER2013 in its three forms (Kaggle folders, Kaggle's zip,
+fer2013.csv), or the user's own folder-per-class data, zip or CSV with its own classes.
 
-Everything is turned into 48x48 uint8 greyscale arrays with integer labels in one fixed order,
-so the rest of training never cares which form the data came in.
+Everything is turned into 48x48 uint8 greyscale arrays with integer labels in one order, so the
+rest of training never cares which form the data came in. FER2013's fixed label order is the
+default and keeps the original loaders exactly (the shipped run resumes on this code); the
+``auto`` and explicit label modes go through ``layout``, which checks the classes and generates
+a test split when the data has none.
 """
 
 from __future__ import annotations
@@ -9,14 +13,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from train.errors import DataError
-from train.labels import FER2013_LABELS, IMAGE_SIZE
+from train.labels import FER2013_LABELS, IMAGE_SIZE, LabelSpec, is_fer2013, parse_label_spec
+from train.layout import DEFAULT_TEST_FRACTION, SPLIT_SEED
+
+if TYPE_CHECKING:  # the CSV module is imported where it is used
+    from train.csv_data import CsvColumns
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 CSV_USAGE = {"train": "Training", "test": "PublicTest", "private": "PrivateTest"}
@@ -30,6 +38,8 @@ class Dataset:
     targets: np.ndarray
     labels: tuple[str, ...]
     source: str
+    sizes: np.ndarray | None = None  # (N, 2) height and width before conversion, for the data report
+    info: Mapping[str, Any] = field(default_factory=dict)  # how it was made: generated split, face cropping
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -47,7 +57,8 @@ class Dataset:
         return digest.hexdigest()
 
     def subset(self, index: np.ndarray) -> "Dataset":
-        return Dataset(self.images[index], self.targets[index], self.labels, self.source)
+        sizes = None if self.sizes is None else self.sizes[index]
+        return Dataset(self.images[index], self.targets[index], self.labels, self.source, sizes, self.info)
 
 
 def to_face_array(image: np.ndarray) -> np.ndarray:
@@ -65,14 +76,40 @@ def to_face_array(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
+def read_image(data: bytes, name: str) -> np.ndarray:
+    """An encoded image file at full size, as stored (grey, BGR or BGRA)."""
     import cv2
 
     buffer = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
     if image is None:
         raise DataError(f"cannot decode image {name}: corrupt or not an image")
-    return to_face_array(image)
+    return image
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    return to_face_array(read_image(data, name))
+
+
+Decode = Callable[[bytes, str], "np.ndarray | None"]
+
+
+class ImageDecoder:
+    """Decodes to 48x48 grey like ``decode_image``, remembering each image's original size and
+    optionally cropping the face first (``face_crop.FaceCropper``); None means "skip this image"."""
+
+    def __init__(self, cropper: Callable[[np.ndarray], np.ndarray | None] | None = None) -> None:
+        self.cropper = cropper
+        self.sizes: list[tuple[int, int]] = []
+
+    def convert(self, image: np.ndarray) -> np.ndarray | None:
+        face = self.cropper(image) if self.cropper is not None else to_face_array(image)
+        if face is not None:
+            self.sizes.append((int(image.shape[0]), int(image.shape[1])))
+        return face
+
+    def __call__(self, data: bytes, name: str) -> np.ndarray | None:
+        return self.convert(read_image(data, name))
 
 
 def _check_labels(found: Iterable[str], where: str, labels: tuple[str, ...]) -> None:
@@ -91,7 +128,7 @@ def _stack(items: list[tuple[np.ndarray, int]], labels: tuple[str, ...], source:
     return Dataset(images, targets, labels, source)
 
 
-def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS) -> Dataset:
+def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS, decode: Decode = decode_image) -> Dataset:
     """A folder of ``<class>/<image>`` files (one split of Kaggle's layout)."""
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
@@ -104,7 +141,9 @@ def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS) -> Dataset
         target = labels.index(class_dir.name)
         for path in sorted(class_dir.iterdir()):
             if path.suffix.lower() in IMAGE_SUFFIXES:
-                items.append((decode_image(path.read_bytes(), str(path)), target))
+                image = decode(path.read_bytes(), str(path))
+                if image is not None:
+                    items.append((image, target))
     return _stack(items, labels, str(root))
 
 
@@ -120,7 +159,7 @@ def _zip_members(archive: zipfile.ZipFile, split: str) -> Iterator[tuple[zipfile
             yield info, parts[-2]
 
 
-def load_zip(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS) -> Dataset:
+def load_zip(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS, decode: Decode = decode_image) -> Dataset:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -130,10 +169,11 @@ def load_zip(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS) -
         if not members:
             raise DataError(f"zip {path} has no '{split}/<class>/' images")
         _check_labels((name for _, name in members), f"{path}:{split}/", labels)
-        items = [
-            (decode_image(archive.read(info), f"{path}:{info.filename}"), labels.index(name))
+        decoded = [
+            (decode(archive.read(info), f"{path}:{info.filename}"), labels.index(name))
             for info, name in sorted(members, key=lambda m: m[0].filename)
         ]
+        items = [(image, target) for image, target in decoded if image is not None]
     return _stack(items, labels, f"{path}:{split}")
 
 
@@ -174,22 +214,110 @@ def load_csv(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS) -
     return _stack(items, labels, f"{path}:{usage}")
 
 
-def load_dataset(path: str | Path, split: str = "train", labels: tuple[str, ...] = FER2013_LABELS) -> Dataset:
-    """Load ``split`` from a Kaggle folder (root or the split itself), a zip, or fer2013.csv."""
+def _is_fer2013_csv(path: Path) -> bool:
+    try:
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except OSError:
+        return True  # let load_csv report it
+    return header is not None and [h.strip() for h in header[:3]] == ["emotion", "pixels", "Usage"]
+
+
+def load_dataset(path: str | Path, split: str = "train", labels: str | Sequence[str] = FER2013_LABELS, *,
+                 test_fraction: float = DEFAULT_TEST_FRACTION, split_seed: int = SPLIT_SEED,
+                 crop_faces: bool = False, no_face: str = "keep",
+                 csv_columns: "CsvColumns | None" = None) -> Dataset:
+    """Load ``split`` from a folder (split folders, a bare ``<class>/`` folder, or one split given
+    directly), a zip, or a CSV.
+
+    ``labels`` is ``"fer2013"`` (FER2013's fixed order, the default, loaded exactly as before),
+    ``"auto"`` (the sorted class names found) or the class names in output order. With your own
+    labels, data without a test split gets one: ``test_fraction`` of each class, chosen by
+    ``split_seed``. ``crop_faces`` crops the largest Haar face of each image first.
+    """
+    spec = parse_label_spec(labels)
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
+    cropper = None
+    if crop_faces:
+        from train.face_crop import FaceCropper
+
+        cropper = FaceCropper(no_face=no_face)
+    decoder = ImageDecoder(cropper)
+    default_csv = csv_columns is None or csv_columns == _default_columns()
+    dataset: Dataset | None = None
+    if is_fer2013(spec):
+        dataset = _load_fer2013(path, split, decoder, legacy_csv=default_csv and not crop_faces)
+    if dataset is None:
+        dataset = _load_tree(path, split, spec, decoder, test_fraction, split_seed, csv_columns)
+    info = dict(dataset.info)
+    if cropper is not None:
+        info["crop_faces"] = cropper.summary()
+    sizes = np.asarray(decoder.sizes, dtype=np.int64) if len(decoder.sizes) == len(dataset) else None
+    return Dataset(dataset.images, dataset.targets, dataset.labels, dataset.source, sizes, info)
+
+
+def _default_columns() -> "CsvColumns":
+    from train.csv_data import CsvColumns
+
+    return CsvColumns()
+
+
+def _load_fer2013(path: Path, split: str, decode: Decode, legacy_csv: bool) -> Dataset | None:
+    """FER2013's three forms, loaded as they always were; None for a CSV the legacy reader cannot take."""
     if path.is_file():
         if path.suffix.lower() == ".zip":
-            return load_zip(path, split, labels)
+            return load_zip(path, split, FER2013_LABELS, decode)
         if path.suffix.lower() == ".csv":
-            return load_csv(path, split, labels)
+            return load_csv(path, split) if legacy_csv and _is_fer2013_csv(path) else None
         raise DataError(f"{path}: expected a folder, a .zip or fer2013.csv")
     if (path / split).is_dir():
-        return load_folder(path / split, labels)
+        return load_folder(path / split, FER2013_LABELS, decode)
     if (path / "fer2013.csv").is_file():
-        return load_csv(path / "fer2013.csv", split, labels)
-    return load_folder(path, labels)
+        csv_path = path / "fer2013.csv"
+        return load_csv(csv_path, split) if legacy_csv and _is_fer2013_csv(csv_path) else None
+    return load_folder(path, FER2013_LABELS, decode)
+
+
+def _load_tree(path: Path, split: str, spec: LabelSpec, decoder: ImageDecoder, test_fraction: float,
+               split_seed: int, csv_columns: "CsvColumns | None") -> Dataset:
+    """Your own classes (or a FER2013-labelled CSV with other columns): list, check, choose the split, decode."""
+    from train.csv_data import CsvRow, csv_tree, row_image
+    from train.folders import ImageRef, folder_tree, zip_tree
+    from train.layout import check_not_empty, choose_split, resolve_labels
+
+    columns = csv_columns or _default_columns()
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".zip":
+            tree = zip_tree(path)
+        elif suffix == ".csv":
+            tree = csv_tree(path, spec, columns)
+        else:
+            raise DataError(f"{path}: expected a folder, a .zip or a .csv")
+    elif (path / "fer2013.csv").is_file() and not any(p.is_dir() for p in path.iterdir()):
+        path = path / "fer2013.csv"
+        tree = csv_tree(path, spec, columns)
+    else:
+        tree = folder_tree(path)
+    check_not_empty(tree, str(path))
+    labels = resolve_labels(tree, spec, str(path))
+    chosen, note = choose_split(tree, split, labels, str(path), test_fraction, split_seed,
+                                generate=not is_fer2013(spec))
+    items: list[tuple[np.ndarray, int]] = []
+    for item, target in chosen:
+        if isinstance(item, ImageRef):
+            image = decoder(item.read(), item.name)
+        else:
+            assert isinstance(item, CsvRow)
+            array, data = row_image(item)
+            image = decoder.convert(array) if array is not None else decoder(data or b"", item.where)
+        if image is not None:
+            items.append((image, target))
+    source = f"{path}:{split}" + (f" (generated, {test_fraction:g} of each class)" if note and split == "test" else "")
+    dataset = _stack(items, labels, source)
+    return Dataset(dataset.images, dataset.targets, labels, source, None, note)
 
 
 def stratified_split(targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -124,13 +124,33 @@ def predict_probs(model: Any, images: np.ndarray, tta: bool = False, batch_size:
     return np.asarray(probs, dtype=np.float64)
 
 
+def model_labels(model_path: Path, labels: Sequence[str] | str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The label spec to score ``model_path`` with, and the ``load_dataset`` options its run recorded.
+
+    ``labels`` (``--labels``) wins; else the run's dataset.json beside the model; else FER2013.
+    """
+    from train.labels import FER2013_LABELS, parse_label_spec
+    from train.run_info import read_dataset_info, recorded_options
+
+    info = read_dataset_info(model_path)
+    options = recorded_options(info)
+    if labels is not None:
+        return parse_label_spec(labels), options
+    recorded = info.get("labels")
+    if isinstance(recorded, list) and recorded:
+        return parse_label_spec(recorded), options
+    return FER2013_LABELS, options
+
+
 def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out: Path | None = None,
-                   tta: bool = False) -> Report:
-    dataset = load_dataset(data, split)
+                   tta: bool = False, labels: Sequence[str] | str | None = None) -> Report:
+    spec, options = model_labels(model_path, labels)
+    dataset = load_dataset(data, split, spec, **options)
     model = load_keras_model(model_path)
     num_outputs = int(model.output_shape[-1])
     if num_outputs != len(dataset.labels):
-        raise TrainError(f"{model_path} has {num_outputs} outputs but the data has {len(dataset.labels)} classes")
+        raise TrainError(f"{model_path} has {num_outputs} outputs but the data has {len(dataset.labels)} classes "
+                         f"({', '.join(dataset.labels)}); give the model's labels with --labels")
     probs = predict_probs(model, dataset.images, tta=tta)
     scores = score(dataset.targets, probs.argmax(axis=1), dataset.labels)
     report = Report(str(model_path), dataset.source, len(dataset), dataset.labels, scores["accuracy"],

@@ -55,7 +55,14 @@ def build_tiny(config: ModelConfig, num_classes: int) -> Any:
     return keras.Model(inputs, outputs, name="fer_tiny")
 
 
-BUILDERS = {"vgg": build_vgg, "tiny": build_tiny}
+def build_backbone(config: ModelConfig, num_classes: int) -> Any:
+    """A keras.applications backbone behind the same 48x48x1 raw-pixel input (see ``backbones``)."""
+    from train.backbones import build_backbone_model
+
+    return build_backbone_model(config, num_classes)
+
+
+BUILDERS = {"vgg": build_vgg, "tiny": build_tiny, "mobilenetv2": build_backbone, "efficientnetb0": build_backbone}
 
 
 def build_model(config: ModelConfig, num_classes: int) -> Any:

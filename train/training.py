@@ -148,12 +148,25 @@ def _learning_rate(keras: Any, config: Config, steps_per_epoch: int) -> Any:
 
 
 def prepare_data(config: Config) -> tuple[Dataset, Dataset]:
-    full = load_dataset(config.data.dir, config.data.split)
+    from train.run_info import load_options
+
+    full = load_dataset(config.data.dir, config.data.split, config.data.labels, **load_options(config.data))
     if config.data.limit and config.data.limit < len(full):
         rng = np.random.default_rng(config.train.seed)
         full = full.subset(np.sort(rng.choice(len(full), config.data.limit, replace=False)))
     train_index, val_index = stratified_split(full.targets, config.data.val_fraction, config.train.seed)
     return full.subset(train_index), full.subset(val_index)
+
+
+def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
+    """How the data was read, so evaluate, convert and the report load the same images the same way."""
+    import dataclasses
+
+    from train.run_info import load_options
+
+    options = load_options(config.data)
+    options["csv_columns"] = dataclasses.asdict(options["csv_columns"])
+    return {"label_mode": config.data.labels, "load_options": options, **dict(data.info)}
 
 
 def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | None = None) -> RunResult:
@@ -188,6 +201,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         "val_class_counts": val_data.class_counts(),
         "train_fingerprint": train_data.fingerprint(),
         "val_fingerprint": val_data.fingerprint(),
+        **_loading_record(config, train_data),
     }
     atomic_write_text(run_dir / "dataset.json", json.dumps(dataset_info, indent=2) + "\n")
 

@@ -1,0 +1,107 @@
+"""Transfer-learning backbones: user-supplied weights load (or fail in one line), nothing is downloaded,
+and the model keeps the 48x48x1 raw-pixel input the manifest and the device expect."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.config import ModelConfig, load_config
+from train.errors import ConfigError, TrainError
+
+pytestmark = pytest.mark.slow
+SMALL = ["model.arch=mobilenetv2", "model.alpha=0.35", "model.input_size=32"]
+
+
+def small_config(**changes: object) -> ModelConfig:
+    return dataclasses.replace(load_config(None, SMALL).model, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def legacy_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
+    """A from-scratch backbone's weights in the legacy .h5 format keras.applications' ImageNet files use."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from train.backbones import build_base
+
+    keras.utils.set_random_seed(7)
+    base = build_base(small_config())
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v2_weights_0.35_no_top.h5"
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, base)
+    return path, base.get_weights()
+
+
+def test_supplied_weights_are_loaded_behind_the_compact_cnn_input(
+        legacy_weights: tuple[Path, list[np.ndarray]]) -> None:
+    from train.models import build_model
+
+    path, expected = legacy_weights
+    model = build_model(small_config(weights=str(path)), 3)
+    assert tuple(model.input_shape) == (None, 48, 48, 1) and tuple(model.output_shape) == (None, 3)
+    base = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
+    loaded = base.get_weights()
+    assert len(loaded) == len(expected) and all(np.array_equal(a, b) for a, b in zip(loaded, expected))
+
+
+def test_weights_that_do_not_fit_are_one_line_errors(legacy_weights: tuple[Path, list[np.ndarray]],
+                                                     tmp_path: Path) -> None:
+    from train.backbones import build_base
+
+    path, _ = legacy_weights
+    with pytest.raises(TrainError, match=r"does not fit mobilenetv2 .*alpha 0.5.*Shape mismatch") as info:
+        build_base(small_config(alpha=0.5, weights=str(path)))
+    assert "\n" not in str(info.value)
+    with pytest.raises(TrainError, match="does not exist"):
+        build_base(small_config(weights=str(tmp_path / "absent.h5")))
+
+
+def test_cli_reports_a_bad_weights_file_in_one_line(sample_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from train.__main__ import main
+
+    text = tmp_path / "imagenet.h5"
+    text.write_text("<html>proxy error</html>")  # what a failed download often leaves behind
+    argv = ["--data", str(sample_dir), "--arch", "mobilenetv2", "--weights", str(text), "--set", "model.alpha=0.35",
+            "--set", "model.input_size=32", "--epochs", "1", "--set", "train.warmup_epochs=0", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-train: error: --weights") and "does not fit" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("model.weights=x.h5", "model.weights needs a backbone"),
+    ("model.alpha=0.6", "model.alpha must be one of"),
+])
+def test_backbone_config_is_validated(override: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(None, [override] if "weights" in override else [*SMALL, override])
+
+
+@pytest.mark.skipif(not os.environ.get("FER_BACKBONE_INT8"),
+                    reason="converting MobileNetV2 takes 20-45 s on 2 shared cores; set FER_BACKBONE_INT8=1")
+def test_backbone_converts_to_int8_and_runs_on_the_edge_classifier(tmp_path: Path) -> None:
+    from edge.backends import TFLiteBackend
+    from edge.quant import dequantize, quantize
+
+    from convert.formats import export_tflite
+    from train.models import build_model
+
+    model = build_model(small_config(), 3)
+    rng = np.random.default_rng(0)
+    calibration = rng.integers(0, 256, (32, 48, 48), dtype=np.uint8)
+    path = export_tflite(model, "int8", tmp_path / "mobilenet_int8.tflite", calibration)
+    backend = TFLiteBackend(path)
+    # uint8 in; the scale is ~1 (the converter takes the range after the in-graph resize), and the
+    # device quantizes with whatever the artifact says, exactly as here
+    assert backend.input_spec.dtype == "uint8" and 0.9 < backend.input_spec.scale <= 1.0
+    faces = calibration[:4, ..., None]
+    probs = dequantize(backend.run(quantize(faces, backend.input_spec)), backend.output_spec).reshape(4, -1)
+    reference = model.predict(faces.astype(np.float32), verbose=0)
+    assert probs.shape == (4, 3) and np.abs(probs - reference).max() < 0.05

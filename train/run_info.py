@@ -1,0 +1,58 @@
+"""What a trained model needs to be scored again: its labels and how its data was loaded.
+
+The run's ``dataset.json`` travels with the model (beside it in the run directory, or as
+``<name>.dataset.json`` after ``fer-train ship``), the same files ``fer-convert`` reads its
+labels from. Reading it here lets ``fer-train evaluate`` score a 3-class model on the same
+held-out images it was tested on, with no options.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from train.config import DataConfig
+from train.errors import TrainError
+
+
+def dataset_info_path(model_path: Path) -> Path | None:
+    """``dataset.json`` beside the model, else ``<stem>.dataset.json`` (the order fer-convert uses)."""
+    model_path = Path(model_path)
+    for candidate in (model_path.parent / "dataset.json", model_path.with_suffix(".dataset.json")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_dataset_info(model_path: Path) -> dict[str, Any]:
+    path = dataset_info_path(model_path)
+    if path is None:
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"{path} is not readable JSON: {exc}") from None
+    return info if isinstance(info, dict) else {}
+
+
+def load_options(data: DataConfig) -> dict[str, Any]:
+    """``load_dataset`` keyword arguments for a data config (everything but path, split and labels)."""
+    from train.csv_data import CsvColumns
+
+    return {"test_fraction": data.test_fraction, "crop_faces": data.crop_faces, "no_face": data.no_face,
+            "csv_columns": CsvColumns(data.csv_label_column, data.csv_pixels_column, data.csv_path_column,
+                                      data.csv_split_column)}
+
+
+def recorded_options(info: dict[str, Any]) -> dict[str, Any]:
+    """``load_options`` as recorded in a dataset.json (older runs record none: the defaults apply)."""
+    recorded = info.get("load_options")
+    if not isinstance(recorded, dict):
+        return {}
+    from train.csv_data import CsvColumns
+
+    options = {k: recorded[k] for k in ("test_fraction", "crop_faces", "no_face") if k in recorded}
+    if isinstance(recorded.get("csv_columns"), dict):
+        options["csv_columns"] = CsvColumns(**recorded["csv_columns"])
+    return options
