@@ -1,0 +1,296 @@
+"""``fer-bench``: run the benchmark, soak, compare with a reference, refresh the README table.
+
+    fer-bench [run] [--quick] [--artifacts int8,float32] [--threads 1,2] [--no-peer] [--out DIR]
+    fer-bench setup-peer                  # builds .venv-bench-fer with the PyPI `fer` package
+    fer-bench soak --frames 10000         # memory over a long run, merged into today's results
+    fer-bench compare RESULTS --reference benchmarks/reference/x86_64.csv
+    fer-bench reference RESULTS           # write benchmarks/reference/<device class>.csv
+    fer-bench readme RESULTS [--update README.md]
+    fer-bench report RESULTS_DIR          # re-render report.md and charts from results.json
+
+Parsing and exit codes only; errors become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_ROOT = ROOT / "benchmarks" / "results"
+SUBCOMMANDS = ("run", "setup-peer", "soak", "compare", "reference", "readme", "report")
+log = logging.getLogger("fer-bench")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got '{text}'")
+    return values
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    from benchmarks.accuracy import default_data
+    from benchmarks.frames import DEFAULT_CLIP
+
+    data, _ = default_data()
+    parser = argparse.ArgumentParser(prog="fer-bench", description="Accuracy and latency of every artifact, stage by "
+                                     "stage, against the `fer` package. Subcommands: " + ", ".join(SUBCOMMANDS) + ".")
+    parser.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
+    parser.add_argument("--data", type=Path, default=data,
+                        help="labelled faces (default: FER2013_DIR or ../shared/data/fer2013 if present, else the "
+                        "bundled sample; now %(default)s)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--artifacts", help="comma-separated (default: every artifact in the manifest)")
+    parser.add_argument("--threads", type=_ints, default=None, help="e.g. 1,2 (default: 1..cores)")
+    parser.add_argument("--batch", type=_ints, default=(1, 8), help="batch sizes for model latency (default: 1,8)")
+    parser.add_argument("--runs", type=int, help="minimum timed runs per configuration")
+    parser.add_argument("--min-time", type=float, help="minimum seconds per configuration")
+    parser.add_argument("--quick", action="store_true", help="tiny run counts: proves it works, figures unstable")
+    parser.add_argument("--frames", type=int, default=120, help="distinct clip frames to use (default: 120)")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with a ground-truth sidecar")
+    parser.add_argument("--limit-faces", type=int, default=0, help="score every k-th face, at most N (0: all)")
+    parser.add_argument("--no-keras", action="store_true", help="float reference from the float32 artifact")
+    parser.add_argument("--no-peer", action="store_true", help="skip the `fer` package comparison")
+    parser.add_argument("--setup-peer", action="store_true", help="build the peer venv first if needed")
+    parser.add_argument("--peer-python", type=Path, help="python of a venv with `fer` (default: .venv-bench-fer)")
+    parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<host>-<date>)")
+    parser.add_argument("--write-reference", nargs="?", const="", metavar="CSV",
+                        help="also write the reference CSV (default: benchmarks/reference/<device class>.csv)")
+    parser.add_argument("--readme", type=Path, metavar="README", help="replace the table between the README's "
+                        "<!-- fer-bench:start/end --> markers")
+    return parser
+
+
+def _default_out() -> Path:
+    from benchmarks.system import host_name, system_info
+
+    return RESULTS_ROOT / f"{host_name()}-{system_info()['date']}"
+
+
+def _write_latest(results: dict, out: Path) -> str:
+    """The README block, also kept as latest.md beside the run folders (not for --quick runs)."""
+    from benchmarks.report import readme_table
+
+    where = out.resolve()
+    table = readme_table(results, str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where))
+    if not results["config"].get("quick"):
+        (where.parent / "latest.md").write_text(table)
+    return table
+
+
+def cmd_run(argv: list[str]) -> int:
+    from benchmarks.report import update_readme, write_results
+    from benchmarks.runner import RunSettings, policies, run
+    from edge.manifest import load_manifest
+    from edge.errors import EdgeError
+
+    args = _run_parser().parse_args(argv)
+    try:
+        manifest = load_manifest(args.manifest)
+    except EdgeError as exc:
+        from benchmarks.errors import BenchError
+
+        raise BenchError(str(exc)) from None
+    artifacts = tuple(a.strip() for a in args.artifacts.split(",") if a.strip()) if args.artifacts else \
+        tuple(manifest.artifacts)
+    for name in artifacts:
+        manifest.artifact(name)  # unknown names fail here, before anything runs
+    from benchmarks.system import cores
+
+    threads = args.threads or tuple(range(1, cores() + 1))
+    model, pipeline, peer = policies(args.quick, args.runs, args.min_time, args.frames)
+    if args.setup_peer and not args.no_peer and args.peer_python is None:
+        from benchmarks.peer import setup_peer
+
+        setup_peer()
+    settings = RunSettings(manifest=args.manifest.resolve(), data=args.data, split=args.split, artifacts=artifacts,
+                           threads=threads, batches=args.batch, clip=args.clip, frames=args.frames, model_policy=model,
+                           pipeline_policy=pipeline, peer_policy=peer, peer=not args.no_peer,
+                           peer_python=args.peer_python, keras=not args.no_keras, limit_faces=args.limit_faces,
+                           quick=args.quick, command="fer-bench " + " ".join(argv))
+    results = run(settings)
+    out = args.out or _default_out()
+    if (out / "results.json").is_file():
+        from benchmarks.report import load_results
+
+        previous = load_results(out)
+        if previous.get("soak"):
+            results["soak"] = previous["soak"]  # a soak from the same day stays in the report
+    report = write_results(results, out)
+    print(f"fer-bench: wrote {report}")
+    table = _write_latest(results, out)
+    if args.write_reference is not None:
+        from benchmarks.reference import write_reference
+
+        print(f"fer-bench: wrote {write_reference(results, Path(args.write_reference) if args.write_reference else None)}")
+    if args.readme:
+        update_readme(args.readme, table)
+        print(f"fer-bench: updated {args.readme}")
+    for target in results["targets"]:
+        from benchmarks.targets import verdict
+
+        print(f"  {verdict(target['met']):>12}: {target['target']} — {target['measured']}")
+    return 0
+
+
+def cmd_soak(argv: list[str]) -> int:
+    from benchmarks.frames import DEFAULT_CLIP
+    from benchmarks.report import load_results, write_results
+    from benchmarks.soak import run_soak
+
+    parser = argparse.ArgumentParser(prog="fer-bench soak", description="RSS over a long pipeline run (clip looped).")
+    parser.add_argument("--frames", type=int, default=10_000)
+    parser.add_argument("--every", type=int, default=100, help="sample RSS every N frames")
+    parser.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
+    parser.add_argument("--artifact", default="int8")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--out", type=Path, help="results folder to add the soak to (default: today's)")
+    args = parser.parse_args(argv)
+    from edge.errors import EdgeError
+    from edge.manifest import check_artifact, load_manifest
+    from benchmarks.errors import BenchError
+
+    try:
+        check_artifact(load_manifest(args.manifest), args.artifact)
+    except EdgeError as exc:
+        raise BenchError(str(exc)) from None
+
+    def progress(frame: int, rss: float) -> None:
+        if frame % max(args.every, args.frames // 20 or 1) == 0:
+            log.info("soak: frame %d, RSS %.1f MB", frame, rss)
+
+    soak = run_soak(args.manifest, args.clip, args.frames, args.every, args.artifact, args.threads, progress)
+    out = args.out or _default_out()
+    out.mkdir(parents=True, exist_ok=True)
+    import json
+
+    (out / "soak.json").write_text(json.dumps(soak.to_dict(), indent=1) + "\n")
+    if (out / "results.json").is_file():
+        results = load_results(out)
+        results["soak"] = soak.to_dict()
+        write_results(results, out)
+        _write_latest(results, out)
+        print(f"fer-bench: added the soak to {out / 'report.md'}")
+    else:
+        print(f"fer-bench: wrote {out / 'soak.json'} (no results.json there to add it to)")
+    d = soak.to_dict()
+    print(f"  {d['frames']:,} frames in {d['seconds']:.0f} s: RSS {d['start_mb']:.1f} -> {d['end_mb']:.1f} MB "
+          f"(max {d['max_mb']:.1f}), fitted growth {d['growth_mb']:+.2f} MB, flat: {'yes' if d['flat'] else 'no'}")
+    return 0
+
+
+def cmd_compare(argv: list[str]) -> int:
+    from benchmarks.reference import REFERENCE_DIR, compare, read_reference
+    from benchmarks.report import load_results
+
+    parser = argparse.ArgumentParser(prog="fer-bench compare", description="Ratios of a run to a reference CSV.")
+    parser.add_argument("results", type=Path, help="results.json or its folder")
+    parser.add_argument("--reference", type=Path, help="reference CSV (default: the run's device class, else x86_64)")
+    args = parser.parse_args(argv)
+    results = load_results(args.results)
+    reference = args.reference
+    if reference is None:
+        reference = REFERENCE_DIR / f"{results['system']['device_class']}.csv"
+        if not reference.is_file():
+            reference = REFERENCE_DIR / "x86_64.csv"
+    _, table = compare(results, read_reference(reference))
+    print(table, end="")
+    return 0
+
+
+def cmd_reference(argv: list[str]) -> int:
+    from benchmarks.reference import write_reference
+    from benchmarks.report import load_results
+
+    parser = argparse.ArgumentParser(prog="fer-bench reference", description="Write a device-class reference CSV.")
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--out", type=Path, help="CSV (default: benchmarks/reference/<device class>.csv)")
+    parser.add_argument("--allow-quick", action="store_true")
+    args = parser.parse_args(argv)
+    print(f"fer-bench: wrote {write_reference(load_results(args.results), args.out, args.allow_quick)}")
+    return 0
+
+
+def cmd_readme(argv: list[str]) -> int:
+    from benchmarks.report import load_results, readme_table, update_readme
+
+    parser = argparse.ArgumentParser(prog="fer-bench readme", description="The README's table from a run.")
+    parser.add_argument("results", type=Path, nargs="?", help="results.json or folder (default: newest run)")
+    parser.add_argument("--update", type=Path, metavar="README", help="replace the table between the markers")
+    args = parser.parse_args(argv)
+    path = args.results
+    if path is None:
+        runs = sorted(RESULTS_ROOT.glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            from benchmarks.errors import BenchError
+
+            raise BenchError("no results under benchmarks/results/: run fer-bench first")
+        path = runs[-1]
+    where = Path(path).resolve()
+    table = readme_table(load_results(path), str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where))
+    if args.update:
+        update_readme(args.update, table)
+        print(f"fer-bench: updated {args.update}")
+    else:
+        print(table, end="")
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    from benchmarks.report import load_results, write_results
+
+    parser = argparse.ArgumentParser(prog="fer-bench report", description="Re-render report.md from results.json.")
+    parser.add_argument("results", type=Path, help="results folder")
+    args = parser.parse_args(argv)
+    folder = args.results if args.results.is_dir() else args.results.parent
+    results = load_results(args.results)
+    print(f"fer-bench: wrote {write_results(results, folder)}")
+    _write_latest(results, folder)
+    return 0
+
+
+def cmd_setup_peer(argv: list[str]) -> int:
+    from benchmarks.peer import DEFAULT_VENV, setup_peer
+
+    parser = argparse.ArgumentParser(prog="fer-bench setup-peer", description="Build the venv holding `fer`.")
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    args = parser.parse_args(argv)
+    print(f"fer-bench: peer python {setup_peer(args.venv, args.force)}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "setup-peer": cmd_setup_peer, "soak": cmd_soak, "compare": cmd_compare,
+            "reference": cmd_reference, "readme": cmd_readme, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.basicConfig(level=logging.INFO, format="fer-bench: %(message)s")
+    from benchmarks.errors import BenchError
+    from edge.errors import EdgeError
+
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    try:
+        return COMMANDS[command](argv)
+    except (BenchError, EdgeError) as exc:
+        print(f"fer-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # argparse: usage errors are 2, --help is 0
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    except KeyboardInterrupt:
+        print("fer-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Per-device-class reference CSVs (benchmarks/reference/<class>.csv) and comparing a run to one.
+
+A reference is written by the tool from a real run (never typed), one row per measured
+configuration, each marked with the device it was measured on. A run on another machine is
+compared row by row as ratios (this / reference), matched on kind, artifact, backend, threads
+and batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from benchmarks.errors import BenchError
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = ROOT / "benchmarks" / "reference"
+COLUMNS = ("device_class", "measured_on", "host", "date", "commit", "kind", "artifact", "backend", "threads", "batch",
+           "p50_ms", "p95_ms", "p99_ms", "iqr_ms", "runs", "ms_per_face", "gmacs_per_s", "fps", "cpu_ms_per_frame",
+           "load_ms", "peak_rss_mb", "top1", "macro_f1", "recall", "quick", "load_avg_start")
+KEY = ("kind", "artifact", "backend", "threads", "batch")
+
+
+def reference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    s = results["system"]
+    base = {"device_class": s["device_class"], "measured_on": s.get("device_model") or s["cpu"], "host": s["host"],
+            "date": s["date"], "commit": s.get("git_commit", ""), "quick": results["config"].get("quick", False),
+            "load_avg_start": (s.get("load_average_start") or [""])[0]}
+    acc = {m["name"]: m for m in (results.get("accuracy") or {}).get("models", [])}
+    rows = []
+    for r in results.get("model_latency", {}).get("rows", []):
+        st = r["stats"]
+        rows.append({**base, "kind": "model", "artifact": r["artifact"], "backend": r["backend"], "threads": r["threads"],
+                     "batch": r["batch"], "p50_ms": st["p50"], "p95_ms": st["p95"], "p99_ms": st["p99"],
+                     "iqr_ms": st["iqr"], "runs": st["runs"], "ms_per_face": r["per_face_ms"],
+                     "gmacs_per_s": r.get("gmacs_per_s"), "load_ms": r["load_ms"], "peak_rss_mb": r["peak_rss_mb"],
+                     "top1": acc.get(r["artifact"], {}).get("accuracy"),
+                     "macro_f1": acc.get(r["artifact"], {}).get("macro_f1")})
+    detection = results.get("pipeline", {}).get("detection", {})
+    for r in results.get("pipeline", {}).get("rows", []):
+        st = r["total"]
+        rows.append({**base, "kind": "pipeline", "artifact": r["artifact"], "backend": r["runtime"],
+                     "threads": r["threads"], "batch": "", "p50_ms": st["p50"], "p95_ms": st["p95"], "p99_ms": st["p99"],
+                     "iqr_ms": st["iqr"], "runs": st["runs"], "fps": r["fps"],
+                     "cpu_ms_per_frame": r["cpu_ms_per_frame"]["p50"],
+                     "recall": detection.get(r["artifact"], {}).get("recall")})
+    peer = results.get("peer") or {}
+    if peer.get("available") and peer.get("latency"):
+        st = peer["latency"]
+        fer_acc = next(iter(peer.get("accuracy") or []), {})
+        rows.append({**base, "kind": "peer", "artifact": peer["package"].replace(" ", "-"), "backend": "tensorflow",
+                     "threads": "", "batch": "", "p50_ms": st["p50"], "p95_ms": st["p95"], "p99_ms": st["p99"],
+                     "iqr_ms": st["iqr"], "runs": st["runs"], "fps": peer.get("fps"),
+                     "cpu_ms_per_frame": (peer.get("cpu_ms_per_frame") or {}).get("p50"), "load_ms": peer.get("load_ms"),
+                     "peak_rss_mb": peer.get("peak_rss_mb"), "top1": fer_acc.get("accuracy"),
+                     "macro_f1": fer_acc.get("macro_f1"), "recall": (peer.get("detection") or {}).get("recall")})
+    return rows
+
+
+def write_reference(results: dict[str, Any], path: Path | None = None, allow_quick: bool = False) -> Path:
+    if results["config"].get("quick") and not allow_quick:
+        raise BenchError("refusing to write a reference from a --quick run (its figures are not stable)")
+    path = Path(path) if path else REFERENCE_DIR / f"{results['system']['device_class']}.csv"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in reference_rows(results):
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k, "")) for k in COLUMNS})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(buffer.getvalue())
+    return path
+
+
+def read_reference(path: Path) -> list[dict[str, str]]:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise BenchError(f"reference {path} does not exist (write one with `fer-bench reference RESULTS`)") from None
+    except OSError as exc:
+        raise BenchError(f"cannot read reference {path}: {exc.strerror}") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or any(column not in rows[0] for column in KEY + ("p50_ms",)):
+        raise BenchError(f"{path} is not a fer-bench reference CSV")
+    return rows
+
+
+def _key(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row.get(k, "")) for k in KEY)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def compare(results: dict[str, Any], reference: list[dict[str, str]]) -> tuple[list[dict[str, Any]], str]:
+    """Rows present in both, with ratios this/reference; and a markdown table of them."""
+    ours = {_key(r): r for r in reference_rows(results)}
+    theirs = {_key(r): r for r in reference}
+    matched = []
+    for key in [k for k in theirs if k in ours]:
+        a, b = ours[key], theirs[key]
+        p50_a, p50_b = _float(a.get("p50_ms")), _float(b.get("p50_ms"))
+        top_a, top_b = _float(a.get("top1")), _float(b.get("top1"))
+        matched.append({"kind": key[0], "artifact": key[1], "backend": key[2], "threads": key[3], "batch": key[4],
+                        "reference_p50_ms": p50_b, "this_p50_ms": p50_a,
+                        "ratio": round(p50_a / p50_b, 3) if p50_a and p50_b else None,
+                        "top1_diff_points": round((top_a - top_b) * 100, 2) if top_a is not None and top_b is not None
+                        else None, "reference_on": b.get("measured_on", "")})
+    if not matched:
+        raise BenchError("no configuration of this run matches the reference (kind, artifact, backend, threads, batch)")
+    on = {m["reference_on"] for m in matched}
+    lines = [f"Reference measured on: {', '.join(sorted(on))}; this run: {results['system'].get('device_model') or results['system']['cpu']} "
+             f"({results['system']['host']}, {results['system']['date']}). ratio = this / reference (> 1: slower here).",
+             "", "| kind | artifact | backend | threads | batch | reference p50 ms | this p50 ms | ratio | top-1 diff (points) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m in matched:
+        ratio = "–" if m["ratio"] is None else f"{m['ratio']:.2f}"
+        diff = "–" if m["top1_diff_points"] is None else f"{m['top1_diff_points']:+.2f}"
+        lines.append(f"| {m['kind']} | {m['artifact']} | {m['backend']} | {m['threads']} | {m['batch']} | "
+                     f"{m['reference_p50_ms']:.3f} | {m['this_p50_ms']:.3f} | {ratio} | {diff} |")
+    return matched, "\n".join(lines) + "\n"

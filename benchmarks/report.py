@@ -1,0 +1,348 @@
+"""report.md, results.json and the charts of one run, all rendered from the results dict.
+
+Everything is rendered from results.json alone, so a report can be rebuilt (after a soak run is
+added, or by `fer-bench report DIR`) without measuring again, and every figure in it traces to
+a measured value in the JSON: nothing here computes a number that was not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from benchmarks.charts import write_charts
+from benchmarks.errors import BenchError
+from benchmarks.targets import judge, verdict, warm_mb
+
+STAGES = (("decode", "decode/capture"), ("convert", "grey conversion"), ("detect", "detection"),
+          ("crop", "crop and resize"), ("classify", "classification"), ("track", "tracking"))
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _stat(stats: dict[str, Any] | None) -> str:
+    """p50 with its IQR, the spread shown beside every median."""
+    return "–" if not stats else f"{_ms(stats['p50'])} ± {_ms(stats['iqr'] / 2)}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.2f} %"
+
+
+def _mb(n_bytes: int | None) -> str:
+    return "–" if not n_bytes else f"{n_bytes / 2 ** 20:.2f} MB"
+
+
+def _macs(value: int | None) -> str:
+    return "–" if not value else f"{value / 1e6:.1f} M"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _model_row(results: dict[str, Any], artifact: str, threads: int = 1, batch: int = 1) -> dict[str, Any] | None:
+    rows = results.get("model_latency", {}).get("rows", [])
+    preferred = [r for r in rows if r["artifact"] == artifact and r["threads"] == threads and r["batch"] == batch]
+    return preferred[0] if preferred else None
+
+
+def summary_table(results: dict[str, Any]) -> list[str]:
+    """The one table users choose an artifact from; also what the README carries."""
+    acc = {m["name"]: m for m in (results.get("accuracy") or {}).get("models", [])}
+    pipe = {r["artifact"]: r for r in results.get("pipeline", {}).get("rows", [])}
+    arts = results.get("manifest", {}).get("artifacts", {})
+    macs = results.get("model_latency", {}).get("macs_per_face", {})
+    batches = results.get("config", {}).get("batches", [1])
+    big = max(batches) if batches else 1
+    ref = (results.get("accuracy") or {}).get("reference") or "float"
+    header = ["model", "format", "size", "MACs/face", "top-1", "macro-F1", f"points lost vs {ref}",
+              f"top-1 agreement with {ref}", "model ms, batch 1, 1 thread (p50 ± IQR/2)",
+              f"ms/face at batch {big}", "load ms", "peak RSS MB", "pipeline ms/frame p50 (1 thread)", "pipeline fps"]
+    rows = []
+    if "keras" in acc:
+        m = acc["keras"]
+        rows.append(["Keras float (reference)", "keras", "–", "–", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", "–",
+                     "–", "–", "–", "–", "–", "–", "–"])
+    for name, art in arts.items():
+        m = acc.get(name)
+        one = _model_row(results, name)
+        many = _model_row(results, name, 1, big)
+        p = pipe.get(name)
+        lost = m.get("points_lost") if m else None
+        rows.append([name, art["format"] + (f" ({one['backend']})" if one else ""), _mb(art["bytes"]),
+                     _macs(macs.get(name)), f"{m['accuracy']:.4f}" if m else "–", f"{m['macro_f1']:.4f}" if m else "–",
+                     "–" if lost is None else f"{lost:+.2f}", _pct(m.get("agreement")) if m else "–",
+                     _stat(one["stats"]) if one else "–", _ms(many["per_face_ms"]) if many else "–",
+                     _ms(one["load_ms"]) if one else "–", f"{one['peak_rss_mb']:.0f}" if one else "–",
+                     _stat(p["total"]) if p else "–", f"{p['fps']:.1f}" if p else "–"])
+    peer = results.get("peer") or {}
+    if peer.get("available"):
+        for i, m in enumerate(peer.get("accuracy") or []):
+            lost = m.get("points_lost")
+            first = i == 0
+            rows.append([f"{m['name']} — {peer['package']}", "peer", "–", "–", f"{m['accuracy']:.4f}",
+                         f"{m['macro_f1']:.4f}", "–" if lost is None else f"{lost:+.2f}", _pct(m.get("agreement")),
+                         "–", _ms(peer["ms_per_face"].get(m["name"])), _ms(peer.get("load_ms")) if first else "–",
+                         f"{peer['peak_rss_mb']:.0f}" if first and peer.get("peak_rss_mb") else "–",
+                         _stat(peer.get("latency")) if first else "–",
+                         f"{peer['fps']:.1f}" if first and peer.get("fps") else "–"])
+    else:
+        rows.append(["fer (PyPI)", "peer", "–", "–", "not measured", "", "", "", "", "", "", "", "", ""])
+    return _table(header, rows)
+
+
+def targets_table(results: dict[str, Any]) -> list[str]:
+    return _table(["target", "result", "measured", "note"],
+                  [[t["target"], f"**{verdict(t['met'])}**", t["measured"], t.get("note", "")]
+                   for t in results.get("targets", [])])
+
+
+def _system(results: dict[str, Any]) -> list[str]:
+    s = results["system"]
+    versions = ", ".join(f"{k} {v}" for k, v in s.get("versions", {}).items())
+    load = s.get("load_average_start") or []
+    rows = [["host", s["host"]], ["date", s.get("time", s["date"])],
+            ["CPU", s["cpu"] + (f" ({s['device_model']})" if s.get("device_model") else "")],
+            ["device class", s["device_class"]], ["cores", str(s["cores"])], ["memory", f"{s.get('memory_mb', 0):.0f} MB"],
+            ["OS", s["os"]], ["Python", s["python"]], ["libraries", versions],
+            ["load average at start (1/5/15 min)", " / ".join(map(str, load)) or "–"],
+            ["load average at end", " / ".join(map(str, s.get("load_average_end") or [])) or "–"],
+            ["commit", s.get("git_commit") or "–"], ["duration", f"{s.get('duration_s', 0):.0f} s"]]
+    return _table(["", ""], rows)
+
+
+def _accuracy(results: dict[str, Any]) -> list[str]:
+    data = results.get("accuracy") or {}
+    if "models" not in data:
+        return [f"Not measured: {data.get('error', 'no data')}"]
+    lines = [f"Data: `{data['data']}` ({data['images']} faces). {data['reference_note']}.", ""]
+    models = list(data["models"]) + list((results.get("peer") or {}).get("accuracy", []))
+    header = ["class"] + [m["name"] for m in models]
+    rows = [[label] + [f"{m['per_class_f1'][label]:.3f}" for m in models] for label in data["labels"]]
+    rows.append(["**macro-F1**"] + [f"**{m['macro_f1']:.3f}**" for m in models])
+    rows.append(["**top-1**"] + [f"**{m['accuracy']:.3f}**" for m in models])
+    lines += ["Per-class F1:", ""] + _table(header, rows)
+    return lines
+
+
+def _models(results: dict[str, Any]) -> list[str]:
+    ml = results.get("model_latency", {})
+    peak = ml.get("cpu_peak_gmacs_per_s", {})
+    header = ["artifact", "backend", "threads", "batch", "p50 ms", "p95", "p99", "IQR", "min–max", "runs",
+              "ms/face", "GMAC/s", "share of fp32 GEMM peak", "load ms", "peak RSS MB", "model RSS MB"]
+    rows = []
+    for r in ml.get("rows", []):
+        s = r["stats"]
+        # Best GEMM rate at up to this many threads: a busy machine can make 2 threads slower than 1.
+        gemm = max((v for k, v in peak.items() if int(k) <= r["threads"]), default=None)
+        quantized = results.get("manifest", {}).get("artifacts", {}).get(r["artifact"], {}).get("input") in (
+            "uint8", "int8")
+        rows.append([r["artifact"], r["backend"], r["threads"], r["batch"], _ms(s["p50"]), _ms(s["p95"]), _ms(s["p99"]),
+                     _ms(s["iqr"]), f"{_ms(s['min'])}–{_ms(s['max'])}", s["runs"], _ms(r["per_face_ms"]),
+                     f"{r['gmacs_per_s']:.1f}" if r.get("gmacs_per_s") else "–",
+                     "– (int8)" if quantized else
+                     f"{r['gmacs_per_s'] / gemm * 100:.0f} %" if r.get("gmacs_per_s") and gemm else "–",
+                     _ms(r["load_ms"]), f"{r['peak_rss_mb']:.0f}", f"{r['model_rss_mb']:.0f}"])
+    lines = _table(header, rows)
+    if peak:
+        lines += ["", "CPU practical peak (fp32 matrix multiply through numpy's BLAS, measured in this run): "
+                  + ", ".join(f"{v:.1f} GMAC/s with {k} thread(s)" for k, v in peak.items())
+                  + ". The share is the float artifacts' GMAC/s over the best GEMM rate at up to that many threads; "
+                  "int8 kernels are not compared with it (VNNI/dot-product instructions do 4 int8 MACs per fp32 "
+                  "lane, so their peak is another number, not measured here)."]
+    skipped = ml.get("skipped", [])
+    if skipped:
+        lines += ["", "Not measured: " + "; ".join(
+            f"{s['artifact']}{'' if s['backend'] == '-' else ' on ' + s['backend']}: {s['reason']}" for s in skipped)
+            + "."]
+    lines += ["", "MACs per face are counted from each artifact's graph (conv, depthwise conv, dense/matmul). Model "
+              "latency is `backend.run` on an already quantized batch of real faces; each artifact and backend runs "
+              "in a fresh process, so load time and peak RSS are its own (model RSS = peak minus the RSS before "
+              "loading)."]
+    return lines
+
+
+def _pipeline(results: dict[str, Any]) -> list[str]:
+    p = results.get("pipeline", {})
+    rows_in = p.get("rows", [])
+    if not rows_in:
+        return ["Not measured."]
+    peer = results.get("peer") or {}
+    header = ["stage"] + [f"{r['artifact']} p50 ± IQR/2" for r in rows_in] + [f"{r['artifact']} p95" for r in rows_in]
+    rows = [[label] + [_stat(r["stages"][key]) for r in rows_in] + [_ms(r["stages"][key]["p95"]) for r in rows_in]
+            for key, label in STAGES]
+    rows.append(["**total** (frame in memory → faces)"] + [f"**{_stat(r['total'])}**" for r in rows_in]
+                + [_ms(r["total"]["p95"]) for r in rows_in])
+    rows.append(["total with decode"] + [_stat(r["total_with_decode"]) for r in rows_in]
+                + [_ms(r["total_with_decode"]["p95"]) for r in rows_in])
+    rows.append(["CPU ms per frame"] + [_stat(r["cpu_ms_per_frame"]) for r in rows_in]
+                + [_ms(r["cpu_ms_per_frame"]["p95"]) for r in rows_in])
+    rows.append(["frames per second"] + [f"{r['fps']:.1f}" for r in rows_in] + ["" for _ in rows_in])
+    rows.append(["frames timed / faces per frame"] + [f"{r['frames']} / {r['faces_per_frame']:.2f}" for r in rows_in]
+                + ["" for _ in rows_in])
+    lines = [f"Clip `{Path(p['clip']).name}`: {p['frames_distinct']} distinct {p['frame_size'][0]}x{p['frame_size'][1]} "
+             f"frames, looped; {p['threads']} inference thread; the daemon's default detector and tracker settings. "
+             "Stage times are `edge.Pipeline.process`'s own; decode is `cv2.VideoCapture` reading the file.", ""]
+    lines += _table(header, rows)
+    if peer.get("available") and peer.get("latency"):
+        lat, cpu = peer["latency"], peer.get("cpu_ms_per_frame")
+        lines += ["", f"`fer`'s `FER().detect_emotions(frame)` on the same frames: p50 {_stat(lat)} ms, p95 "
+                  f"{_ms(lat['p95'])}, p99 {_ms(lat['p99'])} ({lat['runs']} runs), CPU {_stat(cpu)} ms per frame, "
+                  f"{peer['fps']:.1f} fps."]
+    return lines
+
+
+def _detection(results: dict[str, Any]) -> list[str]:
+    det = results.get("pipeline", {}).get("detection", {})
+    main = results["config"]["target_artifact"]
+    peer = results.get("peer") or {}
+    entries = [(f"ours ({main})", det.get(main))]
+    if peer.get("available"):
+        entries.append((f"{peer['package']}", peer.get("detection")))
+    entries = [(n, d) for n, d in entries if d]
+    if not entries:
+        return ["Not measured (the clip has no ground-truth sidecar)."]
+    rows = [[n, d["frames"], d["truth"], d["detected"], d["true_positives"], f"{d['recall']:.3f}", f"{d['precision']:.3f}",
+             "–" if d["label_accuracy"] is None else f"{d['label_accuracy']:.3f}"] for n, d in entries]
+    return (["Ground truth: the clip's sidecar boxes; a detection counts when IoU >= 0.5 (greedy one-to-one "
+             "matching). Label accuracy is the emotion label's top-1 on matched faces (ours after the tracker's "
+             "smoothing, fer's per frame).", ""]
+            + _table(["detector", "frames", "faces", "detections", "matched", "recall", "precision", "label accuracy"],
+                     rows))
+
+
+def _peer(results: dict[str, Any]) -> list[str]:
+    peer = results.get("peer") or {}
+    if not peer.get("available"):
+        return [f"**Not measured**: {peer.get('reason') or 'peer not run'}. No figure for `fer` is shown."]
+    r = results.get("ratios") or {}
+    files = ", ".join(f"{k} ({_mb(v)})" for k, v in peer.get("model_files", {}).items())
+    versions = ", ".join(f"{k} {v}" for k, v in peer.get("versions", {}).items())
+    lines = [f"Package: {peer['package']} in its own venv ({versions}). Shipped model files: {files}.", "",
+             f"How: {peer['method']}", "",
+             f"Network connections attempted during the run: {len(peer.get('network_attempts', []))}"
+             + (f" ({', '.join(peer['network_attempts'])})" if peer.get("network_attempts") else
+                " (nothing is downloaded at run time)") + ".", ""]
+    if r:
+        lines += _table(["ratio (taken in this run)", "value"], [
+            [f"pipeline p50 latency, ours ({r['artifact']}) / fer's detect_emotions", f"{r['latency_p50_ours_over_fer']:.3f}"],
+            ["fer / ours (speed-up)", f"{r['speedup_fer_over_ours']:.1f}x"],
+            ["CPU ms per frame, ours / fer", "–" if r.get("cpu_ms_ours_over_fer") is None
+             else f"{r['cpu_ms_ours_over_fer']:.3f}"],
+            [f"top-1 points, ours ({r['artifact']}) − fer (TFLite)", "–" if "top1_points_ours_minus_fer" not in r
+             else f"{r['top1_points_ours_minus_fer']:+.2f}"],
+            ["macro-F1, ours − fer (TFLite)", "–" if "macro_f1_ours_minus_fer" not in r
+             else f"{r['macro_f1_ours_minus_fer']:+.4f}"]])
+    lines += ["", f"fer process: tensorflow import {peer.get('import_ms', 0) / 1000:.1f} s, `FER()` {_ms(peer.get('load_ms'))} ms, "
+              f"peak RSS {peer.get('peak_rss_mb') or 0:.0f} MB while timing detect_emotions (including "
+              f"{peer.get('frames_mb') or 0:.0f} MB of frames held in memory)."]
+    if peer.get("accuracy_errors"):
+        lines += ["", "fer models that failed: " + "; ".join(f"{k}: {v}" for k, v in peer["accuracy_errors"].items())]
+    lines += ["", "Caveat: fer's model comes pre-trained by its authors on FER2013; the package does not document "
+              "which images it trained or selected its model on, so its figures on a FER2013 split may be optimistic."]
+    return lines
+
+
+def _soak(results: dict[str, Any]) -> list[str]:
+    soak = results.get("soak")
+    if not soak:
+        return ["Not run. `fer-bench soak --frames 10000` runs it and adds it here."]
+    rows = [[f"{soak['frames']:,}", f"every {soak['every']}", f"{soak['start_mb']:.1f}", f"{warm_mb(soak):.1f}",
+             f"{soak['end_mb']:.1f}",
+             f"{soak['max_mb']:.1f}", f"{soak['slope_kb_per_1000_frames']:+.1f}", f"{soak['growth_mb']:+.2f}",
+             "yes" if soak["flat"] else "no", f"{soak['seconds']:.0f} s", _ms(soak["p50_ms"])]]
+    return ([f"`{soak['artifact']}`, {soak['threads']} thread, the demo clip looped (decode included). Flat = the line "
+             f"fitted to RSS after the first 10 % of frames grows less than {soak['flat_threshold_mb']:g} MB over the run.",
+             ""] + _table(["frames", "sampled", "RSS before first frame MB", "after warm-up MB", "end MB", "max MB",
+                           "slope kB/1000 frames",
+                           "fitted growth MB", "flat", "wall time", "p50 ms/frame"], rows))
+
+
+def render(results: dict[str, Any], charts: list[str], chart_note: str = "") -> str:
+    s = results["system"]
+    lines = [f"# fer-bench: {s['host']}, {s['date']}", "",
+             f"Model `{results['manifest']['name']}` from `{results['manifest']['path']}` (manifest created "
+             f"{results['manifest'].get('created') or '?'}). Generated by `{results['config'].get('command') or 'fer-bench'}`; "
+             "every figure below was measured in this run.", ""]
+    notes = list(results.get("notes", [])) + ([chart_note] if chart_note else [])
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    lines += ["## Summary", ""] + summary_table(results) + [""]
+    lines += ["## Targets", ""] + targets_table(results) + [""]
+    lines += ["## Accuracy", ""] + _accuracy(results) + [""]
+    lines += ["## Model latency", ""] + _models(results) + [""]
+    lines += ["## Pipeline latency per stage", ""] + _pipeline(results) + [""]
+    lines += ["## Face detection on the demo clip", ""] + _detection(results) + [""]
+    lines += ["## Peer: the `fer` package", ""] + _peer(results) + [""]
+    lines += ["## Memory soak", ""] + _soak(results) + [""]
+    lines += ["## System", ""] + _system(results) + [""]
+    if charts:
+        lines += ["## Charts", ""]
+        lines += [f"![{c}]({c})" for c in charts if not c.startswith("confusion_")]
+        confusion = [c for c in charts if c.startswith("confusion_")]
+        if confusion:
+            lines += ["", "Confusion matrices: " + ", ".join(f"[{c[10:-4]}]({c})" for c in confusion)]
+        lines += [""]
+    lines += ["Timings are p50 with ± half the interquartile range; p95/p99 and min–max in the detail tables. "
+              "Comparisons are ratios of figures taken in this one run.", ""]
+    return "\n".join(lines)
+
+
+def readme_table(results: dict[str, Any], source: str = "") -> str:
+    """The block the README carries: summary and targets of the latest run on this machine."""
+    s = results["system"]
+    head = (f"Measured by `fer-bench` on {s['host']} ({s['cpu']}, {s['cores']} cores) on {s['date']}"
+            + (f", load average {s['load_average_start'][0]:.2f} at start" if s.get("load_average_start") else "")
+            + f"{' — ' + source if source else ''}. Regenerate with `make bench`.")
+    return "\n".join([head, ""] + summary_table(results) + [""] + targets_table(results)) + "\n"
+
+
+def write_results(results: dict[str, Any], out: Path) -> Path:
+    """results.json first (the source of truth), then charts, then report.md; returns report.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    results["targets"] = judge(results)
+    tmp = out / ".results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(tmp, out / "results.json")
+    charts, note = write_charts(results, out)
+    report = out / "report.md"
+    report.write_text(render(results, charts, note))
+    return report
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BenchError(f"results file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"cannot read results {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != "fer-bench-results":
+        raise BenchError(f"{path} is not a fer-bench results.json")
+    return data
+
+
+def update_readme(readme: Path, block: str, start: str = "<!-- fer-bench:start -->",
+                  end: str = "<!-- fer-bench:end -->") -> None:
+    """Replace the text between the markers; the README must already have them."""
+    try:
+        text = readme.read_text()
+    except OSError as exc:
+        raise BenchError(f"cannot read {readme}: {exc.strerror}") from None
+    if start not in text or end not in text or text.index(start) > text.index(end):
+        raise BenchError(f"{readme} has no '{start}' ... '{end}' markers to put the table between")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{start}\n{block}{end}{after}")
