@@ -7,13 +7,13 @@ are resolved against the config file's folder, so a config and its models can mo
 from __future__ import annotations
 
 import dataclasses
-import json
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from edge.typed_config import coerce, to_toml
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -111,40 +111,11 @@ class EdgeConfig:
         return dataclasses.asdict(self)
 
     def to_toml(self) -> str:
-        lines: list[str] = []
-        for section, values in self.to_dict().items():
-            lines.append(f"[{section}]")
-            lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
-            lines.append("")
-        return "\n".join(lines)
+        return to_toml(self.to_dict())
 
 
 PATH_KEYS = {("model", "manifest"), ("detector", "cascade"), ("events", "path"), ("events", "images_dir")}
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def _coerce(value: Any, kind: str, where: str) -> Any:
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-    elif kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-    elif kind == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif kind == "str" and isinstance(value, (str, int)) and not isinstance(value, bool):
-        return str(value)
-    raise ConfigError(f"{where}: expected {kind}, got {value!r}")
 
 
 def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) -> Any:
@@ -152,7 +123,10 @@ def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) ->
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"unknown config key {name}.{unknown[0]} (known: {', '.join(known)})")
-    parsed = {k: _coerce(v, known[k], f"{name}.{k}") for k, v in values.items()}
+    try:
+        parsed = {k: coerce(v, known[k], f"{name}.{k}") for k, v in values.items()}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     for key in list(parsed):
         if base is not None and ((name, key) in PATH_KEYS or ((name, key) == ("source", "uri")
                                                               and _is_relative_path(parsed[key]))):

@@ -7,12 +7,12 @@ should fail in the first second.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edge.typed_config import coerce, to_toml
 from train.errors import ConfigError
 
 
@@ -79,12 +79,7 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_toml(self) -> str:
-        lines: list[str] = []
-        for section, values in self.to_dict().items():
-            lines.append(f"[{section}]")
-            lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
-            lines.append("")
-        return "\n".join(lines)
+        return to_toml(self.to_dict())
 
 
 ARCHS = ("vgg", "tiny", "mobilenetv2", "efficientnetb0")
@@ -94,40 +89,15 @@ CLASS_WEIGHTS = ("none", "sqrt", "balanced")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def _coerce(value: Any, kind: type, where: str) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
-
-
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"unknown config key {section}.{unknown[0]} (known: {', '.join(known)})")
-    kinds = {name: {"bool": bool, "int": int, "float": float, "str": str}[str(f.type)] for name, f in known.items()}
-    return cls(**{k: _coerce(v, kinds[k], f"{section}.{k}") for k, v in values.items()})
+    try:
+        return cls(**{k: coerce(v, str(known[k].type), f"{section}.{k}") for k, v in values.items()})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]

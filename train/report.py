@@ -96,7 +96,7 @@ def duplicate_figures(splits: dict[str, Dataset], near_distance: int) -> dict[st
         figures["across"][f"train/{name}"] = {
             f"{name}_images": int(len(members)),
             f"{name}_images_with_exact_copy_in_train": int(exact.sum()),
-            f"of_which_labelled_differently": int(conflicting.sum()),
+            "of_which_labelled_differently": int(conflicting.sum()),
             "near_pairs": int(crossing.sum()),
             f"{name}_images_with_near_copy_in_train_only": int(len(near_only)),
         }
