@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test install install-edge clean-venv
+.PHONY: demo test test-arm64 bench bench-soak install install-edge clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,24 @@ test: install $(EDGE_VENV)/.installed
 	$(PY) -m pytest -q -ra
 	$(EDGE_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None)"
 	$(EDGE_VENV)/bin/python -m pytest -q -ra -p no:cacheprovider tests/test_edge_*.py
+	# fer-bench end to end with edge dependencies only (tiny run counts: a smoke test, not a measurement)
+	$(EDGE_VENV)/bin/python -m benchmarks run --quick --no-peer --threads 1 --batch 1 --frames 3 \
+		--data tests/data/fer2013_sample --out runs/bench-edge-smoke
+
+# The Pi's own architecture and software, emulated: an arm64 Bookworm root (debootstrap, cached in
+# /var/cache/fer-edge-arm64), aarch64 wheels fetched on the host, install.sh inside the chroot, then the
+# installed daemon on the demo clip. Needs root and qemu-user-static, binfmt-support, debootstrap.
+test-arm64: $(EDGE_VENV)/.installed
+	FER_REQUIRE_ARM64=1 $(EDGE_VENV)/bin/python -m pytest -q -ra -p no:cacheprovider tests/test_deploy_arm64.py
+
+# The full benchmark for this machine: benchmarks/results/<host>-<date>/, the README table and
+# benchmarks/reference/<device>.csv. Builds .venv-bench-fer (the PyPI `fer` package) on first use.
+bench: install
+	$(PY) -m benchmarks run --setup-peer --write-reference --readme README.md
+
+# Memory over 10,000 frames of the demo clip; added to today's report.
+bench-soak: install
+	$(PY) -m benchmarks soak --frames 10000
 
 clean-venv:
 	rm -rf $(VENV) $(EDGE_VENV)

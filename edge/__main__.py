@@ -1,4 +1,5 @@
-"""``fer-edge``: ``detect`` images, ``run`` the camera daemon, ``validate-config``.
+"""``fer-edge``: ``detect`` images, ``run`` the camera daemon, ``validate-config``; ``bundle``, ``deploy``
+and ``flash-prepare`` put the daemon on a Raspberry Pi.
 
 Parsing and exit codes only; library errors become one line on stderr.
 """
@@ -49,6 +50,38 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--config", dest="config_flag", type=Path, help=argparse.SUPPRESS)
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     validate.add_argument("--print", action="store_true", help="print the resolved config")
+
+    shipping = argparse.ArgumentParser(add_help=False)
+    shipping.add_argument("--manifest", type=Path, help="model manifest (default: the shipped models/manifest.json)")
+    shipping.add_argument("--artifact", dest="artifacts", action="append", metavar="NAME",
+                          help="artifact to ship (repeatable; default int8; the first is the config's)")
+    shipping.add_argument("--config", type=Path, help="the edge.toml to ship as default (default: edge/configs/edge.toml)")
+    shipping.add_argument("--wheels", type=Path, metavar="DIR",
+                          help="add these wheels; the Pi then installs offline (pip --no-index)")
+
+    bundle = sub.add_parser("bundle", parents=[shipping], help="build the install tarball for a Raspberry Pi")
+    bundle.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder for the .tar.gz")
+
+    deploy = sub.add_parser("deploy", parents=[shipping], help="install on a Pi over SSH (bundle, copy, install.sh)")
+    deploy.add_argument("target", help="user@host (a non-root user needs sudo there)")
+    deploy.add_argument("--bundle", type=Path, help="a tarball from `fer-edge bundle` (default: build one now)")
+    deploy.add_argument("--port", type=int, help="SSH port")
+    deploy.add_argument("--identity", type=Path, help="SSH private key")
+    deploy.add_argument("--ssh-option", dest="ssh_options", action="append", default=[], metavar="OPT",
+                        help="extra ssh option, e.g. StrictHostKeyChecking=accept-new (repeatable; -o is implied)")
+    deploy.add_argument("--install-args", default="", metavar="ARGS",
+                        help="arguments for install.sh, e.g. '--with-mqtt' or '--prefix /tmp/x --no-systemd'")
+    deploy.add_argument("--sudo", choices=("auto", "yes", "no"), default="auto",
+                        help="run install.sh with sudo (auto: unless the user is root)")
+    deploy.add_argument("--dry-run", action="store_true", help="print what would run, change nothing")
+
+    flash = sub.add_parser("flash-prepare", parents=[shipping],
+                           help="make a freshly flashed SD card install the daemon on first boot")
+    flash.add_argument("bootfs", type=Path, help="the mounted boot partition (bootfs) of a Raspberry Pi OS card")
+    flash.add_argument("--bundle", type=Path, help="a tarball from `fer-edge bundle` (default: build one now)")
+    flash.add_argument("--mode", choices=("auto", "firstrun", "cloud-init", "both"), default="auto",
+                       help="auto: cloud-init when the card has user-data (Trixie, 2025+), else firstrun.sh")
+    flash.add_argument("--install-args", default="", metavar="ARGS", help="arguments for install.sh at first boot")
     return parser
 
 
@@ -111,6 +144,32 @@ def detect(args: argparse.Namespace) -> int:
     return ExitStatus.BAD_INPUT if failures else ExitStatus.OK
 
 
+def ship(args: argparse.Namespace) -> int:
+    """``bundle``, ``deploy`` and ``flash-prepare``: all three start from the same bundle options."""
+    options = {"manifest": args.manifest, "artifacts": args.artifacts, "config": args.config, "wheels": args.wheels}
+    if args.command == "bundle":
+        from edge.bundle import build_bundle
+
+        bundle = build_bundle(args.output, **options)
+        print(f"{bundle.path} ({bundle.bundle_id}, sha256 {bundle.sha256})")
+        print(f"on the Pi: tar -xzf {bundle.path.name} && sudo ./{bundle.name}/install.sh")
+        return ExitStatus.OK
+    if args.command == "deploy":
+        from edge.remote import SshTarget, deploy
+
+        target = SshTarget.parse(args.target, args.port, args.identity, args.ssh_options)
+        report = deploy(target, bundle=args.bundle, install_args=args.install_args, sudo=args.sudo,
+                        dry_run=args.dry_run, **options)
+        print(report, flush=True)
+        return ExitStatus.OK
+    from edge.flash import flash_prepare
+
+    for line in flash_prepare(args.bootfs, bundle=args.bundle, mode=args.mode, install_args=args.install_args,
+                              **options):
+        print(line)
+    return ExitStatus.OK
+
+
 def main(argv: list[str] | None = None) -> int:
     from edge.errors import EdgeError
 
@@ -136,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             return ExitStatus.OK
         if args.command == "detect":
             return detect(args)
+        if args.command in ("bundle", "deploy", "flash-prepare"):
+            return ship(args)
         from edge.daemon import run_daemon
 
         summary = run_daemon(args.config, _overrides(args))
