@@ -54,7 +54,9 @@ class TrackerSection:
     iou_threshold: float = 0.3
     max_age: int = 10  # frames a track survives without a detection
     smoothing: float = 0.5  # weight of the newest probabilities in the per-track moving average
-    detect_every: int = 1  # run the detector every N frames; tracks carry boxes in between
+    # the full-frame detector runs every N frames; in between, each tracked face is looked for again
+    # only around its last box (a fraction of the cost), so new faces appear within N frames
+    detect_every: int = 3
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,9 @@ def crop_face(gray: np.ndarray, box: Box, size: tuple[int, int] = (48, 48), marg
     return resize_face(gray[y0:y1, x0:x1], size, interpolation)
 
 
+NEAR_FACE_PIXELS = 48
+
+
 class FaceDetector:
     """Haar cascade on a downscaled grey frame; boxes come back in full-frame coordinates."""
 
@@ -100,19 +103,59 @@ class FaceDetector:
 
     def detect(self, gray: np.ndarray, frame_shape: tuple[int, int] | None = None) -> list[Box]:
         """Faces in ``gray``; ``frame_shape`` (h, w) when ``gray`` is a smaller plane (picamera2's lores)."""
-        import cv2
-
         frame_h, frame_w = frame_shape or gray.shape[:2]
         scale = min(1.0, self.detect_width / gray.shape[1])
-        small = gray if scale == 1.0 else cv2.resize(gray, (int(round(gray.shape[1] * scale)),
-                                                             int(round(gray.shape[0] * scale))),
-                                                     interpolation=cv2.INTER_AREA)
-        to_full_x = frame_w / small.shape[1]
-        to_full_y = frame_h / small.shape[0]
-        min_side = max(8, int(round(self.min_size / to_full_x)))
-        found = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(min_side, min_side))
+        found = self._detect_scaled(gray, scale, frame_w / gray.shape[1])
+        to_full_x, to_full_y = frame_w / gray.shape[1], frame_h / gray.shape[0]
         boxes = [Box(int(round(x * to_full_x)), int(round(y * to_full_y)), int(round(w * to_full_x)),
-                     int(round(h * to_full_y))) for (x, y, w, h) in (found if len(found) else [])]
+                     int(round(h * to_full_y))) for x, y, w, h in found]
         boxes.sort(key=lambda b: b.w * b.h, reverse=True)
         return boxes[: self.max_faces]
+
+    def detect_near(self, gray: np.ndarray, box: Box, frame_shape: tuple[int, int] | None = None,
+                    grow: float = 0.25, size_change: float = 1.3) -> Box | None:
+        """The face closest to ``box``: searched within the box grown by ``grow`` per side, at sizes
+        within ``size_change`` of it.
+
+        A tracked face moves and changes size little between frames, so searching a few scales in a
+        small window costs a fraction of a full-frame pass; that is what lets the pipeline refresh
+        every tracked face on every frame and run the full detector only every N frames.
+        """
+        frame_h, frame_w = frame_shape or gray.shape[:2]
+        sx, sy = gray.shape[1] / frame_w, gray.shape[0] / frame_h
+        dx, dy = box.w * grow, box.h * grow
+        x0, y0 = max(0, int((box.x - dx) * sx)), max(0, int((box.y - dy) * sy))
+        x1 = min(gray.shape[1], int(np.ceil((box.x + box.w + dx) * sx)))
+        y1 = min(gray.shape[0], int(np.ceil((box.y + box.h + dy) * sy)))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        # a known face needs no more than ~2x Haar's 24-px window to be found again
+        scale = min(1.0, self.detect_width / gray.shape[1], NEAR_FACE_PIXELS / max(1.0, box.w * sx))
+        side = box.w * sx * scale  # the face's size in the detector's pixels
+        found = self._detect_scaled(gray[y0:y1, x0:x1], scale, 1 / sx,
+                                    (int(side / size_change), int(np.ceil(side * size_change))))
+        candidates = [Box(int(round((x + x0) / sx)), int(round((y + y0) / sy)), int(round(w / sx)),
+                          int(round(h / sy))) for x, y, w, h in found]
+        best = max(candidates, key=box.iou, default=None)
+        return best if best is not None and best.iou(box) > 0 else None
+
+    def _detect_scaled(self, gray: np.ndarray, scale: float, frame_per_plane: float,
+                       sizes: tuple[int, int] | None = None) -> list[tuple[float, float, float, float]]:
+        """Haar on ``gray`` shrunk by ``scale``; boxes in ``gray``'s pixels. ``min_size`` is in frame pixels."""
+        import cv2
+
+        small = gray if scale == 1.0 else cv2.resize(
+            gray, (max(1, int(round(gray.shape[1] * scale))), max(1, int(round(gray.shape[0] * scale)))),
+            interpolation=cv2.INTER_AREA)
+        to_gray_x, to_gray_y = gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0]
+        min_side = max(8, int(round(self.min_size * scale / frame_per_plane)))
+        max_side = min(small.shape[:2])
+        if sizes is not None:
+            min_side, max_side = max(min_side, sizes[0]), min(max_side, sizes[1])
+        if max_side < min_side:
+            return []
+        found = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
+                                              minNeighbors=self.min_neighbors,
+                                              minSize=(min_side, min_side), maxSize=(max_side, max_side))
+        return [(x * to_gray_x, y * to_gray_y, w * to_gray_x, h * to_gray_y) for (x, y, w, h) in
+                (found if len(found) else [])]

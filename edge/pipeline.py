@@ -81,12 +81,17 @@ class Pipeline:
         gray = to_gray(image)
         t1 = time.perf_counter()
         timings["convert"] = (t1 - t0) * 1000
+        plane = detect_gray if detect_gray is not None else gray
         detect_now = self.tracker is None or index % self.detect_every == 0
         if detect_now:
-            plane = detect_gray if detect_gray is not None else gray
             boxes = self.detector.detect(plane, gray.shape[:2])
-        else:
-            boxes = self.tracker.live_boxes(index) if self.tracker else []
+        else:  # between full passes: look again only around the faces being tracked
+            assert self.tracker is not None
+            boxes = []
+            for known in self.tracker.live_boxes(index):
+                box = self.detector.detect_near(plane, known, gray.shape[:2])
+                if box is not None and all(box.iou(other) < 0.5 for other in boxes):
+                    boxes.append(box)
         t2 = time.perf_counter()
         timings["detect"] = (t2 - t1) * 1000
         batch = self.crops(gray, boxes)

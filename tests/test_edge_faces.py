@@ -70,3 +70,15 @@ def test_bad_cascade_is_a_clear_error(tmp_path) -> None:
     bad.write_text("<opencv_storage></opencv_storage>")
     with pytest.raises(EdgeError, match="could not be loaded"):
         FaceDetector(bad)
+
+
+def test_detect_near_refinds_a_moved_face_and_not_a_vanished_one() -> None:
+    path = sorted((SAMPLE / "test" / "happy").glob("*.jpg"))[0]
+    detector = FaceDetector(CASCADE)
+    frame, [(x, y, w, h)] = face_frame([path], size=160)
+    [first] = detector.detect(to_gray(frame))
+    moved = np.roll(frame, (6, 9), axis=(0, 1))  # the face drifts between frames
+    again = detector.detect_near(to_gray(moved), first)
+    assert again is not None and again.iou(Box(x + 9, y + 6, w, h)) > 0.6
+    empty, _ = face_frame([], size=160)
+    assert detector.detect_near(to_gray(empty), first) is None

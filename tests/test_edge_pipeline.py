@@ -1,0 +1,35 @@
+"""The pipeline between full detector passes: tracked faces are re-found, vanished ones are not reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.classifier import Classifier
+from edge.faces import FaceDetector
+from edge.pipeline import Pipeline
+from edge.tracker import IouTracker
+from tests.edge_helpers import CASCADE, MANIFEST, SAMPLE, face_frame
+
+pytestmark = pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")
+
+
+def test_faces_keep_their_ids_between_full_detections_and_leave_when_gone() -> None:
+    path = sorted((SAMPLE / "test" / "happy").glob("*.jpg"))[0]
+    pipeline = Pipeline(FaceDetector(CASCADE), Classifier(MANIFEST), IouTracker(max_age=10), detect_every=3)
+    results = []
+    for index in range(3):
+        frame, _ = face_frame([path], size=160 + 4 * index, seed=index)
+        results.append(pipeline.process(frame, index))
+    assert [r.detected for r in results] == [True, False, False]
+    assert all(len(r.faces) == 1 for r in results)
+    assert len({r.faces[0].track_id for r in results}) == 1
+    empty, _ = face_frame([], size=160)
+    gone = pipeline.process(empty, 4)  # not a full pass, and nothing is where the face was
+    assert not gone.detected and gone.faces == ()
+
+
+def test_every_frame_runs_the_full_detector_without_a_tracker() -> None:
+    path = sorted((SAMPLE / "test" / "happy").glob("*.jpg"))[0]
+    pipeline = Pipeline(FaceDetector(CASCADE), Classifier(MANIFEST), None, detect_every=3)
+    frame, _ = face_frame([path], size=160)
+    assert all(pipeline.process(frame, i).detected for i in range(3))
