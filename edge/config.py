@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
-from edge.typed_config import coerce, to_toml
+from edge.typed_config import build_section, to_toml
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -121,20 +121,20 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) -> Any:
-    known = {f.name: str(f.type) for f in fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown config key {name}.{unknown[0]} (known: {', '.join(known)})")
+    """The section, with the relative paths the file gave resolved against its folder."""
     try:
-        parsed = {k: coerce(v, known[k], f"{name}.{k}") for k, v in values.items()}
+        section = build_section(cls, values, name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    for key in list(parsed):
-        if base is not None and ((name, key) in PATH_KEYS or ((name, key) == ("source", "uri")
-                                                              and _is_relative_path(parsed[key]))):
-            path = Path(parsed[key]).expanduser()
-            parsed[key] = str(path if path.is_absolute() else (base / path))
-    return cls(**parsed)
+    if base is None:
+        return section
+    changes = {}
+    for key in values:
+        value = getattr(section, key)
+        if (name, key) in PATH_KEYS or ((name, key) == ("source", "uri") and _is_relative_path(value)):
+            path = Path(value).expanduser()
+            changes[key] = str(path if path.is_absolute() else base / path)
+    return dataclasses.replace(section, **changes)
 
 
 def _is_relative_path(uri: str) -> bool:

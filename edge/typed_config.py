@@ -7,6 +7,7 @@ Values from ``--set section.key=value`` arrive as strings, so each type accepts 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
 
@@ -42,3 +43,12 @@ def to_toml(sections: dict[str, dict[str, Any]]) -> str:
         lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
         lines.append("")
     return "\n".join(lines)
+
+
+def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
+    """An instance of the dataclass ``cls`` from a TOML table; ValueError for unknown keys or wrong types."""
+    known = {f.name: str(f.type) for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown config key {section}.{unknown[0]} (known: {', '.join(known)})")
+    return cls(**{k: coerce(v, known[k], f"{section}.{k}") for k, v in values.items()})

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edge.typed_config import coerce, to_toml
+from edge.typed_config import build_section, to_toml
 from train.errors import ConfigError
 
 
@@ -90,12 +90,8 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown config key {section}.{unknown[0]} (known: {', '.join(known)})")
     try:
-        return cls(**{k: coerce(v, str(known[k].type), f"{section}.{k}") for k, v in values.items()})
+        return build_section(cls, values, section)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
