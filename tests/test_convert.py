@@ -167,3 +167,14 @@ def test_flip_tta_is_baked_into_the_artifacts(tiny_model: Path, tmp_path: Path,
     assert main(["verify", str(out), "--data", str(SAMPLE), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["artifacts"]["float32"]["agreement_with_keras"] == 1.0
+
+
+def test_int8_losing_more_than_max_drop_fails_loudly() -> None:
+    from convert.errors import VerificationError
+    from convert.verify import VerifyResult, check_drop
+
+    result = VerifyResult("data", 100, {"accuracy": 0.60, "macro_f1": 0.5},
+                          {"int8": {"accuracy": 0.585}, "float32": {"accuracy": 0.50}})
+    check_drop(result, max_drop=2.0)  # 1.5 points: allowed; float artifacts are not gated
+    with pytest.raises(VerificationError, match="int8 accuracy 0.5850 is 1.50 points below float"):
+        check_drop(result, max_drop=1.0)
