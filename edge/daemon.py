@@ -116,6 +116,7 @@ class Daemon:
         self.mqtt: Any = None
         self.events: Any = None
         self.event_log_failing = False
+        self._last_snapshot = 0.0  # time of the last opt-in snapshot
         self.server: Any = None
 
     # --- signals -----------------------------------------------------------------------------
@@ -280,7 +281,7 @@ class Daemon:
     def _save_snapshot(self, config: EdgeConfig, image: Any, result: Any) -> None:
         """Opt-in only; at most one image per second so a busy scene cannot fill the card."""
         now = time.time()
-        if now - getattr(self, "_last_snapshot", 0.0) < 1.0:
+        if now - self._last_snapshot < 1.0:
             return
         self._last_snapshot = now
         import cv2

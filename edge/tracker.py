@@ -7,7 +7,7 @@ few faces a Pi camera sees.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,7 +21,6 @@ class Track:
     probs: np.ndarray
     last_seen: int
     hits: int = 1
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class IouTracker:
