@@ -88,3 +88,37 @@ def test_ship_writes_model_card_with_measured_figures(sample_dir: Path, tmp_path
     assert "fer-train ship" in (out / "tiny.card.md").read_text()
     assert (out / "tiny_eval" / "confusion_matrix.png").is_file()
     assert main(["ship", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_stop_after_then_resume_with_a_shorter_schedule(sample_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train(tiny_config(sample_dir, 4), run, verbose=0, stop_after=1).epochs_done == 1
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] == 1 and state["schedule"] == [{"from_epoch": 1, "epochs": 4}]
+
+    assert train(tiny_config(sample_dir, 3), run, resume=True, verbose=0).epochs_done == 3
+    state = json.loads((run / "state.json").read_text())
+    assert state["schedule"] == [{"from_epoch": 1, "epochs": 4}, {"from_epoch": 2, "epochs": 3}]
+    with (run / "history.csv").open() as handle:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(handle)]
+    # The 3-epoch cosine (no warm-up) has decayed to zero at its end; the saved 4-epoch one would not have.
+    assert rates[-1] < 1e-7 < rates[0]
+
+    out = tmp_path / "models"
+    assert main(["ship", str(run), "--out", str(out), "--name", "tiny", "--data", str(sample_dir),
+                 "--config-path", "tiny.toml"]) == 0
+    card = json.loads((out / "tiny.card.json").read_text())
+    assert card["commands"]["train"] == [f"fer-train --config tiny.toml --out {run} --epochs 4 --stop-after 1",
+                                         f"fer-train --config tiny.toml --out {run} --resume --epochs 3"]
+    assert main(["--arch", "tiny", "--out", str(run), "--resume", "--stop-after", "0"]) == 2
+
+
+def test_card_limitations_follow_the_data() -> None:
+    from train.model_card import _limitations
+
+    fer = _limitations({"labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+                        "training": {"train_images": 100}})
+    assert "FER2013" in fer
+    own = _limitations({"labels": ["bored", "confused", "engaged"],
+                        "training": {"train_images": 90, "class_counts": {"bored": 40, "confused": 10, "engaged": 40}}})
+    assert "FER2013" not in own and "confused, has 10 training images" in own

@@ -38,6 +38,8 @@ def _train_parser() -> argparse.ArgumentParser:
                         "(include_top=False) keras.applications would download; nothing is downloaded")
     parser.add_argument("--out", required=True, type=Path, help="run directory (created)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--stop-after", type=int, metavar="EPOCH",
+                        help="stop after this epoch, keeping the schedule's length (continue later with --resume)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return parser
 
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             return ExitStatus.OK
         from train.training import train_from_files
 
-        result = train_from_files(args.config, overrides, args.out, args.resume)
+        result = train_from_files(args.config, overrides, args.out, args.resume, args.stop_after)
         print(f"done: {result.epochs_done} epochs, best validation accuracy {result.best_val_accuracy:.4f} "
               f"at epoch {result.best_epoch}; model: {result.run_dir / 'model.keras'}")
         return ExitStatus.OK

@@ -16,6 +16,7 @@ from typing import Any
 
 from train.errors import TrainError
 from train.evaluate import Report, evaluate_model, format_report
+from train.labels import is_fer2013
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
@@ -53,17 +54,21 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     report = evaluate_model(model_path, data, split, eval_dir)
     tta = evaluate_model(model_path, data, split, None, tta=True)
     best_row = max(history, key=lambda row: row.get("val_accuracy", 0.0))
+    schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", len(history)))}]
     card = {
         "name": name,
         "architecture": model.name,
         "parameters": int(model.count_params()),
         "input": "48x48 greyscale, raw pixels 0..255 (rescaling inside the model)",
         "labels": dataset["labels"],
+        "training_data": dataset["source"],
         "training": {
             "config": f"{name}.config.toml",
             "history": f"{name}.history.csv",
             "epochs_done": int(state["epochs_done"]),
             "epochs_planned": int(state.get("total_epochs", len(history))),
+            "schedule": schedule,
+            "class_counts": dataset.get("train_class_counts", {}),
             "best_epoch": int(best_row["epoch"]),
             "best_val_accuracy": round(best_row.get("val_accuracy", 0.0), 4),
             "train_images": dataset["train_images"],
@@ -79,8 +84,9 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "confusion_matrix": f"{name}_eval/confusion_matrix.png",
         },
         "commands": {
-            "train": f"fer-train --config {config_path} --out {run_dir}",
-            "resume": f"fer-train --config {config_path} --out {run_dir} --resume",
+            "train": train_commands(config_path, run_dir, schedule),
+            "resume": f"fer-train --config {config_path} --out {run_dir} --resume"
+                      + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else ""),
             "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}",
             "evaluate": f"fer-train evaluate {model_path} --data {data} --split {split}",
         },
@@ -91,6 +97,48 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     return card
 
 
+def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, int]]) -> list[str]:
+    """The commands that retrace the run, one per learning-rate schedule it ran under.
+
+    A run shortened or extended on resume (``--epochs N --resume``) changed its cosine schedule part
+    way; replaying it needs each part stopped where the next one began.
+    """
+    base = f"fer-train --config {config_path} --out {run_dir}"
+    if len(schedule) == 1:
+        return [base]
+    commands = []
+    for index, segment in enumerate(schedule):
+        command = base + (" --resume" if index else "") + f" --epochs {segment['epochs']}"
+        if index + 1 < len(schedule):
+            command += f" --stop-after {schedule[index + 1]['from_epoch'] - 1}"
+        commands.append(command)
+    return commands
+
+
+def _description(card: dict[str, Any]) -> str:
+    kind = "A compact VGG-style CNN" if card["architecture"].startswith("fer_vgg") else f"A {card['architecture']} model"
+    data = ("FER2013's training split" if is_fer2013(tuple(card["labels"]))
+            else f"{len(card['labels'])} classes from {card.get('training_data', 'your data')}")
+    return (f"{kind} ({card['parameters']:,} parameters) for facial emotion recognition on 48x48 greyscale "
+            f"faces, trained on {data}.")
+
+
+def _limitations(card: dict[str, Any]) -> str:
+    if is_fer2013(tuple(card["labels"])):
+        return ("FER2013 is low-resolution, mostly frontal, noisy in its labels (human agreement is about 65%), "
+                "and skewed (436 training images of disgust). Expressions are posed or in-the-wild web images, "
+                "not a camera in a room; expect lower accuracy on off-axis faces, poor light, and people "
+                "under-represented in FER2013. Do not use it to make decisions about people.")
+    counts = card["training"].get("class_counts") or {}
+    smallest = min(counts.items(), key=lambda item: item[1]) if counts else None
+    skew = (f" Its smallest class, {smallest[0]}, has {smallest[1]} training images; expect it to be the least "
+            f"reliable." if smallest else "")
+    return (f"The model knows only what its {card['training']['train_images']} training images show: the "
+            f"people, cameras, light and framing in them.{skew} The test figures above come from the same "
+            "source as the training data, so they overstate accuracy on a new camera or new people; measure "
+            "on data from the device before relying on it. Do not use it to make decisions about people.")
+
+
 def render_card(card: dict[str, Any], report: Report) -> str:
     t, e, c = card["training"], card["evaluation"], card["commands"]
     status = ("complete" if t["epochs_done"] >= t["epochs_planned"]
@@ -98,8 +146,7 @@ def render_card(card: dict[str, Any], report: Report) -> str:
     lines = [
         f"# Model card: {card['name']}",
         "",
-        f"A compact VGG-style CNN ({card['parameters']:,} parameters) for facial emotion recognition on "
-        f"48x48 greyscale faces, trained from scratch on FER2013's training split.",
+        _description(card),
         "",
         f"- **Training status**: {status} (best validation accuracy {t['best_val_accuracy']:.4f} "
         f"at epoch {t['best_epoch']}).",
@@ -122,7 +169,8 @@ def render_card(card: dict[str, Any], report: Report) -> str:
         "## Reproduce",
         "",
         "```sh",
-        f"{c['train']}        # about 110 s per epoch on 2 x86-64 cores",
+        *[f"{command}  # schedule part {index + 1} of {len(c['train'])}" if len(c["train"]) > 1 else command
+          for index, command in enumerate(c["train"])],
         f"{c['resume']}  # continue after an interruption",
         f"{c['ship']}         # this card",
         f"{c['evaluate']}  # the figures above",
@@ -130,10 +178,7 @@ def render_card(card: dict[str, Any], report: Report) -> str:
         "",
         "## Limitations",
         "",
-        "FER2013 is low-resolution, mostly frontal, noisy in its labels (human agreement is about 65%), and skewed "
-        "(436 training images of disgust). Expressions are posed or in-the-wild web images, not a camera in a "
-        "room; expect lower accuracy on off-axis faces, poor light, and people under-represented in FER2013. "
-        "Do not use it to make decisions about people.",
+        _limitations(card),
         "",
     ]
     return "\n".join(lines)

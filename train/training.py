@@ -97,7 +97,8 @@ def _read_history(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float], total_epochs: int) -> Any:
+def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float], total_epochs: int,
+                   schedule: list[dict[str, int]]) -> Any:
     class RunCheckpoint(keras.callbacks.Callback):
         """Per-epoch history row, last/best checkpoints and early stopping, all resumable from disk."""
 
@@ -124,7 +125,7 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
                 self.best_epoch, self.best_value = epoch + 1, value
                 atomic_save_model(self.model, run_dir / "best.keras")
             atomic_save_model(self.model, run_dir / "last.keras")
-            state = {"epochs_done": epoch + 1, "total_epochs": total_epochs,
+            state = {"epochs_done": epoch + 1, "total_epochs": total_epochs, "schedule": schedule,
                      "best_epoch": self.best_epoch, "best_val_accuracy": self.best_value,
                      "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             atomic_write_text(run_dir / STATE, json.dumps(state, indent=2) + "\n")
@@ -169,8 +170,13 @@ def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
     return {"label_mode": config.data.labels, "load_options": options, **dict(data.info)}
 
 
-def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | None = None) -> RunResult:
-    """Train per ``config`` into ``run_dir``; with ``resume``, continue from its ``last.keras``."""
+def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | None = None,
+          stop_after: int | None = None) -> RunResult:
+    """Train per ``config`` into ``run_dir``; with ``resume``, continue from its ``last.keras``.
+
+    ``stop_after`` ends this invocation after that epoch without touching the schedule, so a long run
+    can be split across sessions and each part resumed.
+    """
     run_dir = Path(run_dir)
     if resume:
         if not (run_dir / "last.keras").exists() or not (run_dir / STATE).exists():
@@ -180,6 +186,11 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         if (run_dir / "last.keras").exists():
             raise TrainError(f"{run_dir} already holds a run; use --resume or another --out")
         state = {"epochs_done": 0, "best_epoch": 0, "best_val_accuracy": -1.0}
+    if stop_after is not None and stop_after < 1:
+        raise TrainError(f"--stop-after must be a positive epoch number, not {stop_after}")
+    # Which learning-rate schedule (its total length) ran from which epoch: the model card's recipe.
+    schedule: list[dict[str, int]] = [dict(segment) for segment in state.get("schedule", [])] or [
+        {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs))}]
     train_data, val_data = prepare_data(config)
     if len(val_data) == 0:
         raise TrainError("validation split is empty: raise data.val_fraction or provide more images")
@@ -209,6 +220,13 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     steps_per_epoch = int(np.ceil(len(train_data) / config.train.batch_size))
     if resume:
         model = keras.saving.load_model(run_dir / "last.keras")
+        # The schedule follows this config's epochs, not the one saved in last.keras, so a run can be
+        # shortened or extended on resume (--set train.epochs=N); the optimizer's step count carries on.
+        model.optimizer.learning_rate = _learning_rate(keras, config, steps_per_epoch)
+        if schedule[-1]["epochs"] != config.train.epochs:
+            print(f"resuming with a {config.train.epochs}-epoch schedule "
+                  f"(was {schedule[-1]['epochs']}); the learning rate follows the new length", flush=True)
+            schedule.append({"from_epoch": int(state["epochs_done"]) + 1, "epochs": config.train.epochs})
     else:
         from train.models import build_model
 
@@ -229,14 +247,17 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights)
     val_ds = make_dataset(tf, val_data, 256, False, config.train.seed)
     callback = _make_callback(keras, run_dir, config.train.patience,
-                              (int(state["best_epoch"]), float(state["best_val_accuracy"])), config.train.epochs)
+                              (int(state["best_epoch"]), float(state["best_val_accuracy"])), config.train.epochs,
+                              schedule)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     initial_epoch = int(state["epochs_done"])
-    if initial_epoch < config.train.epochs:
+    last_epoch = config.train.epochs if stop_after is None else min(stop_after, config.train.epochs)
+    if initial_epoch < last_epoch:
         print(f"training {model.name} ({model.count_params():,} parameters) on {len(train_data)} images, "
-              f"validating on {len(val_data)}; epochs {initial_epoch + 1}..{config.train.epochs}", flush=True)
-        model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=initial_epoch,
+              f"validating on {len(val_data)}; epochs {initial_epoch + 1}..{last_epoch} "
+              f"of {config.train.epochs}", flush=True)
+        model.fit(train_ds, validation_data=val_ds, epochs=last_epoch, initial_epoch=initial_epoch,
                   callbacks=[callback], verbose=verbose)
     history = _read_history(run_dir / HISTORY)
     epochs_done = int(history[-1]["epoch"]) if history else initial_epoch
@@ -247,7 +268,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     return RunResult(run_dir, epochs_done, callback.best_epoch, callback.best_value, callback.stopped_early)
 
 
-def train_from_files(config_path: str | None, overrides: list[str], run_dir: Path, resume: bool) -> RunResult:
+def train_from_files(config_path: str | None, overrides: list[str], run_dir: Path, resume: bool,
+                     stop_after: int | None = None) -> RunResult:
     if resume and config_path is None and (run_dir / "config.toml").exists():
         config_path = str(run_dir / "config.toml")
-    return train(load_config(config_path, overrides), run_dir, resume=resume)
+    return train(load_config(config_path, overrides), run_dir, resume=resume, stop_after=stop_after)
