@@ -79,15 +79,21 @@ def default_data() -> tuple[Path, str]:
     return SAMPLE, "test"
 
 
-def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0) -> LabelledFaces:
-    """Through ``train.data`` (no tensorflow needed); ``limit`` keeps every k-th face."""
+def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
+               manifest_info: dict | None = None) -> LabelledFaces:
+    """Through ``train.data`` (no tensorflow needed); ``limit`` keeps every k-th face.
+
+    ``manifest_info`` carries the run's loading options (face crops, a generated test split's
+    fraction), so a custom model is scored on the images it was tested on, not on its training set.
+    """
     try:
         from train.data import load_dataset
         from train.errors import DataError
+        from train.run_info import manifest_options
     except ImportError as exc:
         raise BenchError(f"cannot load labelled faces: the 'train' package is not importable ({exc})") from None
     try:
-        dataset = load_dataset(data, split, labels)
+        dataset = load_dataset(data, split, labels, **manifest_options(manifest_info or {}))
     except DataError as exc:
         raise BenchError(f"accuracy data: {exc}") from None
     images, targets = dataset.images, dataset.targets

@@ -106,7 +106,7 @@ def run(settings: RunSettings) -> dict[str, Any]:
         notes.append("--quick: tiny run counts to prove the tool works; these figures are not stable.")
     started = time.perf_counter()
     try:
-        faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces)
+        faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info)
         faces_error = ""
     except BenchError as exc:
         faces, faces_error = None, str(exc)

@@ -19,17 +19,19 @@ WARN_IMAGES = 300
 
 
 def load_calibration(data: str | Path, count: int = 500, seed: int = 0, split: str = "train",
-                     labels: tuple[str, ...] | None = None) -> np.ndarray:
+                     labels: tuple[str, ...] | None = None, load_options: dict | None = None) -> np.ndarray:
     """(N, 48, 48) uint8 faces drawn evenly across classes from ``split`` of ``data``.
 
     ``labels`` are the model's (default FER2013's), so a model trained on its own classes is
-    calibrated on its own data set.
+    calibrated on its own data set. ``load_options`` are the run's (face crops, CSV columns), so
+    calibration sees the faces the model was trained on.
     """
     from train.data import load_dataset
     from train.errors import DataError
 
     try:
-        dataset = load_dataset(data, split) if labels is None else load_dataset(data, split, labels)
+        options = dict(load_options or {})
+        dataset = load_dataset(data, split, **options) if labels is None else load_dataset(data, split, labels, **options)
     except DataError as exc:
         raise ConvertError(f"calibration data: {exc}") from None
     rng = np.random.default_rng(seed)

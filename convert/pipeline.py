@@ -127,9 +127,18 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         model = with_flip_tta(model)
     labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels)
     name = options.name or model_path.stem
+    from train.run_info import read_dataset_info, recorded_options
+
+    try:
+        run_info = read_dataset_info(model_path)
+    except TrainError as exc:
+        raise ConvertError(str(exc)) from None
+    data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
+    load_options = recorded_options(run_info)
     calibration = None
     if any(f in options.formats for f in ("int8", "onnx_int8")):
-        calibration = load_calibration(options.calibration_data, options.calibration_count, labels=labels)
+        calibration = load_calibration(options.calibration_data, options.calibration_count, labels=labels,
+                                       load_options=load_options)
 
     stage = Path(tempfile.mkdtemp(prefix=".convert-", dir=options.out_dir))
     try:
@@ -168,6 +177,8 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
                             "images": 0 if calibration is None else int(len(calibration))},
             "converter": library_versions(),
         }
+        if data_loading is not None:
+            info["data_loading"] = data_loading
         manifest = Manifest(name, labels, (1, height, width, channels),
                             Preprocessing(size=(width, height), grayscale=channels == 1,
                                           crop_margin=options.crop_margin, interpolation="area"),

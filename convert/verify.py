@@ -56,7 +56,11 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
     from train.evaluate import score
 
     try:
-        dataset = load_dataset(data, split, manifest.labels)
+        # The run's loading options travel in the manifest: a model trained on Haar-cropped faces, or
+        # with its own generated test split, is scored on the same kind of faces and the same held-out images.
+        from train.run_info import manifest_options
+
+        dataset = load_dataset(data, split, manifest.labels, **manifest_options(manifest.info))
     except DataError as exc:
         raise ConvertError(f"verification data: {exc}") from None
     if dataset.labels != manifest.labels:

@@ -33,7 +33,8 @@ def trained(flat_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from train.__main__ import main
 
     run = tmp_path_factory.mktemp("custom-run") / "run"
-    assert main([*TINY, "--data", str(flat_data), "--out", str(run)]) == 0
+    # a non-default generated test split: convert, evaluate and bench must re-apply it, not score training images
+    assert main([*TINY, "--data", str(flat_data), "--out", str(run), "--set", "data.test_fraction=0.2"]) == 0
     return run
 
 
@@ -183,7 +184,7 @@ def test_train_convert_and_detect_with_three_custom_labels(trained: Path, flat_d
     from tests.edge_helpers import SAMPLE, face_frame
 
     info = json.loads((trained / "dataset.json").read_text())
-    assert info["labels"] == ["bored", "confused", "engaged"] and info["train_images"] + info["val_images"] == 81
+    assert info["labels"] == ["bored", "confused", "engaged"] and info["train_images"] + info["val_images"] == 72
     models = tmp_path / "models"
     assert convert([str(trained / "model.keras"), "--out", str(models), "--formats", "int8,float32,onnx",
                     "--calibration-data", str(flat_data), "--verify-data", str(flat_data), "--name", "mood",
@@ -191,7 +192,8 @@ def test_train_convert_and_detect_with_three_custom_labels(trained: Path, flat_d
                     "--max-drop", "100"]) == 0
     manifest = json.loads((models / "manifest.json").read_text())
     assert manifest["labels"] == ["bored", "confused", "engaged"]
-    assert manifest["artifacts"]["int8"]["metrics"]["images"] == 9  # the generated test split
+    assert manifest["artifacts"]["int8"]["metrics"]["images"] == 18  # the run's generated test split
+    assert manifest["data_loading"]["test_fraction"] == 0.2
 
     frame, _ = face_frame([sorted((SAMPLE / "test" / "happy").glob("*.jpg"))[0]], size=160)
     image = tmp_path / "face.jpg"
@@ -204,6 +206,27 @@ def test_train_convert_and_detect_with_three_custom_labels(trained: Path, flat_d
     assert line["faces"][0]["label"] in {"bored", "confused", "engaged"}
 
 
+    # the same commands benchmark it: scored on its own 18 held-out images, by its own labels
+    from benchmarks.__main__ import main as bench
+
+    results = tmp_path / "bench"
+    assert bench(["run", "--quick", "--manifest", str(models / "manifest.json"), "--data", str(flat_data),
+                  "--no-peer", "--out", str(results)]) == 0
+    report = json.loads((results / "results.json").read_text())
+    assert report["accuracy"]["images"] == 18 and report["accuracy"]["labels"] == ["bored", "confused", "engaged"]
+
+    # and deploy it: the bundle installs and the installed daemon reports the three classes
+    from tests.deploy_helpers import build, install, run_demo, system_python, unpack
+
+    top = unpack(build(tmp_path / "bundle", "--manifest", str(models / "manifest.json")), tmp_path / "unpacked")
+    prefix = tmp_path / "prefix"
+    install(top, "--prefix", str(prefix), "--no-systemd", "--no-apt", "--python", system_python())
+    _, events = run_demo(prefix, frames=30)
+    faces = [face for event in events for face in event["faces"]]
+    assert faces and {face["label"] for face in faces} <= {"bored", "confused", "engaged"}
+    assert set(faces[0]["probs"]) == {"bored", "confused", "engaged"}
+
+
 @pytest.mark.slow
 def test_evaluate_uses_the_model_labels_and_refuses_other_data(trained: Path, flat_data: Path, sample_dir: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -211,7 +234,7 @@ def test_evaluate_uses_the_model_labels_and_refuses_other_data(trained: Path, fl
 
     assert main(["evaluate", str(trained / "model.keras"), "--data", str(flat_data)]) == 0
     printed = capsys.readouterr().out
-    assert "(9 images" in printed and "engaged" in printed
+    assert "(18 images" in printed and "engaged" in printed
     err = _one_line_error(["evaluate", str(trained / "model.keras"), "--data", str(sample_dir)], capsys)
     assert "differ from the expected labels bored,confused,engaged" in err
 

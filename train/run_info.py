@@ -45,6 +45,11 @@ def load_options(data: DataConfig) -> dict[str, Any]:
                                       data.csv_split_column)}
 
 
+def manifest_options(manifest_info: dict[str, Any]) -> dict[str, Any]:
+    """``load_options`` from a manifest's ``data_loading`` (what fer-convert copied from the run)."""
+    return recorded_options({"load_options": manifest_info.get("data_loading")})
+
+
 def recorded_options(info: dict[str, Any]) -> dict[str, Any]:
     """``load_options`` as recorded in a dataset.json (older runs record none: the defaults apply)."""
     recorded = info.get("load_options")
