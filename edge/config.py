@@ -32,6 +32,7 @@ class SourceSection:
     height: int = 480
     fps: float = 15.0
     loop: bool = False  # restart a video file at its end (demos)
+    realtime: bool = False  # deliver a video file at its own frame rate, as a camera would (rehearsals)
     reopen_min_seconds: float = 1.0
     reopen_max_seconds: float = 30.0
 

@@ -148,7 +148,7 @@ class Daemon:
         from edge.sources import open_source
 
         s = config.source
-        return open_source(s.uri, s.width, s.height, s.fps, loop=s.loop)
+        return open_source(s.uri, s.width, s.height, s.fps, loop=s.loop, realtime=s.realtime)
 
     def _start_outputs(self, config: EdgeConfig) -> None:
         from edge.events import EventLog

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -185,6 +186,18 @@ def test_video_loop_wraps_around(tmp_path: Path) -> None:
     means = [round(frame.image.mean() / 40) for frame in frames]  # type: ignore[union-attr]
     assert means == [0, 1, 2, 0, 1, 2, 0]
     assert [frame.index for frame in frames] == list(range(7))  # type: ignore[union-attr]
+
+
+def test_realtime_delivers_a_file_at_its_own_frame_rate(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.avi", frames=3, fps=20)
+    with OpenCVSource(str(path), loop=True, realtime=True) as source:
+        started = time.monotonic()
+        frames = [source.read() for _ in range(9)]
+        elapsed = time.monotonic() - started
+    assert all(frame is not None for frame in frames)
+    assert elapsed >= 8 / 20 * 0.95  # 9 frames at 20 fps span 8 intervals, across the loop's reopen too
+    with open_source(str(path), realtime=True) as source:
+        assert isinstance(source, OpenCVSource) and source.realtime
 
 
 def test_video_file_resized_when_both_sides_given(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ PICAMERA = re.compile(r"picamera2(?::(\d+))?")
 
 
 def open_source(spec: str, width: int | None = None, height: int | None = None, fps: float | None = None,
-                loop: bool = False) -> FrameSource:
+                loop: bool = False, realtime: bool = False) -> FrameSource:
     """A source for ``spec``, not yet opened (use it as a context manager).
 
     ``picamera2[:N]`` → Pi camera N; ``0`` or ``/dev/videoN`` → V4L2 device; ``rtsp://``,
@@ -40,7 +40,7 @@ def open_source(spec: str, width: int | None = None, height: int | None = None, 
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise SourceError(f"unsupported file type {path.suffix or '(none)'}: {spec} "
                               f"(videos: {' '.join(sorted(VIDEO_SUFFIXES))}; or an image)")
-        return OpenCVSource(str(path), width, height, fps, loop=loop)
+        return OpenCVSource(str(path), width, height, fps, loop=loop, realtime=realtime)
     if is_glob(spec):
         return ImageSource(spec, width, height, loop=loop)
     raise SourceError(f"no such file or folder: {spec}")

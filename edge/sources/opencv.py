@@ -47,10 +47,12 @@ class OpenCVSource(FrameSource):
     ``width``/``height``/``fps`` are requests to a live device (it may pick the nearest mode it
     has); for a file, frames are resized only when both ``width`` and ``height`` are given, since
     a file cannot be asked to decode at another size. ``loop`` replays a file forever for demos.
+    ``realtime`` delivers a file's frames at its own frame rate, as a camera would, so a rehearsal
+    of a deployment on a recorded clip costs what the camera will, not a core decoding flat out.
     """
 
     def __init__(self, target: int | str, width: int | None = None, height: int | None = None,
-                 fps: float | None = None, loop: bool = False) -> None:
+                 fps: float | None = None, loop: bool = False, realtime: bool = False) -> None:
         if isinstance(target, str) and target.strip().isdigit():
             target = int(target.strip())
         self.target: int | str = target
@@ -58,6 +60,9 @@ class OpenCVSource(FrameSource):
         self.height = height
         self.fps = fps
         self.loop = loop
+        self.realtime = realtime
+        self._interval = 0.0
+        self._due = 0.0
         if isinstance(target, int):
             self.live, self.description = True, f"camera {target}"
         elif target.startswith("/dev/video"):
@@ -78,6 +83,10 @@ class OpenCVSource(FrameSource):
         self._capture = self._open_capture()
         if self.live:
             self._request_mode(self._capture)
+        elif self.realtime:
+            rate = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+            rate = rate if 0 < rate <= 240 else float(self.fps or 15.0)  # containers without a rate
+            self._interval, self._due = 1.0 / rate, time.monotonic()
 
     def _open_capture(self) -> cv2.VideoCapture:
         try:
@@ -117,6 +126,11 @@ class OpenCVSource(FrameSource):
             if self.live:
                 raise SourceError(f"video source {self.description} stopped delivering frames")
             return None
+        if self._interval:
+            self._due = max(self._due + self._interval, time.monotonic() - self._interval)  # no catch-up bursts
+            delay = self._due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
         image = to_bgr(image)
         if not self.live and self.width and self.height and image.shape[:2] != (self.height, self.width):
             image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
