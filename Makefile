@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test test-arm64 bench bench-soak install install-edge clean-venv
+.PHONY: demo test test-arm64 test-systemd bench bench-soak install install-edge clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ test: install $(EDGE_VENV)/.installed
 # installed daemon on the demo clip. Needs root and qemu-user-static, binfmt-support, debootstrap.
 test-arm64: $(EDGE_VENV)/.installed
 	FER_REQUIRE_ARM64=1 $(EDGE_VENV)/bin/python -m pytest -q -ra -p no:cacheprovider tests/test_deploy_arm64.py
+
+# install.sh's systemd path for real: a Bookworm container booted with systemd as PID 1 (systemd-nspawn;
+# root and wheels cached in /var/cache/fer-edge-systemd): the service user, the unit enabled and started,
+# reload, reboot, upgrade, rollback of a release that fails to start, uninstall. Needs root,
+# systemd-container and debootstrap.
+test-systemd: install
+	FER_REQUIRE_SYSTEMD=1 $(PY) -m pytest -q -ra -p no:cacheprovider tests/test_deploy_systemd.py
 
 # The full benchmark for this machine: benchmarks/results/<host>-<date>/, the README table and
 # benchmarks/reference/<device>.csv. Builds .venv-bench-fer (the PyPI `fer` package) on first use.
