@@ -57,6 +57,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with a ground-truth sidecar")
     parser.add_argument("--limit-faces", type=int, default=0, help="score every k-th face, at most N (0: all)")
     parser.add_argument("--no-keras", action="store_true", help="float reference from the float32 artifact")
+    parser.add_argument("--also", action="append", type=Path, default=[], metavar="MANIFEST",
+                        help="another model to set beside this one (repeatable): accuracy and model latency of "
+                             "its int8 and float32, e.g. a MobileNetV2 backbone's manifest")
     parser.add_argument("--no-peer", action="store_true", help="skip the `fer` package comparison")
     parser.add_argument("--setup-peer", action="store_true", help="build the peer venv first if needed")
     parser.add_argument("--peer-python", type=Path, help="python of a venv with `fer` (default: .venv-bench-fer)")
@@ -114,7 +117,8 @@ def cmd_run(argv: list[str]) -> int:
                            threads=threads, batches=args.batch, clip=args.clip, frames=args.frames, model_policy=model,
                            pipeline_policy=pipeline, peer_policy=peer, peer=not args.no_peer,
                            peer_python=args.peer_python, keras=not args.no_keras, limit_faces=args.limit_faces,
-                           quick=args.quick, command="fer-bench " + " ".join(argv))
+                           quick=args.quick, command="fer-bench " + " ".join(argv),
+                           also=tuple(path.resolve() for path in args.also))
     results = run(settings)
     out = args.out or _default_out()
     if (out / "results.json").is_file():

@@ -100,6 +100,32 @@ def summary_table(results: dict[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def side_by_side_table(results: dict[str, Any]) -> list[str]:
+    """The main model and every ``--also`` model: size, cost, accuracy and speed, int8 and float32."""
+    entries = [{"name": results["manifest"]["name"], "parameters": (results["manifest"].get("source_model") or {})
+                .get("parameters"), "artifacts": results["manifest"]["artifacts"], "accuracy": results.get("accuracy"),
+                "model_latency": results.get("model_latency")}] + list(results.get("also", []))
+    header = ["model", "parameters", "artifact", "size", "MACs/face", "top-1", "macro-F1", "points lost vs float",
+              "model ms, batch 1, 1 thread (p50 ± IQR/2)"]
+    rows = []
+    for entry in entries:
+        acc = {m["name"]: m for m in (entry.get("accuracy") or {}).get("models", [])}
+        latency = entry.get("model_latency") or {}
+        macs = latency.get("macs_per_face", {})
+        for name, art in entry["artifacts"].items():
+            if name not in ("int8", "float32") and len(entry["artifacts"]) > 1:
+                continue
+            m = acc.get(name)
+            one = _model_row({"model_latency": latency}, name)
+            lost = m.get("points_lost") if m else None
+            params = entry.get("parameters")
+            rows.append([entry["name"], f"{params:,}" if params else "–", name, _mb(art["bytes"]),
+                         _macs(macs.get(name)), f"{m['accuracy']:.4f}" if m else "–",
+                         f"{m['macro_f1']:.4f}" if m else "–", "–" if lost is None else f"{lost:+.2f}",
+                         _stat(one["stats"]) if one else "–"])
+    return _table(header, rows)
+
+
 def targets_table(results: dict[str, Any]) -> list[str]:
     return _table(["target", "result", "measured", "note"],
                   [[t["target"], f"**{verdict(t['met'])}**", t["measured"], t.get("note", "")]
@@ -278,6 +304,10 @@ def render(results: dict[str, Any], charts: list[str], chart_note: str = "") -> 
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["## Summary", ""] + summary_table(results) + [""]
     lines += ["## Targets", ""] + targets_table(results) + [""]
+    if results.get("also"):
+        lines += ["## Models side by side", "",
+                  "The same faces and the same model timing (batch 1, 1 thread); each model's data is loaded as its own run "
+                  "recorded it.", ""] + side_by_side_table(results) + [""]
     lines += ["## Accuracy", ""] + _accuracy(results) + [""]
     lines += ["## Model latency", ""] + _models(results) + [""]
     lines += ["## Pipeline latency per stage", ""] + _pipeline(results) + [""]
@@ -303,7 +333,8 @@ def readme_table(results: dict[str, Any], source: str = "") -> str:
     head = (f"Measured by `fer-bench` on {s['host']} ({s['cpu']}, {s['cores']} cores) on {s['date']}"
             + (f", load average {s['load_average_start'][0]:.2f} at start" if s.get("load_average_start") else "")
             + f"{' — ' + source if source else ''}. Regenerate with `make bench`.")
-    return "\n".join([head, ""] + summary_table(results) + [""] + targets_table(results)) + "\n"
+    side = ["", "Models side by side:", ""] + side_by_side_table(results) if results.get("also") else []
+    return "\n".join([head, ""] + summary_table(results) + side + [""] + targets_table(results)) + "\n"
 
 
 def write_results(results: dict[str, Any], out: Path) -> Path:

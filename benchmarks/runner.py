@@ -40,11 +40,13 @@ class RunSettings:
     limit_faces: int = 0
     quick: bool = False
     command: str = ""
+    also: tuple[Path, ...] = ()  # other models (say a MobileNetV2 backbone) set beside this one
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("manifest", "data", "clip", "peer_python"):
             data[key] = str(data[key]) if data[key] is not None else None
+        data["also"] = [str(path) for path in self.also]
         for key in ("model_policy", "pipeline_policy", "peer_policy"):
             data[key] = getattr(self, key).to_dict()
         data["target_artifact"] = "int8" if "int8" in self.artifacts else self.artifacts[0]
@@ -85,6 +87,11 @@ def check_settings(settings: RunSettings) -> Any:
         raise BenchError(f"clip {settings.clip} does not exist")
     if not settings.data.exists():
         raise BenchError(f"data path {settings.data} does not exist")
+    for path in settings.also:
+        try:
+            load_manifest(path)
+        except EdgeError as exc:
+            raise BenchError(f"--also: {exc}") from None
     if any(t < 1 for t in settings.threads) or any(b < 1 for b in settings.batches) or settings.frames < 1:
         raise BenchError("--threads, --batch and --frames must be positive")
     return manifest
@@ -119,6 +126,7 @@ def run(settings: RunSettings) -> dict[str, Any]:
              ",".join(map(str, settings.threads)), ",".join(map(str, settings.batches)))
     models = measure_models(settings.manifest, list(settings.artifacts), list(settings.threads),
                             list(settings.batches), settings.model_policy, timing_faces)
+    others = [_other_model(path, settings, timing_faces) for path in settings.also]
     log.info("pipeline latency on %s", settings.clip.name)
     clip = load_frames(settings.clip, settings.frames)
     if clip.size != (640, 480):
@@ -132,6 +140,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
         accuracy, _ = acc.measure_accuracy(settings.manifest, list(settings.artifacts), faces,
                                            settings.keras, threads=max(settings.threads))
         notes.extend(accuracy.notes)
+    for other in others:
+        _score_other_model(other, settings)
     if settings.peer:
         log.info("peer: the fer package")
         # No float reference for fer: "points lost to quantization" and agreement are about our own artifacts;
@@ -156,11 +166,54 @@ def run(settings: RunSettings) -> dict[str, Any]:
         "peer": peer.to_dict(),
         "notes": notes,
     }
+    if others:
+        results["also"] = others
     results["ratios"] = ratios(results)
     results["targets"] = judge(results)
     info["load_average_end"] = load_average()
     info["duration_s"] = round(time.perf_counter() - started, 1)
     return results
+
+
+def _compared_artifacts(manifest: Any) -> list[str]:
+    """What a model set beside the main one is judged by: its int8 and its float32."""
+    chosen = [name for name in ("int8", "float32") if name in manifest.artifacts]
+    return chosen or list(manifest.artifacts)[:1]
+
+
+def _other_model(path: Path, settings: RunSettings, timing_faces: Any) -> dict[str, Any]:
+    """Model latency of another manifest's int8/float32, timed exactly as the main model's."""
+    from benchmarks.model_latency import measure_models
+    from edge.manifest import load_manifest
+
+    manifest = load_manifest(path)
+    artifacts = _compared_artifacts(manifest)
+    log.info("model latency (--also %s): %s", manifest.name, ",".join(artifacts))
+    models = measure_models(path, artifacts, list(settings.threads), list(settings.batches), settings.model_policy,
+                            timing_faces)
+    source = manifest.info.get("source_model") or {}
+    return {"manifest": str(path), "name": manifest.name, "parameters": source.get("parameters"),
+            "labels": list(manifest.labels),
+            "artifacts": {name: {"format": manifest.artifact(name).format, "bytes": manifest.artifact(name).bytes}
+                          for name in artifacts},
+            "model_latency": models.to_dict()}
+
+
+def _score_other_model(other: dict[str, Any], settings: RunSettings) -> None:
+    """Accuracy of another manifest on the same data, loaded the way its own run loaded it."""
+    from benchmarks import accuracy as acc
+    from edge.manifest import load_manifest
+
+    manifest = load_manifest(Path(other["manifest"]))
+    try:
+        faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info)
+    except BenchError as exc:
+        other["accuracy"] = {"error": str(exc)}
+        return
+    log.info("accuracy (--also %s) on %s (%d faces)", manifest.name, faces.source, len(faces.targets))
+    scored, _ = acc.measure_accuracy(Path(other["manifest"]), list(other["artifacts"]), faces, settings.keras,
+                                     threads=max(settings.threads))
+    other["accuracy"] = scored.to_dict()
 
 
 def ratios(results: dict[str, Any]) -> dict[str, Any]:

@@ -145,6 +145,7 @@ def test_tflite_and_onnx_macs_agree_on_the_shipped_model() -> None:
     (["--manifest", str(MANIFEST), "--artifacts", "int8,int9"], "manifest has no artifact 'int9'"),
     (["--manifest", str(MANIFEST), "--clip", "no/such.mp4", "--no-peer"], "clip no/such.mp4 does not exist"),
     (["compare", "no/such/results.json"], "does not exist"),
+    (["--manifest", str(MANIFEST), "--also", "no/such/manifest.json", "--no-peer"], "--also: "),
 ])
 def test_bad_inputs_fail_in_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
@@ -240,3 +241,29 @@ def test_runs_without_keras_and_says_so(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["accuracy"]["reference"] == "float32"
     assert [m["name"] for m in results["accuracy"]["models"]] == ["int8", "float32"]
+
+
+@pytest.mark.slow
+def test_also_sets_another_model_beside_the_main_one(tmp_path: Path) -> None:
+    """A second model (here a tiny CNN; in practice a MobileNetV2 backbone) scored and timed like the first."""
+    from convert.__main__ import main as convert
+    from train.config import load_config
+    from train.training import train
+
+    run = tmp_path / "run"
+    train(load_config(None, [f"data.dir={SAMPLE}", "data.val_fraction=0.25", "model.arch=tiny", "train.epochs=1",
+                             "train.warmup_epochs=0", "train.batch_size=32"]), run, verbose=0)
+    other = tmp_path / "other"
+    assert convert([str(run / "model.keras"), "--out", str(other), "--formats", "int8,float32", "--name", "tiny",
+                    "--calibration-data", str(SAMPLE), "--verify-data", str(SAMPLE), "--max-drop", "100"]) == 0
+    out = tmp_path / "bench"
+    assert main(["run", *QUICK, "--no-peer", "--also", str(other / "manifest.json"), "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    (also,) = results["also"]
+    assert also["name"] == "tiny" and set(also["artifacts"]) == {"int8", "float32"}
+    assert also["accuracy"]["images"] == results["accuracy"]["images"] == 70
+    assert {m["name"] for m in also["accuracy"]["models"]} >= {"int8", "float32"}
+    assert {r["artifact"] for r in also["model_latency"]["rows"]} == {"int8", "float32"}
+    report = (out / "report.md").read_text()
+    side = report.split("## Models side by side", 1)[1].split("##", 1)[0]
+    assert "| fer_vgg | 1,176,359 | int8 |" in side and "| tiny |" in side
