@@ -70,3 +70,12 @@ def run_demo(prefix: Path, frames: int = 60, config: Path | None = None) -> tupl
 
 def have(*tools: str) -> bool:
     return all(shutil.which(tool) for tool in tools)
+
+
+def sh(*argv: str, timeout: float = 1800, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command; with ``check``, a failure raises with its command line and the tail of its output."""
+    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                             f"{result.stderr[-3000:]}")
+    return result

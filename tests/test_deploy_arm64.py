@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_helpers import build
+from tests.deploy_helpers import build, sh
 
 REQUIRED = os.environ.get("FER_REQUIRE_ARM64") == "1"
 CACHE = Path(os.environ.get("FER_ARM64_CACHE", "/var/cache/fer-edge-arm64"))
@@ -51,19 +51,11 @@ def _unavailable() -> str | None:
     return None
 
 
-def _sh(*argv: str, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **kwargs)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                             f"{result.stderr[-3000:]}")
-    return result
-
-
 def _enable_binfmt() -> None:
     misc = Path("/proc/sys/fs/binfmt_misc")
     if not (misc / "register").exists():
-        _sh("mount", "-t", "binfmt_misc", "binfmt_misc", str(misc))
-    _sh("update-binfmts", "--enable", "qemu-aarch64")
+        sh("mount", "-t", "binfmt_misc", "binfmt_misc", str(misc))
+    sh("update-binfmts", "--enable", "qemu-aarch64")
     entry = misc / "qemu-aarch64"
     assert entry.exists() and "enabled" in entry.read_text(), "qemu-aarch64 binfmt handler is not enabled"
 
@@ -76,7 +68,7 @@ class _Mounted:
 
     def __enter__(self) -> "_Mounted":
         if not os.path.ismount(self.proc):
-            _sh("mount", "-t", "proc", "proc", str(self.proc))
+            sh("mount", "-t", "proc", "proc", str(self.proc))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -84,7 +76,7 @@ class _Mounted:
 
 
 def _chroot(root: Path, *argv: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return _sh("chroot", str(root), *CHROOT_ENV, *argv, timeout=timeout)
+    return sh("chroot", str(root), *CHROOT_ENV, *argv, timeout=timeout)
 
 
 def _build_root() -> None:
@@ -93,7 +85,7 @@ def _build_root() -> None:
     if tmp.exists():
         subprocess.run(["umount", "-l", str(tmp / "proc")], capture_output=True)
         shutil.rmtree(tmp)
-    _sh("debootstrap", "--arch=arm64", "--variant=minbase",
+    sh("debootstrap", "--arch=arm64", "--variant=minbase",
         "--include=python3,python3-numpy,python3-venv,python3-pip", "bookworm", str(tmp), MIRROR, timeout=3600)
     shutil.copyfile("/etc/resolv.conf", tmp / "etc" / "resolv.conf")
     with _Mounted(tmp):
@@ -113,7 +105,7 @@ def _fetch_wheels() -> None:
         if list(WHEELS.glob(pattern)):
             continue
         platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
-        _sh(sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
+        sh(sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
             "3.11", *platforms, "-d", str(WHEELS), spec, timeout=1200)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_helpers import build
+from tests.deploy_helpers import build, sh
 
 REQUIRED = os.environ.get("FER_REQUIRE_SYSTEMD") == "1"
 CACHE = Path(os.environ.get("FER_SYSTEMD_CACHE", "/var/cache/fer-edge-systemd"))
@@ -73,14 +73,6 @@ def _unavailable() -> str | None:
     return None
 
 
-def _sh(*argv: str, timeout: float = 1800, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **kwargs)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                             f"{result.stderr[-3000:]}")
-    return result
-
-
 def _prepare_cache() -> None:
     """Build the container root and fetch the wheels once; later runs reuse them."""
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -88,13 +80,13 @@ def _prepare_cache() -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (ROOTFS / ".complete").exists():
             shutil.rmtree(ROOTFS, ignore_errors=True)
-            _sh("debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(ROOTFS), MIRROR,
+            sh("debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(ROOTFS), MIRROR,
                 timeout=3600)
             (ROOTFS / ".complete").write_text("debootstrap minbase bookworm + " + PACKAGES + "\n")
         if not (WHEELS / ".complete").exists():
             shutil.rmtree(WHEELS, ignore_errors=True)
             # the container's Python is Debian's 3.11 on this architecture, as the host's
-            _sh(sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
+            sh(sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
                 "--dest", str(WHEELS), *WHEEL_SPECS, timeout=1800)
             (WHEELS / ".complete").write_text("\n".join(WHEEL_SPECS) + "\n")
 
@@ -120,7 +112,7 @@ class Container:
             if self.process.poll() is not None:
                 raise AssertionError(f"systemd-nspawn exited ({self.process.returncode}): "
                                      f"{(self.root.parent / 'nspawn.log').read_text()[-2000:]}")
-            children = _sh("pgrep", "-P", str(self.process.pid), check=False).stdout.split()
+            children = sh("pgrep", "-P", str(self.process.pid), check=False).stdout.split()
             if children:
                 self.leader = int(children[0])
                 state = self.run("systemctl is-system-running", check=False).stdout.strip()
@@ -131,7 +123,7 @@ class Container:
 
     def run(self, script: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         assert self.leader, "container not booted"
-        return _sh("nsenter", "--target", str(self.leader), "--mount", "--uts", "--ipc", "--net", "--pid",
+        return sh("nsenter", "--target", str(self.leader), "--mount", "--uts", "--ipc", "--net", "--pid",
                    "--root", "--wd", "--", "/usr/bin/env", "-i", PATH, "HOME=/root", "LC_ALL=C.UTF-8",
                    "/bin/bash", "-c", script, check=check, timeout=timeout)
 
@@ -166,7 +158,7 @@ def box() -> Container:
             shutil.copyfile(tarball, bundles / f"{name}.tar.gz")  # a symlink would point outside the container
         (bundles / "edge.toml").write_text(USER_CONFIG)
         root = work / "root"
-        _sh("cp", "-a", "--reflink=auto", str(ROOTFS), str(root))
+        sh("cp", "-a", "--reflink=auto", str(ROOTFS), str(root))
         container = Container(root, {bundles: "/srv/bundles", WHEELS: "/srv/wheels"})
         container.boot()
         for name in ("a", "b"):
