@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
-from edge.typed_config import build_section, to_toml
+from edge.typed_config import Sections, build_section
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -100,7 +100,7 @@ class DaemonSection:
 
 
 @dataclass(frozen=True)
-class EdgeConfig:
+class EdgeConfig(Sections):
     model: ModelSection = field(default_factory=ModelSection)
     source: SourceSection = field(default_factory=SourceSection)
     detector: DetectorSection = field(default_factory=DetectorSection)
@@ -109,12 +109,6 @@ class EdgeConfig:
     http: HttpSection = field(default_factory=HttpSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
     daemon: DaemonSection = field(default_factory=DaemonSection)
-
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
-
-    def to_toml(self) -> str:
-        return to_toml(self.to_dict())
 
 
 PATH_KEYS = {("model", "manifest"), ("detector", "cascade"), ("events", "path"), ("events", "images_dir")}

@@ -58,18 +58,12 @@ class _Metric:
         raise NotImplementedError
 
 
-class Counter(_Metric):
-    """A value that only goes up (restarts reset it; Prometheus' rate() handles that)."""
+class _Value(_Metric):
+    """One number under a lock: what a counter and a gauge share."""
 
     def __init__(self, name: str, labels: tuple[tuple[str, str], ...], lock: threading.Lock) -> None:
         super().__init__(name, labels, lock)
         self._value = 0.0
-
-    def inc(self, amount: float = 1.0) -> None:
-        if amount < 0:
-            raise ValueError(f"counter {self._name} can only go up, got inc({amount})")
-        with self._lock:
-            self._value += float(amount)
 
     @property
     def value(self) -> float:
@@ -80,12 +74,18 @@ class Counter(_Metric):
         yield f"{self._name}{_label_text(self._labels)} {format_value(self._value)}"
 
 
-class Gauge(_Metric):
-    """A value that goes up and down: a temperature, a queue length, a connected flag."""
+class Counter(_Value):
+    """A value that only goes up (restarts reset it; Prometheus' rate() handles that)."""
 
-    def __init__(self, name: str, labels: tuple[tuple[str, str], ...], lock: threading.Lock) -> None:
-        super().__init__(name, labels, lock)
-        self._value = 0.0
+    def inc(self, amount: float = 1.0) -> None:
+        if amount < 0:
+            raise ValueError(f"counter {self._name} can only go up, got inc({amount})")
+        with self._lock:
+            self._value += float(amount)
+
+
+class Gauge(_Value):
+    """A value that goes up and down: a temperature, a queue length, a connected flag."""
 
     def set(self, value: float) -> None:
         with self._lock:
@@ -98,14 +98,6 @@ class Gauge(_Metric):
     def dec(self, amount: float = 1.0) -> None:
         with self._lock:
             self._value -= float(amount)
-
-    @property
-    def value(self) -> float:
-        with self._lock:
-            return self._value
-
-    def _samples(self) -> Iterator[str]:
-        yield f"{self._name}{_label_text(self._labels)} {format_value(self._value)}"
 
 
 class Summary(_Metric):

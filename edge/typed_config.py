@@ -52,3 +52,15 @@ def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
     if unknown:
         raise ValueError(f"unknown config key {section}.{unknown[0]} (known: {', '.join(known)})")
     return cls(**{k: coerce(v, known[k], f"{section}.{k}") for k, v in values.items()})
+
+
+class Sections:
+    """Mixin for a config dataclass made of section dataclasses: its dict and TOML forms."""
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        import dataclasses
+
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def to_toml(self) -> str:
+        return to_toml(self.to_dict())

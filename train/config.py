@@ -6,13 +6,12 @@ should fail in the first second.
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edge.typed_config import build_section, to_toml
+from edge.typed_config import Sections, build_section
 from train.errors import ConfigError
 
 
@@ -69,17 +68,11 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Sections):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
-
-    def to_toml(self) -> str:
-        return to_toml(self.to_dict())
 
 
 ARCHS = ("vgg", "tiny", "mobilenetv2", "efficientnetb0")
