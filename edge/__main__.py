@@ -10,17 +10,11 @@ import argparse
 import glob
 import json
 import sys
-from enum import IntEnum
 from pathlib import Path
 
+from edge.errors import ExitStatus
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"}
-
-
-class ExitStatus(IntEnum):
-    OK = 0
-    ERROR = 1
-    BAD_INPUT = 2
-    INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:

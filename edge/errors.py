@@ -1,4 +1,17 @@
-"""Exceptions the edge CLI maps to one-line messages and exit codes."""
+"""Exceptions the edge CLI maps to one-line messages and exit codes, and those codes.
+
+The codes are shared by every console script (train depends on edge, never the reverse), so a
+supervisor or a shell script reads them the same way everywhere: 2 means fix the input.
+"""
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1
+    BAD_INPUT = 2
+    INTERRUPTED = 130
 
 
 class EdgeError(Exception):

@@ -9,15 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from enum import IntEnum
 from pathlib import Path
 
-
-class ExitStatus(IntEnum):
-    OK = 0
-    ERROR = 1
-    BAD_INPUT = 2
-    INTERRUPTED = 130
+from edge.errors import ExitStatus
 
 
 def _train_parser() -> argparse.ArgumentParser:
