@@ -354,12 +354,9 @@ def load_results(path: Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BenchError(f"results file {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"cannot read results {path}: {exc}") from None
+    from edge.documents import read_document
+
+    data = read_document(path, "results file", BenchError)
     if not isinstance(data, dict) or data.get("schema") != "fer-bench-results":
         raise BenchError(f"{path} is not a fer-bench results.json")
     return data

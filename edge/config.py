@@ -7,12 +7,12 @@ are resolved against the config file's folder, so a config and its models can mo
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from edge.documents import read_document
 from edge.typed_config import Sections, build_section
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -196,14 +196,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     base: Path | None = None
     if path is not None:
         path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raw = read_document(path, "config file", ConfigError, fmt="toml")
         base = path.resolve().parent
     config = build_config(raw, base)
     if overrides:

@@ -155,15 +155,9 @@ def load_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     if path.is_dir():
         path = path / "manifest.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ManifestError(f"manifest {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"manifest {path} is not valid JSON: {exc}") from None
-    return parse_manifest(data, path.parent, str(path))
+    from edge.documents import read_document
+
+    return parse_manifest(read_document(path, "manifest", ManifestError), path.parent, str(path))
 
 
 def check_artifact(manifest: Manifest, name: str) -> Path:
