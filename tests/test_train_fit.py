@@ -122,3 +122,18 @@ def test_card_limitations_follow_the_data() -> None:
     own = _limitations({"labels": ["bored", "confused", "engaged"],
                         "training": {"train_images": 90, "class_counts": {"bored": 40, "confused": 10, "engaged": 40}}})
     assert "FER2013" not in own and "confused, has 10 training images" in own
+
+
+def test_evaluate_on_the_runs_own_validation_split(sample_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(sample_dir, 1), run, verbose=0)
+    info = json.loads((run / "dataset.json").read_text())
+    assert main(["evaluate", str(run / "model.keras"), "--data", str(sample_dir), "--split", "val"]) == 0
+    printed = capsys.readouterr().out
+    assert f"({info['val_images']} images" in printed and "validation split" in printed
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "m.keras").write_bytes((run / "model.keras").read_bytes())
+    assert main(["evaluate", str(alone / "m.keras"), "--data", str(sample_dir), "--split", "val"]) == 2
+    assert "needs the run's config" in capsys.readouterr().err

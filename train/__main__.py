@@ -46,7 +46,8 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", type=Path, help="a .keras model")
     parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"),
                         help="Kaggle folder (root or one split), its zip, or fer2013.csv")
-    parser.add_argument("--split", default="test", help="train, test (default) or private (csv only)")
+    parser.add_argument("--split", default="test", help="train, test (default), private (csv only), or val: "
+                        "the run's own validation split, re-drawn from the config beside the model")
     parser.add_argument("--out", type=Path, help="folder for metrics.json and confusion_matrix.png/.json")
     parser.add_argument("--tta", action="store_true", help="average predictions with horizontally flipped faces")
     parser.add_argument("--labels", help="the model's labels (fer2013, auto or a,b,c; default: its run's "

@@ -142,10 +142,42 @@ def model_labels(model_path: Path, labels: Sequence[str] | str | None = None) ->
     return FER2013_LABELS, options
 
 
+def run_config_path(model_path: Path) -> Path | None:
+    """The training config beside a model: ``config.toml`` in its run, or ``<stem>.config.toml`` once shipped."""
+    model_path = Path(model_path)
+    for candidate in (model_path.parent / "config.toml", model_path.with_suffix(".config.toml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def validation_split(model_path: Path, data: str | Path) -> Any:
+    """The run's own validation images, re-drawn from its config (seed, fraction, loading) on ``data``.
+
+    Choices such as test-time flips are made here, never on the test split.
+    """
+    from train.config import load_config
+    from train.training import prepare_data
+
+    path = run_config_path(model_path)
+    if path is None:
+        raise TrainError(f"--split val needs the run's config beside {model_path} (config.toml or "
+                         f"{Path(model_path).stem}.config.toml)")
+    import dataclasses
+
+    config = load_config(path, [f"data.dir={data}"])
+    val = prepare_data(config)[1]
+    return dataclasses.replace(val, source=f"{val.source} (the run's validation split, "
+                                            f"{config.data.val_fraction:g}, seed {config.train.seed})")
+
+
 def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out: Path | None = None,
                    tta: bool = False, labels: Sequence[str] | str | None = None) -> Report:
     spec, options = model_labels(model_path, labels)
-    dataset = load_dataset(data, split, spec, **options)
+    if split == "val":
+        dataset = validation_split(model_path, data)
+    else:
+        dataset = load_dataset(data, split, spec, **options)
     model = load_keras_model(model_path)
     num_outputs = int(model.output_shape[-1])
     if num_outputs != len(dataset.labels):

@@ -53,6 +53,9 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     eval_dir = out_dir / f"{name}_eval"
     report = evaluate_model(model_path, data, split, eval_dir)
     tta = evaluate_model(model_path, data, split, None, tta=True)
+    # choices such as baking flips into the exported model are made on validation, never on test
+    val = evaluate_model(model_path, data, "val")
+    val_tta = evaluate_model(model_path, data, "val", tta=True)
     best_row = max(history, key=lambda row: row.get("val_accuracy", 0.0))
     schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", len(history)))}]
     card = {
@@ -75,6 +78,8 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "val_images": dataset["val_images"],
             "train_fingerprint": dataset["train_fingerprint"],
         },
+        "validation": {"images": val.images, "accuracy": round(val.accuracy, 4),
+                       "accuracy_with_flip_tta": round(val_tta.accuracy, 4)},
         "evaluation": {
             "data": report.data, "images": report.images,
             "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
@@ -152,6 +157,9 @@ def render_card(card: dict[str, Any], report: Report) -> str:
         f"at epoch {t['best_epoch']}).",
         f"- **Test accuracy** on {e['data']} ({e['images']} images): **{e['accuracy']:.4f}**, "
         f"macro-F1 {e['macro_f1']:.4f}; with horizontal-flip test-time averaging {e['accuracy_with_flip_tta']:.4f}.",
+        f"- **Validation** ({card['validation']['images']} images of the run's own split, where choices such as "
+        f"test-time flips are made): {card['validation']['accuracy']:.4f}; with flips "
+        f"{card['validation']['accuracy_with_flip_tta']:.4f}.",
         f"- **Labels** (output order): {', '.join(card['labels'])}.",
         f"- **Input**: {card['input']}.",
         f"- **Data**: {t['train_images']} training and {t['val_images']} validation images (a seeded, stratified "
