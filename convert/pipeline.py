@@ -94,10 +94,11 @@ def _labels_for(model_path: Path, num_classes: int, given: tuple[str, ...] | Non
     """Labels from the option, else the training run's dataset.json beside the model, else FER2013's."""
     labels = given
     if labels is None:
-        for info in (model_path.parent / "dataset.json", model_path.with_suffix(".dataset.json")):
-            if info.is_file():
-                labels = tuple(json.loads(info.read_text()).get("labels", ())) or None
-                break
+        from train.run_info import dataset_info_path
+
+        info = dataset_info_path(model_path)
+        if info is not None:
+            labels = tuple(json.loads(info.read_text()).get("labels", ())) or None
     if labels is None:
         from train.labels import FER2013_LABELS
 

@@ -142,15 +142,6 @@ def model_labels(model_path: Path, labels: Sequence[str] | str | None = None) ->
     return FER2013_LABELS, options
 
 
-def run_config_path(model_path: Path) -> Path | None:
-    """The training config beside a model: ``config.toml`` in its run, or ``<stem>.config.toml`` once shipped."""
-    model_path = Path(model_path)
-    for candidate in (model_path.parent / "config.toml", model_path.with_suffix(".config.toml")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def validation_split(model_path: Path, data: str | Path) -> Any:
     """The run's own validation images, re-drawn from its config (seed, fraction, loading) on ``data``.
 
@@ -159,7 +150,9 @@ def validation_split(model_path: Path, data: str | Path) -> Any:
     from train.config import load_config
     from train.training import prepare_data
 
-    path = run_config_path(model_path)
+    from train.run_info import run_file
+
+    path = run_file(model_path, "config.toml")
     if path is None:
         raise TrainError(f"--split val needs the run's config beside {model_path} (config.toml or "
                          f"{Path(model_path).stem}.config.toml)")

@@ -16,13 +16,18 @@ from train.config import DataConfig
 from train.errors import TrainError
 
 
-def dataset_info_path(model_path: Path) -> Path | None:
-    """``dataset.json`` beside the model, else ``<stem>.dataset.json`` (the order fer-convert uses)."""
+def run_file(model_path: Path, name: str) -> Path | None:
+    """A run's ``name`` (dataset.json, config.toml) beside the model in its run directory, else the
+    ``<stem>.<name>`` copy that ``fer-train ship`` writes beside a shipped model."""
     model_path = Path(model_path)
-    for candidate in (model_path.parent / "dataset.json", model_path.with_suffix(".dataset.json")):
+    for candidate in (model_path.parent / name, model_path.with_suffix(f".{name}")):
         if candidate.is_file():
             return candidate
     return None
+
+
+def dataset_info_path(model_path: Path) -> Path | None:
+    return run_file(model_path, "dataset.json")
 
 
 def read_dataset_info(model_path: Path) -> dict[str, Any]:
