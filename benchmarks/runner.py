@@ -126,7 +126,10 @@ def run(settings: RunSettings) -> dict[str, Any]:
              ",".join(map(str, settings.threads)), ",".join(map(str, settings.batches)))
     models = measure_models(settings.manifest, list(settings.artifacts), list(settings.threads),
                             list(settings.batches), settings.model_policy, timing_faces)
-    others = [_other_model(path, settings, timing_faces) for path in settings.also]
+    from edge.manifest import load_manifest
+
+    others = [(load_manifest(path), path) for path in settings.also]
+    other_results = [_other_model(manifest, path, settings, timing_faces) for manifest, path in others]
     log.info("pipeline latency on %s", settings.clip.name)
     clip = load_frames(settings.clip, settings.frames)
     if clip.size != (640, 480):
@@ -140,8 +143,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
         accuracy, _ = acc.measure_accuracy(settings.manifest, list(settings.artifacts), faces,
                                            settings.keras, threads=max(settings.threads))
         notes.extend(accuracy.notes)
-    for other in others:
-        _score_other_model(other, settings)
+    for (other, _), result in zip(others, other_results):
+        result["accuracy"] = _score_other_model(other, result, settings)
     if settings.peer:
         log.info("peer: the fer package")
         # No float reference for fer: "points lost to quantization" and agreement are about our own artifacts;
@@ -166,8 +169,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
         "peer": peer.to_dict(),
         "notes": notes,
     }
-    if others:
-        results["also"] = others
+    if other_results:
+        results["also"] = other_results
     results["ratios"] = ratios(results)
     results["targets"] = judge(results)
     info["load_average_end"] = load_average()
@@ -181,12 +184,10 @@ def _compared_artifacts(manifest: Any) -> list[str]:
     return chosen or list(manifest.artifacts)[:1]
 
 
-def _other_model(path: Path, settings: RunSettings, timing_faces: Any) -> dict[str, Any]:
+def _other_model(manifest: Any, path: Path, settings: RunSettings, timing_faces: Any) -> dict[str, Any]:
     """Model latency of another manifest's int8/float32, timed exactly as the main model's."""
     from benchmarks.model_latency import measure_models
-    from edge.manifest import load_manifest
 
-    manifest = load_manifest(path)
     artifacts = _compared_artifacts(manifest)
     log.info("model latency (--also %s): %s", manifest.name, ",".join(artifacts))
     models = measure_models(path, artifacts, list(settings.threads), list(settings.batches), settings.model_policy,
@@ -199,21 +200,18 @@ def _other_model(path: Path, settings: RunSettings, timing_faces: Any) -> dict[s
             "model_latency": models.to_dict()}
 
 
-def _score_other_model(other: dict[str, Any], settings: RunSettings) -> None:
+def _score_other_model(manifest: Any, other: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     """Accuracy of another manifest on the same data, loaded the way its own run loaded it."""
     from benchmarks import accuracy as acc
-    from edge.manifest import load_manifest
 
-    manifest = load_manifest(Path(other["manifest"]))
     try:
         faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info)
     except BenchError as exc:
-        other["accuracy"] = {"error": str(exc)}
-        return
+        return {"error": str(exc)}
     log.info("accuracy (--also %s) on %s (%d faces)", manifest.name, faces.source, len(faces.targets))
     scored, _ = acc.measure_accuracy(Path(other["manifest"]), list(other["artifacts"]), faces, settings.keras,
                                      threads=max(settings.threads))
-    other["accuracy"] = scored.to_dict()
+    return scored.to_dict()
 
 
 def ratios(results: dict[str, Any]) -> dict[str, Any]:

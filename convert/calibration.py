@@ -30,8 +30,9 @@ def load_calibration(data: str | Path, count: int = 500, seed: int = 0, split: s
     from train.errors import DataError
 
     try:
-        options = dict(load_options or {})
-        dataset = load_dataset(data, split, **options) if labels is None else load_dataset(data, split, labels, **options)
+        from train.labels import FER2013_LABELS
+
+        dataset = load_dataset(data, split, labels or FER2013_LABELS, **(load_options or {}))
     except DataError as exc:
         raise ConvertError(f"calibration data: {exc}") from None
     rng = np.random.default_rng(seed)

@@ -90,15 +90,12 @@ def _check_image_model(model: Any, path: Path) -> tuple[int, int, int]:
     return shape[1], shape[2], shape[3]
 
 
-def _labels_for(model_path: Path, num_classes: int, given: tuple[str, ...] | None) -> tuple[str, ...]:
+def _labels_for(model_path: Path, num_classes: int, given: tuple[str, ...] | None,
+                run_info: dict[str, Any]) -> tuple[str, ...]:
     """Labels from the option, else the training run's dataset.json beside the model, else FER2013's."""
     labels = given
     if labels is None:
-        from train.run_info import dataset_info_path
-
-        info = dataset_info_path(model_path)
-        if info is not None:
-            labels = tuple(json.loads(info.read_text()).get("labels", ())) or None
+        labels = tuple(run_info.get("labels", ())) or None
     if labels is None:
         from train.labels import FER2013_LABELS
 
@@ -126,14 +123,14 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         from convert.tta import with_flip_tta
 
         model = with_flip_tta(model)
-    labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels)
-    name = options.name or model_path.stem
     from train.run_info import read_dataset_info, recorded_options
 
     try:
         run_info = read_dataset_info(model_path)
     except TrainError as exc:
         raise ConvertError(str(exc)) from None
+    labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels, run_info)
+    name = options.name or model_path.stem
     data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
     load_options = recorded_options(run_info)
     calibration = None

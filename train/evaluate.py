@@ -147,17 +147,16 @@ def validation_split(model_path: Path, data: str | Path) -> Any:
 
     Choices such as test-time flips are made here, never on the test split.
     """
-    from train.config import load_config
-    from train.training import prepare_data
+    import dataclasses
 
+    from train.config import load_config
     from train.run_info import run_file
+    from train.training import prepare_data
 
     path = run_file(model_path, "config.toml")
     if path is None:
         raise TrainError(f"--split val needs the run's config beside {model_path} (config.toml or "
                          f"{Path(model_path).stem}.config.toml)")
-    import dataclasses
-
     config = load_config(path, [f"data.dir={data}"])
     val = prepare_data(config)[1]
     return dataclasses.replace(val, source=f"{val.source} (the run's validation split, "
