@@ -113,6 +113,34 @@ def test_stop_after_then_resume_with_a_shorter_schedule(sample_dir: Path, tmp_pa
     assert main(["--arch", "tiny", "--out", str(run), "--resume", "--stop-after", "0"]) == 2
 
 
+def test_warm_restart_with_lighter_augmentation_is_recorded(sample_dir: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    base = ["--arch", "tiny", "--data", str(sample_dir), "--set", "data.val_fraction=0.25",
+            "--set", "train.warmup_epochs=0", "--set", "train.batch_size=32"]
+    assert main([*base, "--epochs", "2", "--out", str(run)]) == 0
+    # the model and the validation split are fixed by the checkpoint: changing them is refused
+    assert main([*base, "--epochs", "3", "--out", str(run), "--resume", "--set", "model.width=8"]) == 2
+    assert "model.width cannot change on resume" in capsys.readouterr().err
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
+
+    assert main([*base, "--epochs", "3", "--out", str(run), "--resume", "--set", "augment.erasing=0.1",
+                 "--set", "train.weight_decay=0.001"]) == 0
+    state = json.loads((run / "state.json").read_text())
+    assert state["schedule"] == [{"from_epoch": 1, "epochs": 2},
+                                 {"from_epoch": 3, "epochs": 3,
+                                  "set": ["augment.erasing=0.1", "train.weight_decay=0.001"]}]
+    assert load_config(run / "config.toml").augment.erasing == 0.1
+
+    out = tmp_path / "models"
+    assert main(["ship", str(run), "--out", str(out), "--name", "tiny", "--data", str(sample_dir),
+                 "--config-path", "tiny.toml"]) == 0
+    commands = json.loads((out / "tiny.card.json").read_text())["commands"]
+    assert commands["train"][1] == (f"fer-train --config tiny.toml --out {run} --resume --epochs 3 "
+                                    "--set augment.erasing=0.1 --set train.weight_decay=0.001")
+    assert commands["resume"].endswith("--resume --epochs 3 --set augment.erasing=0.1 --set train.weight_decay=0.001")
+
+
 def test_card_limitations_follow_the_data() -> None:
     from train.model_card import _limitations
 

@@ -91,7 +91,8 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
         "commands": {
             "train": train_commands(config_path, run_dir, schedule),
             "resume": f"fer-train --config {config_path} --out {run_dir} --resume"
-                      + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else ""),
+                      + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else "")
+                      + "".join(f" --set {change}" for change in schedule[-1].get("set", [])),
             "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}",
             "evaluate": f"fer-train evaluate {model_path} --data {data} --split {split}",
         },
@@ -102,7 +103,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     return card
 
 
-def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, int]]) -> list[str]:
+def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, Any]]) -> list[str]:
     """The commands that retrace the run, one per learning-rate schedule it ran under.
 
     A run shortened or extended on resume (``--epochs N --resume``) changed its cosine schedule part
@@ -114,6 +115,7 @@ def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, int
     commands = []
     for index, segment in enumerate(schedule):
         command = base + (" --resume" if index else "") + f" --epochs {segment['epochs']}"
+        command += "".join(f" --set {change}" for change in segment.get("set", []))
         if index + 1 < len(schedule):
             command += f" --stop-after {schedule[index + 1]['from_epoch'] - 1}"
         commands.append(command)

@@ -170,6 +170,33 @@ def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
     return {"label_mode": config.data.labels, "load_options": options, **dict(data.info)}
 
 
+# What a resumed run may change: the augmentation and the optimizer's schedule and weight decay.
+# Everything else is baked into the checkpoint (the model) or decides which images are validation.
+RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weight_decay", "train.patience")
+
+
+def resume_changes(run_dir: Path, config: Config) -> list[str]:
+    """``section.key=value`` for each setting that differs from the run's saved config.
+
+    A warm restart with lighter augmentation is a different recipe from the first part; recording
+    it per schedule part lets the model card print commands that retrace the whole run.
+    """
+    from train.config import load_config
+
+    saved = load_config(run_dir / "config.toml").to_dict()
+    changes = []
+    for section, values in config.to_dict().items():
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            if saved[section][key] == value or name == "train.epochs":
+                continue
+            if not name.startswith(RESUMABLE_KEYS):
+                raise TrainError(f"{name} cannot change on resume (the checkpoint or the validation split "
+                                 f"depends on it); start a new run with --out")
+            changes.append(f"{name}={value}")
+    return changes
+
+
 def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | None = None,
           stop_after: int | None = None) -> RunResult:
     """Train per ``config`` into ``run_dir``; with ``resume``, continue from its ``last.keras``.
@@ -191,6 +218,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     # Which learning-rate schedule (its total length) ran from which epoch: the model card's recipe.
     schedule: list[dict[str, int]] = [dict(segment) for segment in state.get("schedule", [])] or [
         {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs))}]
+    changes = resume_changes(run_dir, config) if resume else []
     train_data, val_data = prepare_data(config)
     if len(val_data) == 0:
         raise TrainError("validation split is empty: raise data.val_fraction or provide more images")
@@ -223,10 +251,15 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         # The schedule follows this config's epochs, not the one saved in last.keras, so a run can be
         # shortened or extended on resume (--set train.epochs=N); the optimizer's step count carries on.
         model.optimizer.learning_rate = _learning_rate(keras, config, steps_per_epoch)
-        if schedule[-1]["epochs"] != config.train.epochs:
-            print(f"resuming with a {config.train.epochs}-epoch schedule "
-                  f"(was {schedule[-1]['epochs']}); the learning rate follows the new length", flush=True)
-            schedule.append({"from_epoch": int(state["epochs_done"]) + 1, "epochs": config.train.epochs})
+        model.optimizer.weight_decay = config.train.weight_decay
+        if schedule[-1]["epochs"] != config.train.epochs or changes:
+            print(f"resuming with a {config.train.epochs}-epoch schedule (was {schedule[-1]['epochs']})"
+                  + (f" and {', '.join(changes)}" if changes else "")
+                  + "; the learning rate follows the new length", flush=True)
+            segment: dict[str, Any] = {"from_epoch": int(state["epochs_done"]) + 1, "epochs": config.train.epochs}
+            if changes:
+                segment["set"] = changes
+            schedule.append(segment)
     else:
         from train.models import build_model
 
