@@ -84,6 +84,8 @@ def test_ship_writes_model_card_with_measured_figures(sample_dir: Path, tmp_path
     assert main(["evaluate", str(out / "tiny.keras"), "--data", str(sample_dir), "--split", "test"]) == 0
     printed = capsys.readouterr().out
     assert f"accuracy  {card['evaluation']['accuracy']:.4f}" in printed  # the card's figure, re-measured
+    assert main(["evaluate", str(out / "tiny.keras"), "--data", str(sample_dir), "--split", "val", "--tta"]) == 0
+    assert f"accuracy  {card['validation']['accuracy_with_flip_tta']:.4f}" in capsys.readouterr().out
     assert card["training"]["epochs_done"] == 2 and card["parameters"] > 0
     assert "fer-train ship" in (out / "tiny.card.md").read_text()
     assert (out / "tiny_eval" / "confusion_matrix.png").is_file()

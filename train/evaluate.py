@@ -163,8 +163,8 @@ def validation_split(model_path: Path, data: str | Path) -> Any:
                                             f"{config.data.val_fraction:g}, seed {config.train.seed})")
 
 
-def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out: Path | None = None,
-                   tta: bool = False, labels: Sequence[str] | str | None = None) -> Report:
+def _load_for_evaluation(model_path: Path, data: str | Path, split: str,
+                         labels: Sequence[str] | str | None) -> tuple[Any, Any]:
     spec, options = model_labels(model_path, labels)
     if split == "val":
         dataset = validation_split(model_path, data)
@@ -175,7 +175,10 @@ def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out:
     if num_outputs != len(dataset.labels):
         raise TrainError(f"{model_path} has {num_outputs} outputs but the data has {len(dataset.labels)} classes "
                          f"({', '.join(dataset.labels)}); give the model's labels with --labels")
-    probs = predict_probs(model, dataset.images, tta=tta)
+    return dataset, model
+
+
+def _report(model_path: Path, dataset: Any, probs: np.ndarray, tta: bool, out: Path | None) -> Report:
     scores = score(dataset.targets, probs.argmax(axis=1), dataset.labels)
     report = Report(str(model_path), dataset.source, len(dataset), dataset.labels, scores["accuracy"],
                     scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], tta)
@@ -189,6 +192,25 @@ def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out:
         save_confusion_png(scores["confusion_matrix"], dataset.labels, out / "confusion_matrix.png",
                            f"{Path(model_path).name} on {dataset.source}\naccuracy {report.accuracy:.4f}")
     return report
+
+
+def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out: Path | None = None,
+                   tta: bool = False, labels: Sequence[str] | str | None = None) -> Report:
+    dataset, model = _load_for_evaluation(model_path, data, split, labels)
+    return _report(model_path, dataset, predict_probs(model, dataset.images, tta=tta), tta, out)
+
+
+def evaluate_with_and_without_flips(model_path: Path, data: str | Path, split: str = "test",
+                                    out: Path | None = None) -> tuple[Report, Report]:
+    """Both figures a model card shows, from one load of the data and the model and one pass each way.
+
+    ``out`` receives the plain (deployed) figures; flip TTA is reported, not shipped.
+    """
+    dataset, model = _load_for_evaluation(model_path, data, split, None)
+    plain = predict_probs(model, dataset.images)
+    flipped = predict_probs(model, dataset.images[:, :, ::-1])
+    return (_report(model_path, dataset, plain, False, out),
+            _report(model_path, dataset, (plain + flipped) / 2, True, None))
 
 
 def format_report(report: Report) -> str:

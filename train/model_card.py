@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from train.errors import TrainError
-from train.evaluate import Report, evaluate_model, format_report
+from train.evaluate import Report, evaluate_with_and_without_flips, format_report
 from train.labels import is_fer2013
 
 
@@ -51,11 +51,9 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
         shutil.copyfile(run_dir / source, out_dir / target)
 
     eval_dir = out_dir / f"{name}_eval"
-    report = evaluate_model(model_path, data, split, eval_dir)
-    tta = evaluate_model(model_path, data, split, None, tta=True)
+    report, tta = evaluate_with_and_without_flips(model_path, data, split, eval_dir)
     # choices such as baking flips into the exported model are made on validation, never on test
-    val = evaluate_model(model_path, data, "val")
-    val_tta = evaluate_model(model_path, data, "val", tta=True)
+    val, val_tta = evaluate_with_and_without_flips(model_path, data, "val")
     best_row = max(history, key=lambda row: row.get("val_accuracy", 0.0))
     schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", len(history)))}]
     card = {
