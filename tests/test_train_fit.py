@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,13 @@ def test_run_directory_and_resume(sample_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainError, match="already holds a run"):
         train(tiny_config(sample_dir, 2), run, verbose=0)
 
+    # the data may move, but resuming on other images is refused
+    moved = tmp_path / "moved"
+    shutil.copytree(sample_dir, moved)
+    assert train(tiny_config(moved, 4), run, resume=True, verbose=0, stop_after=3).epochs_done == 3
+    next(iter(sorted((moved / "train" / "happy").iterdir()))).unlink()
+    with pytest.raises(TrainError, match="differ from the ones"):
+        train(tiny_config(moved, 4), run, resume=True, verbose=0)
     resumed = train(tiny_config(sample_dir, 4), run, resume=True, verbose=0)
     assert resumed.epochs_done == 4
     with (run / "history.csv").open() as handle:

@@ -188,13 +188,28 @@ def resume_changes(run_dir: Path, config: Config) -> list[str]:
     for section, values in config.to_dict().items():
         for key, value in values.items():
             name = f"{section}.{key}"
-            if saved[section][key] == value or name == "train.epochs":
+            # the data may move (another disk, another session); its fingerprint is checked instead
+            if saved[section][key] == value or name in ("train.epochs", "data.dir"):
                 continue
             if not name.startswith(RESUMABLE_KEYS):
                 raise TrainError(f"{name} cannot change on resume (the checkpoint or the validation split "
                                  f"depends on it); start a new run with --out")
             changes.append(f"{name}={value}")
     return changes
+
+
+def _check_same_data(run_dir: Path, config: Config, train_data: Dataset, val_data: Dataset) -> None:
+    """Refuse to resume on other images: the run's history and best epoch would stop meaning anything."""
+    try:
+        saved = json.loads((run_dir / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return  # a run from before fingerprints were kept; nothing to compare
+    for split, data in (("train", train_data), ("val", val_data)):
+        recorded = saved.get(f"{split}_fingerprint")
+        if recorded and recorded != data.fingerprint():
+            raise TrainError(f"the {split} images in {config.data.dir} differ from the ones {run_dir} was trained on "
+                             f"(fingerprint {data.fingerprint()[:12]} != {recorded[:12]}); resume on the same data "
+                             f"or start a new run with --out")
 
 
 def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | None = None,
@@ -222,6 +237,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     train_data, val_data = prepare_data(config)
     if len(val_data) == 0:
         raise TrainError("validation split is empty: raise data.val_fraction or provide more images")
+    if resume:
+        _check_same_data(run_dir, config, train_data, val_data)
 
     import keras
     import tensorflow as tf
