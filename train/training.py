@@ -198,17 +198,17 @@ def resume_changes(run_dir: Path, config: Config) -> list[str]:
     return changes
 
 
-def _check_same_data(run_dir: Path, config: Config, train_data: Dataset, val_data: Dataset) -> None:
+def _check_same_data(run_dir: Path, config: Config, fingerprints: dict[str, str]) -> None:
     """Refuse to resume on other images: the run's history and best epoch would stop meaning anything."""
     try:
         saved = json.loads((run_dir / "dataset.json").read_text())
     except (OSError, ValueError):
         return  # a run from before fingerprints were kept; nothing to compare
-    for split, data in (("train", train_data), ("val", val_data)):
+    for split, fingerprint in fingerprints.items():
         recorded = saved.get(f"{split}_fingerprint")
-        if recorded and recorded != data.fingerprint():
+        if recorded and recorded != fingerprint:
             raise TrainError(f"the {split} images in {config.data.dir} differ from the ones {run_dir} was trained on "
-                             f"(fingerprint {data.fingerprint()[:12]} != {recorded[:12]}); resume on the same data "
+                             f"(fingerprint {fingerprint[:12]} != {recorded[:12]}); resume on the same data "
                              f"or start a new run with --out")
 
 
@@ -231,14 +231,15 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     if stop_after is not None and stop_after < 1:
         raise TrainError(f"--stop-after must be a positive epoch number, not {stop_after}")
     # Which learning-rate schedule (its total length) ran from which epoch: the model card's recipe.
-    schedule: list[dict[str, int]] = [dict(segment) for segment in state.get("schedule", [])] or [
+    schedule: list[dict[str, Any]] = [dict(segment) for segment in state.get("schedule", [])] or [
         {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs))}]
     changes = resume_changes(run_dir, config) if resume else []
     train_data, val_data = prepare_data(config)
     if len(val_data) == 0:
         raise TrainError("validation split is empty: raise data.val_fraction or provide more images")
+    fingerprints = {"train": train_data.fingerprint(), "val": val_data.fingerprint()}
     if resume:
-        _check_same_data(run_dir, config, train_data, val_data)
+        _check_same_data(run_dir, config, fingerprints)
 
     import keras
     import tensorflow as tf
@@ -255,8 +256,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         "val_images": len(val_data),
         "train_class_counts": train_data.class_counts(),
         "val_class_counts": val_data.class_counts(),
-        "train_fingerprint": train_data.fingerprint(),
-        "val_fingerprint": val_data.fingerprint(),
+        "train_fingerprint": fingerprints["train"],
+        "val_fingerprint": fingerprints["val"],
         **_loading_record(config, train_data),
     }
     atomic_write_text(run_dir / "dataset.json", json.dumps(dataset_info, indent=2) + "\n")
