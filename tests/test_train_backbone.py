@@ -105,3 +105,22 @@ def test_backbone_converts_to_int8_and_runs_on_the_edge_classifier(tmp_path: Pat
     probs = dequantize(backend.run(quantize(faces, backend.input_spec)), backend.output_spec).reshape(4, -1)
     reference = model.predict(faces.astype(np.float32), verbose=0)
     assert probs.shape == (4, 3) and np.abs(probs - reference).max() < 0.05
+
+
+def test_from_scratch_backbones_use_faster_batchnorm_statistics(legacy_weights: tuple[Path, list[np.ndarray]],
+                                                                tmp_path: Path) -> None:
+    import keras
+
+    from train.backbones import SCRATCH_BN_MOMENTUM
+    from train.models import build_model
+
+    def momenta(model: object) -> set[float]:
+        base = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))  # type: ignore[attr-defined]
+        return {layer.momentum for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)}
+
+    scratch = build_model(small_config(), 3)
+    assert momenta(scratch) == {SCRATCH_BN_MOMENTUM}
+    scratch.save(tmp_path / "scratch.keras")  # a resumed run keeps it
+    assert momenta(keras.saving.load_model(tmp_path / "scratch.keras")) == {SCRATCH_BN_MOMENTUM}
+    # fine-tuning loaded ImageNet statistics keeps keras.applications' slow 0.999
+    assert momenta(build_model(small_config(weights=str(legacy_weights[0])), 3)) == {0.999}

@@ -21,6 +21,9 @@ from train.errors import TrainError
 from train.labels import IMAGE_SIZE
 
 
+SCRATCH_BN_MOMENTUM = 0.99
+
+
 def _constructor(keras: Any, config: ModelConfig) -> tuple[Any, dict[str, Any], bool]:
     """The keras.applications class, its keyword arguments, and whether it needs [-1, 1] input."""
     shape = (config.input_size, config.input_size, 3)
@@ -64,6 +67,12 @@ def build_backbone_model(config: ModelConfig, num_classes: int) -> Any:
     layers = keras.layers
     _, _, minus_one_to_one = _constructor(keras, config)
     base = build_base(config)
+    if not config.weights:
+        # keras.applications uses BN momentum 0.999, made for fine-tuning ImageNet statistics; from
+        # scratch the moving averages then lag the weights for epochs and validation reads as chance.
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = SCRATCH_BN_MOMENTUM
     if config.freeze_backbone:
         base.trainable = False
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
