@@ -90,7 +90,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "train": train_commands(config_path, run_dir, schedule),
             "resume": f"fer-train --config {config_path} --out {run_dir} --resume"
                       + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else "")
-                      + "".join(f" --set {change}" for change in schedule[-1].get("set", [])),
+                      + _set_flags(schedule[-1]),
             "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}",
             "evaluate": f"fer-train evaluate {model_path} --data {data} --split {split}",
         },
@@ -99,6 +99,11 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     (out_dir / f"{name}.card.md").write_text(render_card(card, report))
     return card
+
+
+def _set_flags(segment: dict[str, Any]) -> str:
+    """The ``--set`` flags that replay the recipe changes a schedule part was resumed with."""
+    return "".join(f" --set {change}" for change in segment.get("set", []))
 
 
 def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, Any]]) -> list[str]:
@@ -113,7 +118,7 @@ def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, Any
     commands = []
     for index, segment in enumerate(schedule):
         command = base + (" --resume" if index else "") + f" --epochs {segment['epochs']}"
-        command += "".join(f" --set {change}" for change in segment.get("set", []))
+        command += _set_flags(segment)
         if index + 1 < len(schedule):
             command += f" --stop-after {schedule[index + 1]['from_epoch'] - 1}"
         commands.append(command)
