@@ -65,6 +65,8 @@ class TrainConfig:
     patience: int = 30  # early stopping on validation accuracy
     seed: int = 1337
     precision: str = "float32"  # or mixed_bfloat16 (fast on CPUs with AMX or AVX512-BF16)
+    schedule: str = "cosine"  # cosine (warm-up, then decay to zero) or constant (held, for swa)
+    swa: bool = False  # average every epoch's weights (stochastic weight averaging), best with constant
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ BACKBONES = ("mobilenetv2", "efficientnetb0")
 MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
 PRECISIONS = ("float32", "mixed_bfloat16")
+SCHEDULES = ("cosine", "constant")
 
 
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
@@ -140,6 +143,7 @@ def validate(config: Config) -> None:
         (config.train.class_weight in CLASS_WEIGHTS, f"train.class_weight must be one of {', '.join(CLASS_WEIGHTS)}"),
         (config.train.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}"),
         (config.train.patience >= 1, "train.patience must be >= 1"),
+        (config.train.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -6,7 +6,6 @@ prints the commands that reproduce the model and the figures.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -20,11 +19,17 @@ from train.labels import is_fer2013
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
+    from train.training import read_history
+
     path = run_dir / "history.csv"
     if not path.is_file():
         raise TrainError(f"{run_dir} has no history.csv: not a training run directory")
-    with path.open(newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    return read_history(path)
+
+
+def _row_accuracy(row: dict[str, float]) -> float:
+    """The better of the epoch's model and, where weights were averaged, the average."""
+    return max(row.get("val_accuracy", 0.0), row.get("swa_val_accuracy", 0.0))
 
 
 def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "test",
@@ -54,7 +59,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     report, tta = evaluate_with_and_without_flips(model_path, data, split, eval_dir)
     # choices such as baking flips into the exported model are made on validation, never on test
     val, val_tta = evaluate_with_and_without_flips(model_path, data, "val")
-    best_row = max(history, key=lambda row: row.get("val_accuracy", 0.0))
+    best_row = max(history, key=_row_accuracy)
     schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", len(history)))}]
     card = {
         "name": name,
@@ -71,7 +76,9 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "schedule": schedule,
             "class_counts": dataset.get("train_class_counts", {}),
             "best_epoch": int(best_row["epoch"]),
-            "best_val_accuracy": round(best_row.get("val_accuracy", 0.0), 4),
+            "best_val_accuracy": round(_row_accuracy(best_row), 4),
+            # best.keras is the mean of the weights of epochs weight_average_from..best_epoch (swa)
+            "weight_average_from": int(state.get("best_average_from", 0)),
             "train_images": dataset["train_images"],
             "val_images": dataset["val_images"],
             "train_fingerprint": dataset["train_fingerprint"],
@@ -159,7 +166,9 @@ def render_card(card: dict[str, Any], report: Report) -> str:
         _description(card),
         "",
         f"- **Training status**: {status} (best validation accuracy {t['best_val_accuracy']:.4f} "
-        f"at epoch {t['best_epoch']}).",
+        f"at epoch {t['best_epoch']}"
+        + (f", the average of the weights of epochs {t['weight_average_from']}..{t['best_epoch']}"
+           if t.get("weight_average_from") else "") + ").",
         f"- **Test accuracy** on {e['data']} ({e['images']} images): **{e['accuracy']:.4f}**, "
         f"macro-F1 {e['macro_f1']:.4f}; with horizontal-flip test-time averaging {e['accuracy_with_flip_tta']:.4f}.",
         f"- **Validation** ({card['validation']['images']} images of the run's own split, where choices such as "

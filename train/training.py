@@ -23,6 +23,7 @@ import numpy as np
 from train.config import Config, load_config
 from train.data import Dataset, load_dataset, stratified_split
 from train.errors import TrainError
+from train.swa import SWA_FILE
 
 STATE = "state.json"
 HISTORY = "history.csv"
@@ -90,44 +91,78 @@ def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: i
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _read_history(path: Path) -> list[dict[str, float]]:
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Rows of history.csv; columns a row lacks (added by a later schedule part) are left out."""
     if not path.exists():
         return []
     with path.open(newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
 
 
-def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float], total_epochs: int,
-                   schedule: list[dict[str, int]]) -> Any:
+def append_history(path: Path, row: dict[str, float]) -> None:
+    """Append one epoch's row; a new column (say, once weight averaging starts) rewrites the header."""
+    fields: list[str] = []
+    if path.exists():
+        with path.open(newline="") as handle:
+            fields = next(csv.reader(handle), [])
+    if path.exists() and all(name in fields for name in row):
+        with path.open("a", newline="") as handle:
+            csv.DictWriter(handle, fieldnames=fields, restval="").writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return
+    rows = read_history(path) + [row]
+    fields = fields + [name for name in row if name not in fields]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float, int], total_epochs: int,
+                   schedule: list[dict[str, Any]], average: Any = None, val_ds: Any = None,
+                   swa_from: int = 0) -> Any:
     class RunCheckpoint(keras.callbacks.Callback):
-        """Per-epoch history row, last/best checkpoints and early stopping, all resumable from disk."""
+        """Per-epoch history row, last/best checkpoints and early stopping, all resumable from disk.
+
+        With weight averaging on, the average is folded in, validated and saved every epoch too, and
+        whichever of the two models validates better is the candidate for best.keras.
+        """
 
         def __init__(self) -> None:
             super().__init__()
-            self.best_epoch, self.best_value = best
+            self.best_epoch, self.best_value, self.best_average_from = best
             self.stopped_early = False
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = dict(logs or {})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            candidate, value = self.model, float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
+            if average is not None:
+                average.update(self.model)
+                logs["swa_val_loss"], logs["swa_val_accuracy"] = average.evaluate(val_ds)
+                atomic_save_model(average.average_model, run_dir / SWA_FILE)
+                if logs["swa_val_accuracy"] >= value:
+                    candidate, value = average.average_model, logs["swa_val_accuracy"]
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in sorted(logs.items())}}
-            history = run_dir / HISTORY
-            new_file = not history.exists()
-            with history.open("a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(row))
-                if new_file:
-                    writer.writeheader()
-                writer.writerow(row)
-                handle.flush()
-                os.fsync(handle.fileno())
-            value = float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
+            append_history(run_dir / HISTORY, row)
             if value > self.best_value:
                 self.best_epoch, self.best_value = epoch + 1, value
-                atomic_save_model(self.model, run_dir / "best.keras")
+                # the first epoch a weight-averaged best.keras averages from; 0 when it is a plain checkpoint
+                self.best_average_from = swa_from if average is not None and candidate is average.average_model else 0
+                atomic_save_model(candidate, run_dir / "best.keras")
             atomic_save_model(self.model, run_dir / "last.keras")
-            state = {"epochs_done": epoch + 1, "total_epochs": total_epochs, "schedule": schedule,
-                     "best_epoch": self.best_epoch, "best_val_accuracy": self.best_value,
-                     "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            state: dict[str, Any] = {
+                "epochs_done": epoch + 1, "total_epochs": total_epochs, "schedule": schedule,
+                "best_epoch": self.best_epoch, "best_val_accuracy": self.best_value,
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            if average is not None:
+                state["swa"] = {"from_epoch": swa_from, "epochs_averaged": average.count}
+            state["best_average_from"] = self.best_average_from
             atomic_write_text(run_dir / STATE, json.dumps(state, indent=2) + "\n")
             if epoch + 1 - self.best_epoch >= patience:
                 self.stopped_early = True
@@ -139,6 +174,9 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
 
 def _learning_rate(keras: Any, config: Config, steps_per_epoch: int) -> Any:
     t = config.train
+    if t.schedule == "constant":
+        # a schedule object, not a float: an optimizer built with a schedule only accepts another one
+        return keras.optimizers.schedules.ExponentialDecay(t.learning_rate, decay_steps=1, decay_rate=1.0)
     warmup = t.warmup_epochs * steps_per_epoch
     decay = max(1, (t.epochs - t.warmup_epochs) * steps_per_epoch)
     if warmup == 0:
@@ -172,7 +210,8 @@ def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
 
 # What a resumed run may change: the augmentation and the optimizer's schedule and weight decay.
 # Everything else is baked into the checkpoint (the model) or decides which images are validation.
-RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weight_decay", "train.patience")
+RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weight_decay", "train.patience",
+                  "train.schedule", "train.swa")
 
 
 def resume_changes(run_dir: Path, config: Config) -> list[str]:
@@ -194,7 +233,8 @@ def resume_changes(run_dir: Path, config: Config) -> list[str]:
             if not name.startswith(RESUMABLE_KEYS):
                 raise TrainError(f"{name} cannot change on resume (the checkpoint or the validation split "
                                  f"depends on it); start a new run with --out")
-            changes.append(f"{name}={value}")
+            # as --set spells it, so the model card's commands replay it
+            changes.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
     return changes
 
 
@@ -297,9 +337,21 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     weights = class_weights(train_data.targets, num_classes, config.train.class_weight)
     train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights)
     val_ds = make_dataset(tf, val_data, 256, False, config.train.seed)
+    average, swa_from = None, 0
+    if config.train.swa:
+        from train.swa import WeightAverage
+
+        # a new average starts with the schedule part that turned it on; a resumed part carries it on
+        previous = state.get("swa") or {}
+        swa_from = int(previous.get("from_epoch") or int(state["epochs_done"]) + 1)
+        average = WeightAverage.start(model, run_dir, int(previous.get("epochs_averaged", 0)),
+                                      train_data.images, config.train.seed)
+        if average.count == 0:
+            swa_from = int(state["epochs_done"]) + 1
     callback = _make_callback(keras, run_dir, config.train.patience,
-                              (int(state["best_epoch"]), float(state["best_val_accuracy"])), config.train.epochs,
-                              schedule)
+                              (int(state["best_epoch"]), float(state["best_val_accuracy"]),
+                               int(state.get("best_average_from", 0))), config.train.epochs,
+                              schedule, average, val_ds, swa_from)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     initial_epoch = int(state["epochs_done"])
@@ -310,7 +362,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
               f"of {config.train.epochs}", flush=True)
         model.fit(train_ds, validation_data=val_ds, epochs=last_epoch, initial_epoch=initial_epoch,
                   callbacks=[callback], verbose=verbose)
-    history = _read_history(run_dir / HISTORY)
+    history = read_history(run_dir / HISTORY)
     epochs_done = int(history[-1]["epoch"]) if history else initial_epoch
     best_path = run_dir / "best.keras"
     if best_path.exists():

@@ -1,0 +1,85 @@
+"""Stochastic weight averaging: exact batch-norm recalibration and an average that survives resuming."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.__main__ import main
+from train.config import load_config
+from train.training import read_history, train
+
+pytestmark = pytest.mark.slow
+
+
+def test_recalibration_measures_the_mean_and_variance_of_the_images() -> None:
+    import keras
+
+    from train.swa import recalibrate_batch_norm
+
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.99)(inputs))
+    rng = np.random.default_rng(0)
+    images = rng.normal([1.0, -2.0, 5.0], [1.0, 0.5, 3.0], size=(64, 4, 4, 3)).astype("float32")
+    recalibrate_batch_norm(model, images, batch_size=16)
+    layer = model.layers[-1]
+    # equal batches: the running mean of batch means is the mean over all images
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.moving_mean), images.mean(axis=(0, 1, 2)),
+                               rtol=1e-5, atol=1e-5)
+    batch_variances = images.reshape(4, 16 * 16, 3).var(axis=1).mean(axis=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.moving_variance), batch_variances, rtol=1e-4)
+    assert layer.momentum == 0.99  # restored for training
+
+
+def _config(sample: Path, *overrides: str):
+    return load_config(None, [f"data.dir={sample}", "data.val_fraction=0.25", "model.arch=vgg", "model.width=4",
+                              "train.warmup_epochs=0", "train.batch_size=32", *overrides])
+
+
+def _trainable(path: Path) -> list[np.ndarray]:
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)
+    return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+
+
+def test_weight_averaging_phase_carries_its_mean_across_a_resume(sample_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(_config(sample_dir, "train.epochs=2"), run, verbose=0)
+    swa = ("train.epochs=4", "train.swa=true", "train.schedule=constant", "train.learning_rate=0.0005")
+    train(_config(sample_dir, *swa), run, resume=True, verbose=0, stop_after=3)
+    # one epoch averaged: the average holds exactly that epoch's weights
+    epoch3 = _trainable(run / "last.keras")
+    for averaged, weight in zip(_trainable(run / "swa.keras"), epoch3):
+        np.testing.assert_allclose(averaged, weight, rtol=1e-6, atol=1e-7)
+
+    train(_config(sample_dir, *swa), run, resume=True, verbose=0)
+    epoch4 = _trainable(run / "last.keras")
+    for averaged, w3, w4 in zip(_trainable(run / "swa.keras"), epoch3, epoch4):
+        np.testing.assert_allclose(averaged, (w3 + w4) / 2, rtol=1e-5, atol=1e-6)
+
+    state = json.loads((run / "state.json").read_text())
+    assert state["swa"] == {"from_epoch": 3, "epochs_averaged": 2}
+    assert state["schedule"][-1]["set"] == ["train.learning_rate=0.0005", "train.schedule=constant", "train.swa=true"]
+    rows = read_history(run / "history.csv")
+    assert [("swa_val_accuracy" in row) for row in rows] == [False, False, True, True]
+    assert [row["learning_rate"] for row in rows[2:]] == pytest.approx([0.0005, 0.0005])
+    best = max(rows, key=lambda row: max(row["val_accuracy"], row.get("swa_val_accuracy", 0.0)))
+    assert state["best_val_accuracy"] == pytest.approx(max(best["val_accuracy"], best.get("swa_val_accuracy", 0)))
+    from_average = best.get("swa_val_accuracy", -1.0) >= best["val_accuracy"]
+    assert state["best_average_from"] == (3 if from_average else 0)
+
+    out = tmp_path / "models"
+    assert main(["ship", str(run), "--out", str(out), "--name", "small", "--data", str(sample_dir)]) == 0
+    card = json.loads((out / "small.card.json").read_text())
+    assert card["training"]["weight_average_from"] == state["best_average_from"]
+    assert card["training"]["best_val_accuracy"] == pytest.approx(state["best_val_accuracy"], abs=1e-4)
+    assert "--set train.swa=true" in card["commands"]["resume"]
+
+
+def test_unknown_schedule_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--arch", "tiny", "--out", str(tmp_path / "run"), "--set", "train.schedule=step"]) == 2
+    assert "train.schedule must be one of cosine, constant" in capsys.readouterr().err
