@@ -83,3 +83,30 @@ def test_weight_averaging_phase_carries_its_mean_across_a_resume(sample_dir: Pat
 def test_unknown_schedule_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--arch", "tiny", "--out", str(tmp_path / "run"), "--set", "train.schedule=step"]) == 2
     assert "train.schedule must be one of cosine, constant" in capsys.readouterr().err
+
+
+def test_resume_moves_a_bfloat16_run_to_float32_with_its_optimizer_state(sample_dir: Path, tmp_path: Path) -> None:
+    """bfloat16 is emulated (several times slower) on CPUs without AMX or AVX512-BF16."""
+    import keras
+
+    from train.training import precision_of
+
+    run = tmp_path / "run"
+    base = ("model.arch=tiny", "train.epochs=2")
+    train(_config(sample_dir, *base, "train.precision=mixed_bfloat16"), run, verbose=0, stop_after=1)
+    saved = keras.saving.load_model(run / "last.keras")
+    assert precision_of(saved) == "mixed_bfloat16"
+    steps = int(keras.ops.convert_to_numpy(saved.optimizer.iterations))
+
+    # killed before the new part's first epoch ended: nothing about the part is recorded yet
+    assert main(["--arch", "tiny", "--out", str(run), "--resume", "--set", "train.precision=float32",
+                 "--stop-after", "1"]) == 0
+    assert load_config(run / "config.toml").train.precision == "mixed_bfloat16"
+
+    train(_config(sample_dir, *base, "train.precision=float32"), run, resume=True, verbose=0)
+    moved = keras.saving.load_model(run / "last.keras")
+    assert precision_of(moved) == "float32"
+    assert int(keras.ops.convert_to_numpy(moved.optimizer.iterations)) == 2 * steps  # the step count carried on
+    state = json.loads((run / "state.json").read_text())
+    assert state["schedule"][-1] == {"from_epoch": 2, "epochs": 2, "set": ["train.precision=float32"]}
+    assert load_config(run / "config.toml").train.precision == "float32"

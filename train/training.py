@@ -125,7 +125,7 @@ def append_history(path: Path, row: dict[str, float]) -> None:
 
 def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float, int], total_epochs: int,
                    schedule: list[dict[str, Any]], average: Any = None, val_ds: Any = None,
-                   swa_from: int = 0) -> Any:
+                   swa_from: int = 0, config_text: str = "") -> Any:
     class RunCheckpoint(keras.callbacks.Callback):
         """Per-epoch history row, last/best checkpoints and early stopping, all resumable from disk.
 
@@ -163,6 +163,8 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
             if average is not None:
                 state["swa"] = {"from_epoch": swa_from, "epochs_averaged": average.count}
             state["best_average_from"] = self.best_average_from
+            if config_text:
+                atomic_write_text(run_dir / "config.toml", config_text)
             atomic_write_text(run_dir / STATE, json.dumps(state, indent=2) + "\n")
             if epoch + 1 - self.best_epoch >= patience:
                 self.stopped_early = True
@@ -208,10 +210,40 @@ def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
     return {"label_mode": config.data.labels, "load_options": options, **dict(data.info)}
 
 
-# What a resumed run may change: the augmentation and the optimizer's schedule and weight decay.
-# Everything else is baked into the checkpoint (the model) or decides which images are validation.
+# What a resumed run may change: the augmentation, the optimizer's schedule and weight decay, weight
+# averaging, and the precision (the weights are float32 either way). Everything else is baked into the checkpoint (the model) or decides which images are validation.
 RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weight_decay", "train.patience",
-                  "train.schedule", "train.swa")
+                  "train.schedule", "train.swa", "train.precision")
+
+
+def precision_of(model: Any) -> str:
+    """The training precision a model was built under, from its layers' compute dtypes."""
+    bfloat16 = any(getattr(layer, "compute_dtype", "float32") == "bfloat16" for layer in model._flatten_layers())
+    return "mixed_bfloat16" if bfloat16 else "float32"
+
+
+def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, learning_rate: Any) -> Any:
+    """The loaded model rebuilt under ``config.train.precision``, with its weights and optimizer state.
+
+    bfloat16 is fast only on CPUs with AMX or AVX512-BF16; elsewhere it is emulated and several
+    times slower, so a run moved to another machine may need to continue in float32.
+    """
+    from train.models import build_model
+
+    rebuilt = build_model(config.model, num_classes)
+    rebuilt.set_weights(model.get_weights())
+    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate,
+                                       weight_decay=config.train.weight_decay)
+    rebuilt.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    optimizer.build(rebuilt.trainable_variables)
+    old = model.optimizer.variables
+    if len(old) != len(optimizer.variables):
+        raise TrainError(f"cannot move {model.name}'s optimizer state to {config.train.precision}: "
+                         f"{len(old)} variables, expected {len(optimizer.variables)}")
+    for new, saved in zip(optimizer.variables, old):
+        new.assign(keras.ops.cast(saved, new.dtype))
+    print(f"continuing in {config.train.precision} (the checkpoint was {precision_of(model)})", flush=True)
+    return rebuilt
 
 
 def resume_changes(run_dir: Path, config: Config) -> list[str]:
@@ -288,7 +320,10 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     # bfloat16 runs ~1.8x faster on CPUs with AMX/AVX512-BF16; exported models are float32 anyway
     keras.mixed_precision.set_global_policy(config.train.precision)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.toml", config.to_toml())
+    if not resume:
+        atomic_write_text(run_dir / "config.toml", config.to_toml())
+    # a resumed part's config is written with its first epoch: stopped sooner, the next resume
+    # still sees (and records) what this part changed
     dataset_info = {
         "source": train_data.source,
         "labels": list(train_data.labels),
@@ -306,6 +341,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     steps_per_epoch = int(np.ceil(len(train_data) / config.train.batch_size))
     if resume:
         model = keras.saving.load_model(run_dir / "last.keras")
+        if precision_of(model) != config.train.precision:
+            model = _with_precision(keras, model, config, num_classes, _learning_rate(keras, config, steps_per_epoch))
         # The schedule follows this config's epochs, not the one saved in last.keras, so a run can be
         # shortened or extended on resume (--set train.epochs=N); the optimizer's step count carries on.
         model.optimizer.learning_rate = _learning_rate(keras, config, steps_per_epoch)
@@ -351,7 +388,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     callback = _make_callback(keras, run_dir, config.train.patience,
                               (int(state["best_epoch"]), float(state["best_val_accuracy"]),
                                int(state.get("best_average_from", 0))), config.train.epochs,
-                              schedule, average, val_ds, swa_from)
+                              schedule, average, val_ds, swa_from, config.to_toml())
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     initial_epoch = int(state["epochs_done"])
