@@ -66,6 +66,7 @@ def test_weight_averaging_phase_carries_its_mean_across_a_resume(sample_dir: Pat
     assert state["schedule"][-1]["set"] == ["train.learning_rate=0.0005", "train.schedule=constant", "train.swa=true"]
     rows = read_history(run / "history.csv")
     assert [("swa_val_accuracy" in row) for row in rows] == [False, False, True, True]
+    assert (run / "history.csv").read_text().splitlines()[1].startswith("1,")  # rewritten as written
     assert [row["learning_rate"] for row in rows[2:]] == pytest.approx([0.0005, 0.0005])
     best = max(rows, key=lambda row: max(row["val_accuracy"], row.get("swa_val_accuracy", 0.0)))
     assert state["best_val_accuracy"] == pytest.approx(max(best["val_accuracy"], best.get("swa_val_accuracy", 0)))

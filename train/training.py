@@ -111,7 +111,11 @@ def append_history(path: Path, row: dict[str, float]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         return
-    rows = read_history(path) + [row]
+    rows: list[dict[str, Any]] = []
+    if path.exists():
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))  # as written: epochs stay integers
+    rows.append(row)
     fields = fields + [name for name in row if name not in fields]
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="") as handle:
