@@ -175,3 +175,15 @@ def test_evaluate_on_the_runs_own_validation_split(sample_dir: Path, tmp_path: P
     (alone / "m.keras").write_bytes((run / "model.keras").read_bytes())
     assert main(["evaluate", str(alone / "m.keras"), "--data", str(sample_dir), "--split", "val"]) == 2
     assert "needs the run's config" in capsys.readouterr().err
+
+
+def test_card_commands_carry_earlier_parts_changes() -> None:
+    from train.model_card import train_commands
+
+    schedule = [{"from_epoch": 1, "epochs": 10},
+                {"from_epoch": 6, "epochs": 8, "set": ["augment.erasing=0.1"]},
+                {"from_epoch": 9, "epochs": 12, "set": ["train.swa=true", "augment.erasing=0.2"]}]
+    commands = train_commands("c.toml", Path("run"), schedule)
+    # each command starts from c.toml, so the third part must repeat the second part's change (updated)
+    assert commands[1].endswith("--epochs 8 --set augment.erasing=0.1 --stop-after 8")
+    assert commands[2].endswith("--resume --epochs 12 --set train.swa=true --set augment.erasing=0.2")

@@ -97,7 +97,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "train": train_commands(config_path, run_dir, schedule),
             "resume": f"fer-train --config {config_path} --out {run_dir} --resume"
                       + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else "")
-                      + _set_flags(schedule[-1]),
+                      + _set_flags(schedule, len(schedule) - 1),
             "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}",
             "evaluate": f"fer-train evaluate {model_path} --data {data} --split {split}",
         },
@@ -108,9 +108,19 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     return card
 
 
-def _set_flags(segment: dict[str, Any]) -> str:
-    """The ``--set`` flags that replay the recipe changes a schedule part was resumed with."""
-    return "".join(f" --set {change}" for change in segment.get("set", []))
+def _set_flags(schedule: list[dict[str, Any]], upto: int) -> str:
+    """The ``--set`` flags that replay the recipe changes in force in schedule part ``upto``.
+
+    Each part records only what it changed from the one before, but every command starts from the
+    config file, so a part's command carries all earlier changes too (a later value wins).
+    """
+    changes: dict[str, str] = {}
+    for segment in schedule[:upto + 1]:
+        for change in segment.get("set", []):
+            key, _, value = change.partition("=")
+            changes.pop(key, None)
+            changes[key] = value
+    return "".join(f" --set {key}={value}" for key, value in changes.items())
 
 
 def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, Any]]) -> list[str]:
@@ -125,7 +135,7 @@ def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, Any
     commands = []
     for index, segment in enumerate(schedule):
         command = base + (" --resume" if index else "") + f" --epochs {segment['epochs']}"
-        command += _set_flags(segment)
+        command += _set_flags(schedule, index)
         if index + 1 < len(schedule):
             command += f" --stop-after {schedule[index + 1]['from_epoch'] - 1}"
         commands.append(command)
