@@ -59,10 +59,10 @@ class WeightAverage:
     and carries on, so splitting the averaging phase across sessions gives the same mean.
     """
 
-    def __init__(self, model: Any, average_model: Any, count: int, recalibration_images: np.ndarray) -> None:
+    def __init__(self, average_model: Any, count: int, recalibration_images: np.ndarray) -> None:
         self.average_model = average_model
         self.count = count
-        self.mean = [np.asarray(w, dtype=np.float64) for w in _trainable_values(average_model if count else model)]
+        self.mean = [np.asarray(w, dtype=np.float64) for w in _trainable_values(average_model)]
         self.images = recalibration_images
 
     @classmethod
@@ -81,7 +81,7 @@ class WeightAverage:
         take = min(RECALIBRATION_IMAGES, len(train_images))
         index = np.sort(rng.choice(len(train_images), take, replace=False))
         images = train_images[index][..., None].astype(np.float32)
-        return cls(model, average_model, count, images)
+        return cls(average_model, count, images)
 
     def update(self, model: Any) -> None:
         """Fold the model's current weights into the mean and refresh the average model from it."""

@@ -215,9 +215,17 @@ def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
 
 
 # What a resumed run may change: the augmentation, the optimizer's schedule and weight decay, weight
-# averaging, and the precision (the weights are float32 either way). Everything else is baked into the checkpoint (the model) or decides which images are validation.
+# averaging, and the precision (the weights are float32 either way). Everything else is baked into
+# the checkpoint (the model) or decides which images are validation.
 RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weight_decay", "train.patience",
                   "train.schedule", "train.swa", "train.precision")
+
+
+def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float) -> Any:
+    """Compile for training with AdamW; returns the optimizer."""
+    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    return optimizer
 
 
 def precision_of(model: Any) -> str:
@@ -236,9 +244,7 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
 
     rebuilt = build_model(config.model, num_classes)
     rebuilt.set_weights(model.get_weights())
-    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate,
-                                       weight_decay=config.train.weight_decay)
-    rebuilt.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    optimizer = _compile(keras, rebuilt, learning_rate, config.train.weight_decay)
     optimizer.build(rebuilt.trainable_variables)
     old = model.optimizer.variables
     if len(old) != len(optimizer.variables):
@@ -363,15 +369,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         from train.models import build_model
 
         model = build_model(config.model, num_classes)
-        optimizer = keras.optimizers.AdamW(
-            learning_rate=_learning_rate(keras, config, steps_per_epoch),
-            weight_decay=config.train.weight_decay,
-        )
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"],
-        )
+        _compile(keras, model, _learning_rate(keras, config, steps_per_epoch), config.train.weight_decay)
     from train.augment import make_augmenter
 
     augment = make_augmenter(config.augment, config.train.seed)
@@ -384,11 +382,9 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
 
         # a new average starts with the schedule part that turned it on; a resumed part carries it on
         previous = state.get("swa") or {}
-        swa_from = int(previous.get("from_epoch") or int(state["epochs_done"]) + 1)
         average = WeightAverage.start(model, run_dir, int(previous.get("epochs_averaged", 0)),
                                       train_data.images, config.train.seed)
-        if average.count == 0:
-            swa_from = int(state["epochs_done"]) + 1
+        swa_from = int(previous["from_epoch"]) if average.count else int(state["epochs_done"]) + 1
     callback = _make_callback(keras, run_dir, config.train.patience,
                               (int(state["best_epoch"]), float(state["best_val_accuracy"]),
                                int(state.get("best_average_from", 0))), config.train.epochs,
