@@ -34,6 +34,24 @@ def test_recalibration_measures_the_mean_and_variance_of_the_images() -> None:
     assert layer.momentum == 0.99  # restored for training
 
 
+def test_recalibration_measures_activations_with_dropout_off() -> None:
+    import keras
+
+    from train.swa import recalibrate_batch_norm
+
+    inputs = keras.Input((4, 4, 3))
+    dropped = keras.layers.Dropout(0.5)(inputs)
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(dropped))
+    rng = np.random.default_rng(1)
+    images = rng.normal(3.0, 1.0, size=(64, 4, 4, 3)).astype("float32")
+    recalibrate_batch_norm(model, images, batch_size=64)
+    layer = model.layers[-1]
+    # dropout on would scale kept values by 2 and zero half of them: variance near 10, not 1
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.moving_variance), images.var(axis=(0, 1, 2)),
+                               rtol=1e-4)
+    assert model.layers[1].rate == 0.5  # restored for training
+
+
 def _config(sample: Path, *overrides: str):
     return load_config(None, [f"data.dir={sample}", "data.val_fraction=0.25", "model.arch=vgg", "model.width=4",
                               "train.warmup_epochs=0", "train.batch_size=32", *overrides])

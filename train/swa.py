@@ -6,7 +6,10 @@ generalises better (Izmailov et al., 2018, "Averaging Weights Leads to Wider Opt
 nothing at inference time: the average is one model of the same size.
 
 The average's batch-norm statistics are measured afresh: the moving means and variances describe
-the activations of weights the average never had.
+the activations of weights the average never had. They are measured with dropout off, as the
+model runs at inference: dropout on would inflate each channel's variance beyond what the
+exported model sees (Li et al., 2019, "Understanding the Disharmony between Dropout and Batch
+Normalization").
 """
 
 from __future__ import annotations
@@ -29,20 +32,32 @@ def batch_norm_layers(model: Any) -> list[Any]:
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
+def dropout_layers(model: Any) -> list[Any]:
+    import keras
+
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.Dropout)]
+
+
 def recalibrate_batch_norm(model: Any, images: np.ndarray, batch_size: int = RECALIBRATION_BATCH) -> None:
     """Set every batch-norm layer's moving statistics to their mean over ``images``.
 
     Momentum (k-1)/k on the k-th batch makes Keras's exponential update an exact running mean.
-    The forward passes run eagerly so each batch sees the momentum set for it.
+    The forward passes run eagerly so each batch sees the momentum set for it, and with every
+    dropout rate at zero so the statistics are those of the inference-time activations.
     """
     layers = batch_norm_layers(model)
     if not layers:
         return
     saved = [layer.momentum for layer in layers]
+    dropouts = dropout_layers(model)
+    saved_rates = [layer.rate for layer in dropouts]
     for layer in layers:
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, dtype="float32"))
         layer.moving_variance.assign(np.ones(layer.moving_variance.shape, dtype="float32"))
     try:
+        for layer in dropouts:
+            layer.rate = 0.0
         for k, start in enumerate(range(0, len(images), batch_size), start=1):
             for layer in layers:
                 layer.momentum = (k - 1) / k
@@ -50,6 +65,8 @@ def recalibrate_batch_norm(model: Any, images: np.ndarray, batch_size: int = REC
     finally:
         for layer, momentum in zip(layers, saved):
             layer.momentum = momentum
+        for layer, rate in zip(dropouts, saved_rates):
+            layer.rate = rate
 
 
 class WeightAverage:
