@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_recalibration_measures_the_mean_and_variance_of_the_images() -> None:
     import keras
 
-    from train.swa import recalibrate_batch_norm
+    from train.recalibrate import recalibrate_batch_norm
 
     inputs = keras.Input((4, 4, 3))
     model = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.99)(inputs))
@@ -37,7 +37,7 @@ def test_recalibration_measures_the_mean_and_variance_of_the_images() -> None:
 def test_recalibration_measures_activations_with_dropout_off() -> None:
     import keras
 
-    from train.swa import recalibrate_batch_norm
+    from train.recalibrate import recalibrate_batch_norm
 
     inputs = keras.Input((4, 4, 3))
     dropped = keras.layers.Dropout(0.5)(inputs)
@@ -129,3 +129,71 @@ def test_resume_moves_a_bfloat16_run_to_float32_with_its_optimizer_state(sample_
     state = json.loads((run / "state.json").read_text())
     assert state["schedule"][-1] == {"from_epoch": 2, "epochs": 2, "set": ["train.precision=float32"]}
     assert load_config(run / "config.toml").train.precision == "float32"
+
+
+def _moving_statistics(model) -> list[np.ndarray]:
+    import keras
+
+    from train.recalibrate import batch_norm_layers
+
+    return [keras.ops.convert_to_numpy(v) for layer in batch_norm_layers(model)
+            for v in (layer.moving_mean, layer.moving_variance)]
+
+
+def test_recalibrated_run_validates_and_saves_clean_statistics(sample_dir: Path, tmp_path: Path) -> None:
+    import keras
+
+    from train.evaluate import evaluate_model
+    from train.recalibrate import calibration_images, recalibrate_batch_norm
+    from train.training import prepare_data
+
+    run = tmp_path / "run"
+    train(_config(sample_dir, "train.epochs=1"), run, verbose=0)
+    config = _config(sample_dir, "train.epochs=2", "train.recalibrate_bn=true")
+    train(config, run, resume=True, verbose=0)
+
+    saved = keras.saving.load_model(run / "last.keras", compile=False)
+    measured = _moving_statistics(saved)
+    recalibrate_batch_norm(saved, calibration_images(prepare_data(config)[0].images, config.train.seed))
+    for before, again in zip(measured, _moving_statistics(saved)):
+        np.testing.assert_allclose(before, again, rtol=1e-4, atol=1e-5)  # already the clean images' statistics
+
+    # the logged figure is the saved model's, statistics included
+    rows = read_history(run / "history.csv")
+    report = evaluate_model(run / "last.keras", sample_dir, "val")
+    assert rows[-1]["val_accuracy"] == pytest.approx(report.accuracy, abs=1e-6)
+    state = json.loads((run / "state.json").read_text())
+    assert state["schedule"][-1]["set"] == ["train.recalibrate_bn=true"]
+
+
+def test_recalibrate_command_writes_a_new_model_that_evaluates_beside_its_run_files(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    from train.recalibrate import calibration_images, recalibrate_batch_norm
+    from train.training import prepare_data
+
+    run = tmp_path / "run"
+    config = _config(sample_dir, "train.epochs=1")
+    train(config, run, verbose=0)
+    out = tmp_path / "elsewhere" / "clean.keras"
+    assert main(["recalibrate", str(run / "last.keras"), "--out", str(out), "--data", str(sample_dir)]) == 0
+    assert "recalibrated 8 batch-norm layers" in capsys.readouterr().out
+
+    original = keras.saving.load_model(run / "last.keras", compile=False)
+    before = _moving_statistics(original)
+    recalibrate_batch_norm(original, calibration_images(prepare_data(config)[0].images, config.train.seed))
+    written = _moving_statistics(keras.saving.load_model(out, compile=False))
+    for expected, got, old in zip(_moving_statistics(original), written, before):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert not all(np.allclose(old, got) for old, got in zip(before, written))
+    # the run's files travel with it, so --split val re-draws the same validation images
+    assert (out.parent / "clean.config.toml").is_file() and (out.parent / "clean.dataset.json").is_file()
+    assert main(["evaluate", str(out), "--data", str(sample_dir), "--split", "val"]) == 0
+
+    assert main(["recalibrate", str(run / "last.keras"), "--out", str(out), "--data", str(sample_dir)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    lone = tmp_path / "lone.keras"
+    lone.write_bytes((run / "last.keras").read_bytes())
+    assert main(["recalibrate", str(lone), "--out", str(tmp_path / "x.keras"), "--data", str(sample_dir)]) == 2
+    assert "needs the run's config" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``fer-train``: train a model (default), ``fer-train evaluate`` or ``ship`` one, or ``report`` on a data set.
+"""``fer-train``: train a model (default), ``evaluate``, ``ship`` or ``recalibrate`` one, or ``report`` on data.
 
 Parsing only; the work is in ``training.train`` and ``evaluate.evaluate``, and library
 exceptions become one-line messages with exit code 2 here.
@@ -19,7 +19,7 @@ def _train_parser() -> argparse.ArgumentParser:
         prog="fer-train",
         description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv) or on your "
         "own folder-per-class data or CSV (--labels auto). Subcommands: 'fer-train evaluate MODEL', "
-        "'fer-train ship RUN_DIR', 'fer-train report DATA' (see their --help).",
+        "'fer-train ship RUN_DIR', 'fer-train recalibrate MODEL', 'fer-train report DATA' (see their --help).",
     )
     parser.add_argument("--config", help="TOML config file (see train/configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -88,6 +88,20 @@ def _ship_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _recalibrate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-train recalibrate",
+        description="Measure a model's batch-norm statistics again on 8,192 clean training images of its run "
+        "(dropout off) and save the result as a new model: statistics gathered under augmentation do not "
+        "match un-augmented faces.",
+    )
+    parser.add_argument("model", type=Path, help="a .keras model with its run's config.toml beside it")
+    parser.add_argument("--out", type=Path, required=True, help="the new .keras file (must not exist)")
+    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"),
+                        help="the data the run trained on (its config's data.dir is replaced by this)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -108,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             card = ship_run(args.run_dir, args.out, args.name, args.data, args.split, args.config_path)
             print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
                   f"card {args.out / (args.name + '.card.md')}")
+            return ExitStatus.OK
+        if argv and argv[0] == "recalibrate":
+            args = _recalibrate_parser().parse_args(argv[1:])
+            from train.recalibrate import recalibrate_model
+
+            layers = recalibrate_model(args.model, args.data, args.out)
+            print(f"recalibrated {layers} batch-norm layers: {args.out}")
             return ExitStatus.OK
         if argv and argv[0] == "report":
             args = _report_parser().parse_args(argv[1:])

@@ -67,6 +67,9 @@ class TrainConfig:
     precision: str = "float32"  # or mixed_bfloat16 (fast on CPUs with AMX or AVX512-BF16)
     schedule: str = "cosine"  # cosine (warm-up, then decay to zero) or constant (held, for swa)
     swa: bool = False  # average every epoch's weights (stochastic weight averaging), best with constant
+    # measure batch-norm statistics on clean training images before each validation: the moving
+    # statistics gathered under augmentation do not match un-augmented faces
+    recalibrate_bn: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,8 @@ basin; holding the learning rate and averaging every epoch's weights lands neare
 generalises better (Izmailov et al., 2018, "Averaging Weights Leads to Wider Optima") and costs
 nothing at inference time: the average is one model of the same size.
 
-The average's batch-norm statistics are measured afresh: the moving means and variances describe
-the activations of weights the average never had. They are measured with dropout off, as the
-model runs at inference: dropout on would inflate each channel's variance beyond what the
-exported model sees (Li et al., 2019, "Understanding the Disharmony between Dropout and Batch
-Normalization").
+The average's batch-norm statistics are measured afresh (``train.recalibrate``): the moving means
+and variances describe the activations of weights the average never had.
 """
 
 from __future__ import annotations
@@ -19,54 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from train.recalibrate import calibration_images, recalibrate_batch_norm
+
 SWA_FILE = "swa.keras"
-# Enough images to estimate each channel's mean and variance closely; a full pass adds minutes per epoch.
-RECALIBRATION_IMAGES = 8192
-RECALIBRATION_BATCH = 256
-
-
-def batch_norm_layers(model: Any) -> list[Any]:
-    import keras
-
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)]
-
-
-def dropout_layers(model: Any) -> list[Any]:
-    import keras
-
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.Dropout)]
-
-
-def recalibrate_batch_norm(model: Any, images: np.ndarray, batch_size: int = RECALIBRATION_BATCH) -> None:
-    """Set every batch-norm layer's moving statistics to their mean over ``images``.
-
-    Momentum (k-1)/k on the k-th batch makes Keras's exponential update an exact running mean.
-    The forward passes run eagerly so each batch sees the momentum set for it, and with every
-    dropout rate at zero so the statistics are those of the inference-time activations.
-    """
-    layers = batch_norm_layers(model)
-    if not layers:
-        return
-    saved = [layer.momentum for layer in layers]
-    dropouts = dropout_layers(model)
-    saved_rates = [layer.rate for layer in dropouts]
-    for layer in layers:
-        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, dtype="float32"))
-        layer.moving_variance.assign(np.ones(layer.moving_variance.shape, dtype="float32"))
-    try:
-        for layer in dropouts:
-            layer.rate = 0.0
-        for k, start in enumerate(range(0, len(images), batch_size), start=1):
-            for layer in layers:
-                layer.momentum = (k - 1) / k
-            model(images[start:start + batch_size], training=True)
-    finally:
-        for layer, momentum in zip(layers, saved):
-            layer.momentum = momentum
-        for layer, rate in zip(dropouts, saved_rates):
-            layer.rate = rate
 
 
 class WeightAverage:
@@ -94,11 +46,7 @@ class WeightAverage:
             average_model = keras.models.clone_model(model)
             average_model.set_weights(model.get_weights())
         average_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-        rng = np.random.default_rng(seed)
-        take = min(RECALIBRATION_IMAGES, len(train_images))
-        index = np.sort(rng.choice(len(train_images), take, replace=False))
-        images = train_images[index][..., None].astype(np.float32)
-        return cls(average_model, count, images)
+        return cls(average_model, count, calibration_images(train_images, seed))
 
     def update(self, model: Any) -> None:
         """Fold the model's current weights into the mean and refresh the average model from it."""

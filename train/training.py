@@ -129,12 +129,15 @@ def append_history(path: Path, row: dict[str, float]) -> None:
 
 def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float, int], total_epochs: int,
                    schedule: list[dict[str, Any]], average: Any = None, val_ds: Any = None,
-                   swa_from: int = 0, config_text: str = "") -> Any:
+                   swa_from: int = 0, config_text: str = "", calibration: np.ndarray | None = None) -> Any:
     class RunCheckpoint(keras.callbacks.Callback):
         """Per-epoch history row, last/best checkpoints and early stopping, all resumable from disk.
 
         With weight averaging on, the average is folded in, validated and saved every epoch too, and
-        whichever of the two models validates better is the candidate for best.keras.
+        whichever of the two models validates better is the candidate for best.keras. With batch-norm
+        recalibration on, the model's statistics are re-measured on ``calibration`` and the model is
+        validated here rather than by ``fit`` (the statistics only serve inference, so training
+        carries on unaffected).
         """
 
         def __init__(self) -> None:
@@ -143,6 +146,13 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
             self.stopped_early = False
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if calibration is not None:
+                from train.recalibrate import recalibrate_batch_norm
+
+                recalibrate_batch_norm(self.model, calibration)
+                result = self.model.evaluate(val_ds, verbose=0, return_dict=True)
+                if logs is not None:  # the same dict the progress line prints
+                    logs["val_loss"], logs["val_accuracy"] = float(result["loss"]), float(result["accuracy"])
             logs = dict(logs or {})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             candidate, value = self.model, float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
@@ -218,7 +228,7 @@ def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
 # averaging, and the precision (the weights are float32 either way). Everything else is baked into
 # the checkpoint (the model) or decides which images are validation.
 RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weight_decay", "train.patience",
-                  "train.schedule", "train.swa", "train.precision")
+                  "train.schedule", "train.swa", "train.precision", "train.recalibrate_bn")
 
 
 def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float) -> Any:
@@ -376,7 +386,11 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     weights = class_weights(train_data.targets, num_classes, config.train.class_weight)
     train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights)
     val_ds = make_dataset(tf, val_data, 256, False, config.train.seed)
-    average, swa_from = None, 0
+    average, swa_from, calibration = None, 0, None
+    if config.train.recalibrate_bn:
+        from train.recalibrate import calibration_images
+
+        calibration = calibration_images(train_data.images, config.train.seed)
     if config.train.swa:
         from train.swa import WeightAverage
 
@@ -388,7 +402,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     callback = _make_callback(keras, run_dir, config.train.patience,
                               (int(state["best_epoch"]), float(state["best_val_accuracy"]),
                                int(state.get("best_average_from", 0))), config.train.epochs,
-                              schedule, average, val_ds, swa_from, config.to_toml())
+                              schedule, average, val_ds, swa_from, config.to_toml(), calibration)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     initial_epoch = int(state["epochs_done"])
@@ -397,7 +411,9 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         print(f"training {model.name} ({model.count_params():,} parameters) on {len(train_data)} images, "
               f"validating on {len(val_data)}; epochs {initial_epoch + 1}..{last_epoch} "
               f"of {config.train.epochs}", flush=True)
-        model.fit(train_ds, validation_data=val_ds, epochs=last_epoch, initial_epoch=initial_epoch,
+        # with recalibration the callback validates, after re-measuring the statistics
+        model.fit(train_ds, validation_data=None if calibration is not None else val_ds,
+                  epochs=last_epoch, initial_epoch=initial_epoch,
                   callbacks=[callback], verbose=verbose)
     history = read_history(run_dir / HISTORY)
     epochs_done = int(history[-1]["epoch"]) if history else initial_epoch
