@@ -267,3 +267,28 @@ def test_also_sets_another_model_beside_the_main_one(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     side = report.split("## Models side by side", 1)[1].split("##", 1)[0]
     assert "| fer_vgg | 1,176,359 | int8 |" in side and "| tiny |" in side
+
+
+def test_int8_dot_product_instructions_are_read_from_cpuinfo() -> None:
+    from benchmarks.system import int8_dot_instructions
+
+    assert int8_dot_instructions("processor\t: 0\nflags\t\t: fpu sse4_2 avx2 fma\n") == []
+    assert int8_dot_instructions("flags\t\t: avx2 avx512f avx512_vnni amx_int8\n") == ["avx512_vnni", "amx_int8"]
+    assert int8_dot_instructions("Features\t: fp asimd asimddp i8mm\nCPU part\t: 0xd0b\n") == ["asimddp", "i8mm"]
+    assert int8_dot_instructions("Hardware\t: BCM2835\n") is None
+
+
+def test_report_explains_int8_no_faster_than_float32_only_when_it_is_not() -> None:
+    from benchmarks.report import int8_speed_note
+
+    def results(int8_ms: float, found: list[str] | None) -> dict:
+        rows = [{"artifact": name, "threads": 1, "batch": 1, "stats": {"p50": ms}}
+                for name, ms in (("int8", int8_ms), ("float32", 9.0))]
+        return {"model_latency": {"rows": rows}, "system": {"int8_dot_instructions": found}}
+
+    assert int8_speed_note(results(2.5, [])) is None  # 3.6x: nothing to explain
+    slow = int8_speed_note(results(8.0, []))
+    assert slow is not None and "1.12x as fast" in slow and "no int8 dot-product instructions" in slow
+    # with the instructions present, or unknown, the report gives the ratio and no explanation
+    assert "instructions" not in int8_speed_note(results(8.0, ["avx512_vnni"]))
+    assert "instructions" not in int8_speed_note(results(8.0, None))
