@@ -414,7 +414,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         # with recalibration the callback validates, after re-measuring the statistics
         model.fit(train_ds, validation_data=None if calibration is not None else val_ds,
                   epochs=last_epoch, initial_epoch=initial_epoch,
-                  callbacks=[callback], verbose=verbose)
+                  callbacks=[callback], verbose=verbose, shuffle=False)  # the dataset shuffles itself, seeded
     history = read_history(run_dir / HISTORY)
     epochs_done = int(history[-1]["epoch"]) if history else initial_epoch
     best_path = run_dir / "best.keras"
