@@ -197,3 +197,23 @@ def test_recalibrate_command_writes_a_new_model_that_evaluates_beside_its_run_fi
     lone.write_bytes((run / "last.keras").read_bytes())
     assert main(["recalibrate", str(lone), "--out", str(tmp_path / "x.keras"), "--data", str(sample_dir)]) == 2
     assert "needs the run's config" in capsys.readouterr().err
+
+
+def test_nesterov_sgd_trains_resumes_and_cannot_be_swapped_mid_run(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    run = tmp_path / "run"
+    sgd = ("model.arch=tiny", "train.epochs=2", "train.optimizer=sgd", "train.learning_rate=0.01")
+    train(_config(sample_dir, *sgd), run, verbose=0, stop_after=1)
+    saved = keras.saving.load_model(run / "last.keras")
+    assert isinstance(saved.optimizer, keras.optimizers.SGD)
+    assert saved.optimizer.nesterov and saved.optimizer.momentum == pytest.approx(0.9)
+    assert load_config(run / "config.toml").train.optimizer == "sgd"
+
+    assert main(["--arch", "tiny", "--out", str(run), "--resume", "--set", "train.optimizer=adamw"]) == 2
+    assert "train.optimizer cannot change on resume" in capsys.readouterr().err
+    train(_config(sample_dir, *sgd), run, resume=True, verbose=0)
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
+    assert main(["--arch", "tiny", "--out", str(tmp_path / "x"), "--set", "train.optimizer=rmsprop"]) == 2
+    assert "train.optimizer must be one of adamw, sgd" in capsys.readouterr().err

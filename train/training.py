@@ -231,9 +231,13 @@ RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weig
                   "train.schedule", "train.swa", "train.precision", "train.recalibrate_bn")
 
 
-def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float) -> Any:
-    """Compile for training with AdamW; returns the optimizer."""
-    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float, name: str = "adamw") -> Any:
+    """Compile for training with AdamW or Nesterov SGD; returns the optimizer."""
+    if name == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True,
+                                         weight_decay=weight_decay)
+    else:
+        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     return optimizer
 
@@ -254,7 +258,7 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
 
     rebuilt = build_model(config.model, num_classes)
     rebuilt.set_weights(model.get_weights())
-    optimizer = _compile(keras, rebuilt, learning_rate, config.train.weight_decay)
+    optimizer = _compile(keras, rebuilt, learning_rate, config.train.weight_decay, config.train.optimizer)
     optimizer.build(rebuilt.trainable_variables)
     old = model.optimizer.variables
     if len(old) != len(optimizer.variables):
@@ -379,7 +383,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         from train.models import build_model
 
         model = build_model(config.model, num_classes)
-        _compile(keras, model, _learning_rate(keras, config, steps_per_epoch), config.train.weight_decay)
+        _compile(keras, model, _learning_rate(keras, config, steps_per_epoch), config.train.weight_decay,
+                 config.train.optimizer)
     from train.augment import make_augmenter
 
     augment = make_augmenter(config.augment, config.train.seed)
