@@ -197,6 +197,8 @@ def test_recalibrate_command_writes_a_new_model_that_evaluates_beside_its_run_fi
     lone.write_bytes((run / "last.keras").read_bytes())
     assert main(["recalibrate", str(lone), "--out", str(tmp_path / "x.keras"), "--data", str(sample_dir)]) == 2
     assert "needs the run's config" in capsys.readouterr().err
+    assert main(["recalibrate", str(tmp_path / "none.keras"), "--out", str(tmp_path / "y.keras")]) == 2
+    assert "model file" in capsys.readouterr().err and not (tmp_path / "y.keras").exists()
 
 
 def test_nesterov_sgd_trains_resumes_and_cannot_be_swapped_mid_run(

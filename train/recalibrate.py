@@ -88,6 +88,8 @@ def recalibrate_model(model_path: Path, data: str | Path, out: Path) -> int:
     from train.training import atomic_save_model, prepare_data
 
     model_path, out = Path(model_path), Path(out)
+    if not model_path.is_file():
+        raise TrainError(f"model file {model_path} does not exist")
     if out.exists():
         raise TrainError(f"{out} already exists; give a new file (the original's statistics are kept)")
     if out.suffix != ".keras":
