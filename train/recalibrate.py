@@ -20,18 +20,15 @@ RECALIBRATION_IMAGES = 8192
 RECALIBRATION_BATCH = 256
 
 
+def _layers_of(model: Any, kind: type) -> list[Any]:
+    """Every layer of ``kind``, nested models (backbones) included."""
+    return [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, kind)]
+
+
 def batch_norm_layers(model: Any) -> list[Any]:
     import keras
 
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)]
-
-
-def dropout_layers(model: Any) -> list[Any]:
-    import keras
-
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.Dropout)]
+    return _layers_of(model, keras.layers.BatchNormalization)
 
 
 def recalibrate_batch_norm(model: Any, images: np.ndarray, batch_size: int = RECALIBRATION_BATCH) -> None:
@@ -44,8 +41,10 @@ def recalibrate_batch_norm(model: Any, images: np.ndarray, batch_size: int = REC
     layers = batch_norm_layers(model)
     if not layers:
         return
+    import keras
+
     saved = [layer.momentum for layer in layers]
-    dropouts = dropout_layers(model)
+    dropouts = _layers_of(model, keras.layers.Dropout)
     saved_rates = [layer.rate for layer in dropouts]
     for layer in layers:
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, dtype="float32"))
@@ -88,17 +87,15 @@ def recalibrate_model(model_path: Path, data: str | Path, out: Path) -> int:
     from train.training import atomic_save_model, prepare_data
 
     model_path, out = Path(model_path), Path(out)
-    if not model_path.is_file():
-        raise TrainError(f"model file {model_path} does not exist")
     if out.exists():
         raise TrainError(f"{out} already exists; give a new file (the original's statistics are kept)")
     if out.suffix != ".keras":
         raise TrainError(f"--out must be a .keras file, not {out}")
+    model = load_keras_model(model_path)  # names a missing or unreadable file
     config_path = run_file(model_path, "config.toml")
     if config_path is None:
         raise TrainError(f"recalibrating needs the run's config beside {model_path} (config.toml or "
                          f"{model_path.stem}.config.toml) to re-draw its training images")
-    model = load_keras_model(model_path)
     layers = batch_norm_layers(model)
     if not layers:
         raise TrainError(f"{model_path} has no batch-norm layers to recalibrate")
