@@ -73,6 +73,13 @@ class TrainConfig:
     # adamw, or sgd (momentum 0.9, Nesterov) as in the long VGG recipes that reach 73% on FER2013;
     # weight_decay is decoupled either way (shrinks weights by learning_rate * weight_decay per step)
     optimizer: str = "adamw"
+    # start a new run from this model's weights (same architecture) instead of from scratch
+    init: str = ""
+    # distil from this model: the targets become its predictions averaged over teacher_views mirrored
+    # and shifted views of each clean training face, mixed with the true label (train.distill)
+    teacher: str = ""
+    teacher_views: int = 6  # 1, 2 (mirror), 6 (mirror x 2-px horizontal shifts) or 10 (and vertical)
+    teacher_weight: float = 0.7  # share of the target from the teacher; the rest is the one-hot label
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ CLASS_WEIGHTS = ("none", "sqrt", "balanced")
 PRECISIONS = ("float32", "mixed_bfloat16")
 SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
+TEACHER_VIEWS = (1, 2, 6, 10)  # train.distill.VIEW_OFFSETS's keys, kept here so config needs no numpy
 
 
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
@@ -152,6 +160,9 @@ def validate(config: Config) -> None:
         (config.train.patience >= 1, "train.patience must be >= 1"),
         (config.train.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}"),
         (config.train.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}"),
+        (config.train.teacher_views in TEACHER_VIEWS,
+         f"train.teacher_views must be one of {', '.join(map(str, TEACHER_VIEWS))}"),
+        (0.0 <= config.train.teacher_weight <= 1.0, "train.teacher_weight must be in [0, 1]"),
     ]
     for ok, message in checks:
         if not ok:

@@ -35,8 +35,12 @@ class WeightAverage:
         self.images = recalibration_images
 
     @classmethod
-    def start(cls, model: Any, run_dir: Path, count: int, train_images: np.ndarray, seed: int) -> "WeightAverage":
+    def start(cls, model: Any, run_dir: Path, count: int, train_images: np.ndarray, seed: int,
+              soft: bool = False) -> "WeightAverage":
+        """``soft``: validate against probability vectors (a distillation run's one-hot labels)."""
         import keras
+
+        from train.training import loss_and_metrics
 
         path = Path(run_dir) / SWA_FILE
         if count > 0 and path.is_file():
@@ -45,7 +49,8 @@ class WeightAverage:
             count = 0
             average_model = keras.models.clone_model(model)
             average_model.set_weights(model.get_weights())
-        average_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+        loss, metrics = loss_and_metrics(keras, soft)
+        average_model.compile(loss=loss, metrics=metrics)
         return cls(average_model, count, calibration_images(train_images, seed))
 
     def update(self, model: Any) -> None:

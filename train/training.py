@@ -72,11 +72,12 @@ def class_weights(targets: np.ndarray, num_classes: int, mode: str) -> dict[int,
 
 def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: int,
                  augment: Callable[[Any], Any] | None = None,
-                 weights: dict[int, float] | None = None) -> Any:
+                 weights: dict[int, float] | None = None, soft_targets: np.ndarray | None = None) -> Any:
+    """Batches of (pixels, label[, weight]); ``soft_targets`` (N, classes) replace the integer labels."""
     images = data.images[..., None].astype(np.float32)
-    targets = data.targets.astype(np.int32)
+    targets = data.targets.astype(np.int32) if soft_targets is None else soft_targets.astype(np.float32)
     if weights is not None:
-        sample_weight = np.asarray([weights[int(t)] for t in targets], dtype=np.float32)
+        sample_weight = np.asarray([weights[int(t)] for t in data.targets], dtype=np.float32)
         ds = tf.data.Dataset.from_tensor_slices((images, targets, sample_weight))
     else:
         ds = tf.data.Dataset.from_tensor_slices((images, targets))
@@ -231,14 +232,26 @@ RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weig
                   "train.schedule", "train.swa", "train.precision", "train.recalibrate_bn")
 
 
-def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float, name: str = "adamw") -> Any:
+def loss_and_metrics(keras: Any, soft: bool) -> tuple[Any, list[Any]]:
+    """Cross-entropy against integer labels, or against probability vectors when distilling.
+
+    The accuracy metric is named ``accuracy`` either way, so history columns stay the same.
+    """
+    if soft:
+        return keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    return keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]
+
+
+def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float, name: str = "adamw",
+             soft: bool = False) -> Any:
     """Compile for training with AdamW or Nesterov SGD; returns the optimizer."""
     if name == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True,
                                          weight_decay=weight_decay)
     else:
         optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    loss, metrics = loss_and_metrics(keras, soft)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return optimizer
 
 
@@ -258,7 +271,8 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
 
     rebuilt = build_model(config.model, num_classes)
     rebuilt.set_weights(model.get_weights())
-    optimizer = _compile(keras, rebuilt, learning_rate, config.train.weight_decay, config.train.optimizer)
+    optimizer = _compile(keras, rebuilt, learning_rate, config.train.weight_decay, config.train.optimizer,
+                         bool(config.train.teacher))
     optimizer.build(rebuilt.trainable_variables)
     old = model.optimizer.variables
     if len(old) != len(optimizer.variables):
@@ -268,6 +282,19 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
         new.assign(keras.ops.cast(saved, new.dtype))
     print(f"continuing in {config.train.precision} (the checkpoint was {precision_of(model)})", flush=True)
     return rebuilt
+
+
+def _load_initial_weights(model: Any, path: Path) -> None:
+    """Copy a saved model's weights into the freshly built ``model``; both must be the same architecture."""
+    from train.evaluate import load_keras_model
+
+    source = load_keras_model(path)
+    shapes = [tuple(w.shape) for w in model.weights]
+    if [tuple(w.shape) for w in source.weights] != shapes:
+        raise TrainError(f"train.init: {path} is not a {model.name} with this config's model settings "
+                         f"(its weights have other shapes)")
+    model.set_weights(source.get_weights())
+    print(f"starting from the weights of {path}", flush=True)
 
 
 def resume_changes(run_dir: Path, config: Config) -> list[str]:
@@ -337,6 +364,15 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     if resume:
         _check_same_data(run_dir, config, fingerprints)
 
+    train_targets = val_targets = None
+    if config.train.teacher:
+        from train.distill import mixed_targets, teacher_targets
+
+        teacher = teacher_targets(config.train.teacher, train_data.images, fingerprints["train"],
+                                  config.train.teacher_views, run_dir, len(train_data.labels))
+        train_targets = mixed_targets(train_data.targets, teacher, config.train.teacher_weight)
+        val_targets = np.eye(len(val_data.labels), dtype=np.float32)[val_data.targets]
+
     import keras
     import tensorflow as tf
 
@@ -383,14 +419,17 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         from train.models import build_model
 
         model = build_model(config.model, num_classes)
+        if config.train.init:
+            _load_initial_weights(model, Path(config.train.init))
         _compile(keras, model, _learning_rate(keras, config, steps_per_epoch), config.train.weight_decay,
-                 config.train.optimizer)
+                 config.train.optimizer, bool(config.train.teacher))
     from train.augment import make_augmenter
 
     augment = make_augmenter(config.augment, config.train.seed)
     weights = class_weights(train_data.targets, num_classes, config.train.class_weight)
-    train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights)
-    val_ds = make_dataset(tf, val_data, 256, False, config.train.seed)
+    train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights,
+                            train_targets)
+    val_ds = make_dataset(tf, val_data, 256, False, config.train.seed, soft_targets=val_targets)
     average, swa_from, calibration = None, 0, None
     if config.train.recalibrate_bn:
         from train.recalibrate import calibration_images
@@ -402,7 +441,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         # a new average starts with the schedule part that turned it on; a resumed part carries it on
         previous = state.get("swa") or {}
         average = WeightAverage.start(model, run_dir, int(previous.get("epochs_averaged", 0)),
-                                      train_data.images, config.train.seed)
+                                      train_data.images, config.train.seed, bool(config.train.teacher))
         swa_from = int(previous["from_epoch"]) if average.count else int(state["epochs_done"]) + 1
     callback = _make_callback(keras, run_dir, config.train.patience,
                               (int(state["best_epoch"]), float(state["best_val_accuracy"]),

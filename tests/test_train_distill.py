@@ -1,0 +1,121 @@
+"""Distillation from a multi-view teacher: the views, the cached targets and a resumable run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.__main__ import main
+from train.config import load_config
+from train.distill import TEACHER_FILE, averaged_predictions, mixed_targets, shifted, views
+from train.errors import TrainError
+from train.training import read_history, train
+
+
+def test_shift_moves_pixels_and_mirrors_the_border() -> None:
+    images = np.arange(2 * 5 * 5, dtype=np.uint8).reshape(2, 5, 5)
+    right = shifted(images, 0, 2)
+    np.testing.assert_array_equal(right[:, :, 2:], images[:, :, :3])
+    np.testing.assert_array_equal(right[:, :, 1], images[:, :, 1])  # reflected: column 1 mirrors into 1
+    down = shifted(images, -1, 0)
+    np.testing.assert_array_equal(down[:, :4], images[:, 1:])
+    assert shifted(images, 0, 0) is images
+
+
+def test_views_are_mirrored_pairs_of_each_offset() -> None:
+    images = np.random.default_rng(0).integers(0, 255, (3, 8, 8)).astype(np.uint8)
+    assert len(views(images, 1)) == 1
+    two = views(images, 2)
+    np.testing.assert_array_equal(two[1], images[:, :, ::-1])
+    assert len(views(images, 6)) == 6 and len(views(images, 10)) == 10
+    with pytest.raises(TrainError, match="teacher views must be one of"):
+        views(images, 4)
+
+
+class _MeanBrightness:
+    """A stand-in model whose two-class output depends on which half of the face is brighter."""
+
+    def predict(self, batch: np.ndarray, batch_size: int, verbose: int) -> np.ndarray:
+        left = batch[:, :, : batch.shape[2] // 2].mean(axis=(1, 2, 3))
+        right = batch[:, :, batch.shape[2] // 2:].mean(axis=(1, 2, 3))
+        p = 1.0 / (1.0 + np.exp(-(left - right) / 10.0))
+        return np.stack([p, 1 - p], axis=1)
+
+
+def test_averaging_over_mirrored_views_cancels_a_left_right_preference() -> None:
+    images = np.zeros((4, 8, 8), dtype=np.uint8)
+    images[:, :, :4] = 200
+    single = averaged_predictions(_MeanBrightness(), images, 1)
+    assert single[0, 0] > 0.99
+    mirrored = averaged_predictions(_MeanBrightness(), images, 2)
+    np.testing.assert_allclose(mirrored, 0.5, atol=1e-6)
+
+
+def test_mixed_targets_put_the_rest_on_the_true_label() -> None:
+    teacher = np.array([[0.2, 0.8], [0.6, 0.4]], dtype=np.float32)
+    mixed = mixed_targets(np.array([0, 0]), teacher, 0.7)
+    np.testing.assert_allclose(mixed, [[0.44, 0.56], [0.72, 0.28]], atol=1e-6)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-6)
+
+
+def _config(sample: Path, *overrides: str):
+    return load_config(None, [f"data.dir={sample}", "data.val_fraction=0.25", "model.arch=tiny",
+                              "train.warmup_epochs=0", "train.batch_size=32", *overrides])
+
+
+@pytest.mark.slow
+def test_distilled_run_starts_from_the_teacher_caches_its_targets_and_resumes(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    teacher_run = tmp_path / "teacher"
+    train(_config(sample_dir, "train.epochs=1"), teacher_run, verbose=0)
+    teacher = teacher_run / "model.keras"
+    student = tmp_path / "student"
+    options = ("train.epochs=2", f"train.teacher={teacher}", "train.teacher_views=2", f"train.init={teacher}",
+               "train.learning_rate=1e-12", "train.weight_decay=0.0")
+    # a negligible learning rate: the student keeps the teacher's weights
+    train(_config(sample_dir, *options), student, verbose=0, stop_after=1)
+    start = keras.saving.load_model(student / "last.keras", compile=False)
+    source = keras.saving.load_model(teacher, compile=False)
+    for a, b in zip(start.get_weights(), source.get_weights()):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-6)
+    with np.load(student / TEACHER_FILE) as cached:
+        probabilities = cached["probabilities"]
+        key = json.loads(str(cached["key"]))
+    assert key["views"] == 2 and probabilities.shape[1] == 7
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    history = read_history(student / "history.csv")
+    assert 0.0 <= history[0]["val_accuracy"] <= 1.0 and history[0]["loss"] > 0
+
+    # resuming reuses the cache (it is not rewritten) and may not swap the teacher
+    stamp = (student / TEACHER_FILE).stat().st_mtime_ns
+    assert main(["--out", str(student), "--resume", "--set", "train.teacher_views=6"]) == 2
+    assert "train.teacher_views cannot change on resume" in capsys.readouterr().err
+    train(_config(sample_dir, *options), student, resume=True, verbose=0)
+    assert (student / TEACHER_FILE).stat().st_mtime_ns == stamp
+    assert json.loads((student / "state.json").read_text())["epochs_done"] == 2
+    assert (student / "model.keras").is_file()
+
+
+def test_a_missing_teacher_or_mismatched_init_is_a_one_line_error(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--arch", "tiny", "--set", f"data.dir={sample_dir}", "--set", "train.epochs=1", "--set", "train.warmup_epochs=0"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--set", f"train.teacher={tmp_path / 'none.keras'}"]) == 2
+    assert "teacher model" in capsys.readouterr().err and not (tmp_path / "a" / "last.keras").exists()
+    assert main([*base, "--out", str(tmp_path / "b"), "--set", "train.teacher_weight=1.5"]) == 2
+    assert "train.teacher_weight must be in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_init_from_another_architecture_is_refused(sample_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "tiny"
+    train(_config(sample_dir, "train.epochs=1"), run, verbose=0)
+    assert main(["--out", str(tmp_path / "vgg"), "--set", f"data.dir={sample_dir}", "--set", "model.arch=vgg",
+                 "--set", "model.width=4", "--set", "train.epochs=1", "--set", "train.warmup_epochs=0",
+                 "--set", f"train.init={run / 'model.keras'}"]) == 2
+    assert "train.init" in capsys.readouterr().err and not (tmp_path / "vgg" / "last.keras").exists()
