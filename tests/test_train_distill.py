@@ -100,6 +100,15 @@ def test_distilled_run_starts_from_the_teacher_caches_its_targets_and_resumes(
     assert json.loads((student / "state.json").read_text())["epochs_done"] == 2
     assert (student / "model.keras").is_file()
 
+    # the card names the teacher and, since it sits in a run directory, the commands that trained it
+    out = tmp_path / "models"
+    assert main(["ship", str(student), "--out", str(out), "--name", "student", "--data", str(sample_dir)]) == 0
+    stage = json.loads((out / "student.card.json").read_text())["training"]["first_stage"]
+    assert stage["teacher"] == str(teacher) and stage["teacher_views"] == 2 and stage["run"] == str(teacher_run)
+    assert stage["commands"][0].startswith("fer-train --config train/configs/shipped.toml --out runs/first-stage")
+    card = (out / "student.card.md").read_text()
+    assert f"Distilled from `{teacher}`" in card and stage["commands"][-1] in card
+
 
 def test_a_missing_teacher_or_mismatched_init_is_a_one_line_error(
         sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

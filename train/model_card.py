@@ -32,6 +32,31 @@ def _row_accuracy(row: dict[str, float]) -> float:
     return max(row.get("val_accuracy", 0.0), row.get("swa_val_accuracy", 0.0))
 
 
+def first_stage(run_dir: Path, stage_config: str = "train/configs/shipped.toml") -> dict[str, Any] | None:
+    """The model a run started from and distilled (``train.init``/``train.teacher``), and how it was trained.
+
+    A distilled model is only reproducible with its teacher: the card names the teacher file, and
+    when that file sits in a committed run directory (its state.json beside it), the commands that
+    trained it, so the whole chain can be rerun.
+    """
+    from train.config import load_config
+
+    recipe = load_config(run_dir / "config.toml").train
+    if not (recipe.teacher or recipe.init):
+        return None
+    stage: dict[str, Any] = {"init": recipe.init, "teacher": recipe.teacher, "teacher_views": recipe.teacher_views,
+                             "teacher_weight": recipe.teacher_weight}
+    source = Path(recipe.teacher or recipe.init)
+    state_path = source.parent / "state.json"
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", 1))}]
+        stage["run"] = str(source.parent)
+        stage["commands"] = train_commands(stage_config, Path("runs") / "first-stage", schedule) + [
+            f"fer-train ship runs/first-stage --out {source.parent} --name {source.stem}"]
+    return stage
+
+
 def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "test",
              config_path: str = "train/configs/shipped.toml") -> dict[str, Any]:
     """Copy the run's best model into ``out_dir`` as ``<name>.keras`` and write its card."""
@@ -82,6 +107,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "train_images": dataset["train_images"],
             "val_images": dataset["val_images"],
             "train_fingerprint": dataset["train_fingerprint"],
+            "first_stage": first_stage(run_dir),
         },
         "validation": {"images": val.images, "accuracy": round(val.accuracy, 4),
                        "accuracy_with_flip_tta": round(val_tta.accuracy, 4)},
@@ -166,6 +192,23 @@ def _limitations(card: dict[str, Any]) -> str:
             "on data from the device before relying on it. Do not use it to make decisions about people.")
 
 
+def _first_stage_lines(stage: dict[str, Any] | None) -> list[str]:
+    if not stage:
+        return []
+    lines = []
+    if stage.get("teacher"):
+        lines.append(f"Distilled from `{stage['teacher']}`: the targets are its predictions averaged over "
+                     f"{stage['teacher_views']} mirrored and shifted views of each training face "
+                     f"(weight {stage['teacher_weight']}; the rest is the true label)"
+                     + (f", starting from the weights of `{stage['init']}`." if stage.get("init") else "."))
+    else:
+        lines.append(f"Fine-tuned from the weights of `{stage['init']}`.")
+    if stage.get("commands"):
+        lines += ["That first-stage model is committed, so the commands below run as they are; it was trained by:",
+                  "", "```sh", *stage["commands"], "```", "", "and this model from it by:"]
+    return [*lines, ""]
+
+
 def render_card(card: dict[str, Any], report: Report) -> str:
     t, e, c = card["training"], card["evaluation"], card["commands"]
     status = ("complete" if t["epochs_done"] >= t["epochs_planned"]
@@ -200,6 +243,7 @@ def render_card(card: dict[str, Any], report: Report) -> str:
         "",
         "## Reproduce",
         "",
+        *_first_stage_lines(t.get("first_stage")),
         "```sh",
         *[f"{command}  # schedule part {index + 1} of {len(c['train'])}" if len(c["train"]) > 1 else command
           for index, command in enumerate(c["train"])],
