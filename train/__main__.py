@@ -85,6 +85,8 @@ def _ship_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test")
     parser.add_argument("--config-path", default="train/configs/shipped.toml",
                         help="config file named in the card's reproduce commands")
+    parser.add_argument("--keep-class-weights", action="store_true",
+                        help="ship the model as trained, without trying to undo its class weights on validation")
     return parser
 
 
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             args = _ship_parser().parse_args(argv[1:])
             from train.model_card import ship_run
 
-            card = ship_run(args.run_dir, args.out, args.name, args.data, args.split, args.config_path)
+            card = ship_run(args.run_dir, args.out, args.name, args.data, args.split, args.config_path,
+                            not args.keep_class_weights)
             print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
                   f"card {args.out / (args.name + '.card.md')}")
             return ExitStatus.OK

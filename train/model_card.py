@@ -57,9 +57,29 @@ def first_stage(run_dir: Path, stage_config: str = "train/configs/shipped.toml")
     return stage
 
 
+def _prior_choice(model: Any, best: Path, data: str, allowed: bool) -> tuple[Any, Any]:
+    """Whether undoing the run's class weights helps on validation (``train.prior``), and the weights."""
+    from train.evaluate import predict_probs, validation_split
+    from train.prior import PriorChoice, choose, run_class_weights, softmax_layer
+
+    weights = run_class_weights(best)
+    val = validation_split(best, data)
+    probs = predict_probs(model, val.images)
+    if not allowed:
+        from train.evaluate import score
+
+        plain = score(val.targets, probs.argmax(axis=1), val.labels)
+        return PriorChoice(False, "turned off (--keep-class-weights)", plain["accuracy"], plain["macro_f1"]), weights
+    return choose(val.targets, probs, weights, val.labels, softmax_layer(model) is not None), weights
+
+
 def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "test",
-             config_path: str = "train/configs/shipped.toml") -> dict[str, Any]:
-    """Copy the run's best model into ``out_dir`` as ``<name>.keras`` and write its card."""
+             config_path: str = "train/configs/shipped.toml", prior_correction: bool = True) -> dict[str, Any]:
+    """Copy the run's best model into ``out_dir`` as ``<name>.keras`` and write its card.
+
+    With ``prior_correction``, the run's class weights are undone in the shipped model when that
+    raises validation accuracy without lowering macro-F1 (``train.prior``).
+    """
     from train.evaluate import load_keras_model
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -72,6 +92,11 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     out_dir.mkdir(parents=True, exist_ok=True)
 
     model = load_keras_model(best)  # float32, no optimizer: a third of the checkpoint's size
+    prior, weights = _prior_choice(model, best, data, prior_correction)
+    if prior.applied:
+        from train.prior import apply_to_model
+
+        apply_to_model(model, weights)
     model_path = out_dir / f"{name}.keras"
     tmp = out_dir / f".{name}.tmp.keras"
     model.save(tmp)
@@ -108,6 +133,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "val_images": dataset["val_images"],
             "train_fingerprint": dataset["train_fingerprint"],
             "first_stage": first_stage(run_dir),
+            "prior_correction": prior.to_dict(),
         },
         "validation": {"images": val.images, "accuracy": round(val.accuracy, 4),
                        "accuracy_with_flip_tta": round(val_tta.accuracy, 4)},
@@ -124,7 +150,8 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "resume": f"fer-train --config {config_path} --out {run_dir} --resume"
                       + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else "")
                       + _set_flags(schedule, len(schedule) - 1),
-            "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}",
+            "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}"
+                    + ("" if prior_correction else " --keep-class-weights"),
             "evaluate": f"fer-train evaluate {model_path} --data {data} --split {split}",
         },
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -192,6 +219,16 @@ def _limitations(card: dict[str, Any]) -> str:
             "on data from the device before relying on it. Do not use it to make decisions about people.")
 
 
+def _prior_lines(prior: dict[str, Any] | None) -> list[str]:
+    if not prior or prior.get("corrected_val_accuracy") is None:
+        return []
+    verdict = "undone in this model" if prior["applied"] else "kept"
+    return [f"- **Class weights** {verdict} (the final bias shifted by -log w, decided on validation: it "
+            f"{prior['reason']}): validation accuracy {prior['val_accuracy']:.4f} -> "
+            f"{prior['corrected_val_accuracy']:.4f}, macro-F1 {prior['val_macro_f1']:.4f} -> "
+            f"{prior['corrected_val_macro_f1']:.4f} when undone."]
+
+
 def _first_stage_lines(stage: dict[str, Any] | None) -> list[str]:
     if not stage:
         return []
@@ -227,6 +264,7 @@ def render_card(card: dict[str, Any], report: Report) -> str:
         f"- **Validation** ({card['validation']['images']} images of the run's own split, where choices such as "
         f"test-time flips are made): {card['validation']['accuracy']:.4f}; with flips "
         f"{card['validation']['accuracy_with_flip_tta']:.4f}.",
+        *_prior_lines(t.get("prior_correction")),
         f"- **Labels** (output order): {', '.join(card['labels'])}.",
         f"- **Input**: {card['input']}.",
         f"- **Data**: {t['train_images']} training and {t['val_images']} validation images (a seeded, stratified "
