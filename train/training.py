@@ -286,9 +286,13 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
 
 def _load_initial_weights(model: Any, path: Path) -> None:
     """Copy a saved model's weights into the freshly built ``model``; both must be the same architecture."""
+    import keras
+
     from train.evaluate import load_keras_model
 
-    source = load_keras_model(path)
+    policy = keras.mixed_precision.global_policy()
+    source = load_keras_model(path)  # loads as float32, which it makes the global policy
+    keras.mixed_precision.set_global_policy(policy)  # the run's, for everything built after this
     shapes = [tuple(w.shape) for w in model.weights]
     if [tuple(w.shape) for w in source.weights] != shapes:
         raise TrainError(f"train.init: {path} is not a {model.name} with this config's model settings "
