@@ -60,17 +60,12 @@ def first_stage(run_dir: Path, stage_config: str = "train/configs/shipped.toml")
 def _prior_choice(model: Any, best: Path, data: str, allowed: bool) -> tuple[Any, Any]:
     """Whether undoing the run's class weights helps on validation (``train.prior``), and the weights."""
     from train.evaluate import predict_probs, validation_split
-    from train.prior import PriorChoice, choose, run_class_weights, softmax_layer
+    from train.prior import choose, run_class_weights, softmax_layer
 
     weights = run_class_weights(best)
     val = validation_split(best, data)
     probs = predict_probs(model, val.images)
-    if not allowed:
-        from train.evaluate import score
-
-        plain = score(val.targets, probs.argmax(axis=1), val.labels)
-        return PriorChoice(False, "turned off (--keep-class-weights)", plain["accuracy"], plain["macro_f1"]), weights
-    return choose(val.targets, probs, weights, val.labels, softmax_layer(model) is not None), weights
+    return choose(val.targets, probs, weights, val.labels, softmax_layer(model) is not None, allowed), weights
 
 
 def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "test",

@@ -88,7 +88,7 @@ def apply_to_model(model: Any, weights: np.ndarray) -> None:
 
 
 def choose(targets: np.ndarray, probs: np.ndarray, weights: np.ndarray | None, labels: Any,
-           model_has_softmax: bool) -> PriorChoice:
+           model_has_softmax: bool, allowed: bool = True) -> PriorChoice:
     """Apply the correction only when it raises validation accuracy without lowering macro-F1.
 
     Accuracy alone would accept trading the rare classes' recall for the common ones'; requiring
@@ -98,6 +98,8 @@ def choose(targets: np.ndarray, probs: np.ndarray, weights: np.ndarray | None, l
 
     plain = score(targets, probs.argmax(axis=1), labels)
     base = dict(val_accuracy=plain["accuracy"], val_macro_f1=plain["macro_f1"])
+    if not allowed:
+        return PriorChoice(False, "turned off (--keep-class-weights)", **base)
     if weights is None:
         return PriorChoice(False, "the run used no class weights", **base)
     if not model_has_softmax:
