@@ -164,12 +164,13 @@ def validation_split(model_path: Path, data: str | Path) -> Any:
 
 
 def _load_for_evaluation(model_path: Path, data: str | Path, split: str,
-                         labels: Sequence[str] | str | None) -> tuple[Any, Any]:
-    spec, options = model_labels(model_path, labels)
-    if split == "val":
-        dataset = validation_split(model_path, data)
-    else:
-        dataset = load_dataset(data, split, spec, **options)
+                         labels: Sequence[str] | str | None, dataset: Any | None = None) -> tuple[Any, Any]:
+    if dataset is None:
+        spec, options = model_labels(model_path, labels)
+        if split == "val":
+            dataset = validation_split(model_path, data)
+        else:
+            dataset = load_dataset(data, split, spec, **options)
     model = load_keras_model(model_path)
     num_outputs = int(model.output_shape[-1])
     if num_outputs != len(dataset.labels):
@@ -201,12 +202,13 @@ def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out:
 
 
 def evaluate_with_and_without_flips(model_path: Path, data: str | Path, split: str = "test",
-                                    out: Path | None = None) -> tuple[Report, Report]:
+                                    out: Path | None = None, dataset: Any | None = None) -> tuple[Report, Report]:
     """Both figures a model card shows, from one load of the data and the model and one pass each way.
 
-    ``out`` receives the plain (deployed) figures; flip TTA is reported, not shipped.
+    ``out`` receives the plain (deployed) figures; flip TTA is reported, not shipped. ``dataset``,
+    when the caller has already decoded the split, saves decoding it again.
     """
-    dataset, model = _load_for_evaluation(model_path, data, split, None)
+    dataset, model = _load_for_evaluation(model_path, data, split, None, dataset)
     plain = predict_probs(model, dataset.images)
     flipped = predict_probs(model, dataset.images[:, :, ::-1])
     return (_report(model_path, dataset, plain, False, out),

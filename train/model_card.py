@@ -57,13 +57,12 @@ def first_stage(run_dir: Path, stage_config: str = "train/configs/shipped.toml")
     return stage
 
 
-def _prior_choice(model: Any, best: Path, data: str, allowed: bool) -> tuple[Any, Any]:
+def _prior_choice(model: Any, best: Path, val: Any, allowed: bool) -> tuple[Any, Any]:
     """Whether undoing the run's class weights helps on validation (``train.prior``), and the weights."""
-    from train.evaluate import predict_probs, validation_split
+    from train.evaluate import predict_probs
     from train.prior import choose, run_class_weights, softmax_layer
 
     weights = run_class_weights(best)
-    val = validation_split(best, data)
     probs = predict_probs(model, val.images)
     return choose(val.targets, probs, weights, val.labels, softmax_layer(model) is not None, allowed), weights
 
@@ -75,7 +74,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     With ``prior_correction``, the run's class weights are undone in the shipped model when that
     raises validation accuracy without lowering macro-F1 (``train.prior``).
     """
-    from train.evaluate import load_keras_model
+    from train.evaluate import load_keras_model, validation_split
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     best = run_dir / "best.keras"
@@ -87,7 +86,8 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     out_dir.mkdir(parents=True, exist_ok=True)
 
     model = load_keras_model(best)  # float32, no optimizer: a third of the checkpoint's size
-    prior, weights = _prior_choice(model, best, data, prior_correction)
+    val_data = validation_split(best, data)  # decoded once: the prior choice and the card both score it
+    prior, weights = _prior_choice(model, best, val_data, prior_correction)
     if prior.applied:
         from train.prior import apply_to_model
 
@@ -103,7 +103,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     eval_dir = out_dir / f"{name}_eval"
     report, tta = evaluate_with_and_without_flips(model_path, data, split, eval_dir)
     # choices such as baking flips into the exported model are made on validation, never on test
-    val, val_tta = evaluate_with_and_without_flips(model_path, data, "val")
+    val, val_tta = evaluate_with_and_without_flips(model_path, data, "val", dataset=val_data)
     best_row = max(history, key=_row_accuracy)
     schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", len(history)))}]
     card = {
