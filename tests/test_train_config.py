@@ -30,6 +30,7 @@ def test_overrides_are_typed() -> None:
     ("train.epochs=many", "train.epochs: expected int"),
     ("model.arch=resnet", "model.arch must be one of"),
     ("epochs=3", "section.key=value"),
+    ("train.epochs=1", r"train.warmup_epochs \(3\) .* less than train.epochs \(1\).*--set train.warmup_epochs=0"),
 ])
 def test_bad_override(override: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):

@@ -154,7 +154,9 @@ def validate(config: Config) -> None:
         (config.train.batch_size >= 1, "train.batch_size must be >= 1"),
         (config.train.learning_rate > 0, "train.learning_rate must be > 0"),
         (config.train.weight_decay >= 0, "train.weight_decay must be >= 0"),
-        (0 <= config.train.warmup_epochs < config.train.epochs, "train.warmup_epochs must be in [0, epochs)"),
+        (0 <= config.train.warmup_epochs < config.train.epochs,
+         f"train.warmup_epochs ({config.train.warmup_epochs}) must be at least 0 and less than train.epochs "
+         f"({config.train.epochs}); for a short run add --set train.warmup_epochs=0"),
         (config.train.class_weight in CLASS_WEIGHTS, f"train.class_weight must be one of {', '.join(CLASS_WEIGHTS)}"),
         (config.train.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}"),
         (config.train.patience >= 1, "train.patience must be >= 1"),
