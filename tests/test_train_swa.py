@@ -108,13 +108,21 @@ def test_resume_moves_a_bfloat16_run_to_float32_with_its_optimizer_state(sample_
     """bfloat16 is emulated (several times slower) on CPUs without AMX or AVX512-BF16."""
     import keras
 
+    from train.evaluate import load_keras_model
     from train.training import precision_of
 
     run = tmp_path / "run"
     base = ("model.arch=tiny", "train.epochs=2")
     train(_config(sample_dir, *base, "train.precision=mixed_bfloat16"), run, verbose=0, stop_after=1)
+    assert keras.mixed_precision.global_policy().name == "float32"  # the run gave the process its policy back
     saved = keras.saving.load_model(run / "last.keras")
     assert precision_of(saved) == "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        assert precision_of(load_keras_model(run / "last.keras")) == "float32"
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # the loader kept the caller's
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     steps = int(keras.ops.convert_to_numpy(saved.optimizer.iterations))
 
     # killed before the new part's first epoch ended: nothing about the part is recorded yet

@@ -100,7 +100,18 @@ def load_keras_model(path: Path) -> Any:
         raise TrainError(f"model file {path} does not exist")
     import keras
 
+    # the caller's policy comes back afterwards: a training process that loads a teacher or initial
+    # weights must go on building its own layers in the precision it chose
+    caller_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
+    try:
+        model = _float32_model(keras, path)
+    finally:
+        keras.mixed_precision.set_global_policy(caller_policy)
+    return model
+
+
+def _float32_model(keras: Any, path: Path) -> Any:
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # keras raises many types for a bad file

@@ -8,6 +8,7 @@ Every file is written to a temporary name and renamed, so a kill never leaves a 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -16,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -286,13 +287,9 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
 
 def _load_initial_weights(model: Any, path: Path) -> None:
     """Copy a saved model's weights into the freshly built ``model``; both must be the same architecture."""
-    import keras
-
     from train.evaluate import load_keras_model
 
-    policy = keras.mixed_precision.global_policy()
-    source = load_keras_model(path)  # loads as float32, which it makes the global policy
-    keras.mixed_precision.set_global_policy(policy)  # the run's, for everything built after this
+    source = load_keras_model(path)
     shapes = [tuple(w.shape) for w in model.weights]
     if [tuple(w.shape) for w in source.weights] != shapes:
         raise TrainError(f"train.init: {path} is not a {model.name} with this config's model settings "
@@ -346,7 +343,23 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
     ``stop_after`` ends this invocation after that epoch without touching the schedule, so a long run
     can be split across sessions and each part resumed.
     """
-    run_dir = Path(run_dir)
+    with _global_policy_kept():
+        return _train(config, Path(run_dir), resume, verbose, stop_after)
+
+
+@contextlib.contextmanager
+def _global_policy_kept() -> Iterator[None]:
+    """Give the global Keras precision policy back as it was: a run in ``train.precision=mixed_bfloat16``
+    must not leave later models in the same process (a ship, a convert, a test) built in bfloat16."""
+    before = sys.modules["keras"].mixed_precision.global_policy() if "keras" in sys.modules else None
+    try:
+        yield
+    finally:
+        if "keras" in sys.modules:
+            sys.modules["keras"].mixed_precision.set_global_policy(before or "float32")
+
+
+def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, stop_after: int | None) -> RunResult:
     if resume:
         if not (run_dir / "last.keras").exists() or not (run_dir / STATE).exists():
             raise TrainError(f"cannot resume: {run_dir} has no last.keras and state.json")
