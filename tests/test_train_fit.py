@@ -151,6 +151,27 @@ def test_warm_restart_with_lighter_augmentation_is_recorded(sample_dir: Path, tm
     assert commands["resume"].endswith("--resume --epochs 3 --set augment.erasing=0.1 --set train.weight_decay=0.001")
 
 
+def test_plain_resume_from_the_recipe_file_keeps_earlier_parts_changes(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--config FILE --resume` continues the run as it was left, not as the file first described it."""
+    run, recipe = tmp_path / "run", tmp_path / "tiny.toml"
+    recipe.write_text(f'[data]\ndir = "{sample_dir}"\nval_fraction = 0.25\n[model]\narch = "tiny"\n'
+                      "[augment]\nerasing = 0.25\n[train]\nepochs = 5\nwarmup_epochs = 0\nbatch_size = 32\n")
+    assert main(["--config", str(recipe), "--out", str(run), "--stop-after", "1"]) == 0
+    assert main(["--config", str(recipe), "--out", str(run), "--resume", "--epochs", "3",
+                 "--set", "augment.erasing=0.1", "--stop-after", "2"]) == 0
+    capsys.readouterr()
+
+    assert main(["--config", str(recipe), "--out", str(run), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "train.epochs=3 (the file says 5)" in out and "augment.erasing=0.1 (the file says 0.25)" in out
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] == 3
+    assert state["schedule"] == [{"from_epoch": 1, "epochs": 5},
+                                 {"from_epoch": 2, "epochs": 3, "set": ["augment.erasing=0.1"]}]
+    assert load_config(run / "config.toml").augment.erasing == 0.1
+
+
 def test_card_limitations_follow_the_data() -> None:
     from train.model_card import _limitations
 

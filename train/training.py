@@ -487,6 +487,28 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
 
 def train_from_files(config_path: str | None, overrides: list[str], run_dir: Path, resume: bool,
                      stop_after: int | None = None) -> RunResult:
-    if resume and config_path is None and (run_dir / "config.toml").exists():
-        config_path = str(run_dir / "config.toml")
-    return train(load_config(config_path, overrides), run_dir, resume=resume, stop_after=stop_after)
+    if resume and (run_dir / "config.toml").exists():
+        config = resumed_config(config_path, overrides, run_dir)
+    else:
+        config = load_config(config_path, overrides)
+    return train(config, run_dir, resume=resume, stop_after=stop_after)
+
+
+def resumed_config(config_path: str | None, overrides: list[str], run_dir: Path) -> Config:
+    """The run's own settings (its latest part's), changed only by what the command line states.
+
+    "--resume" continues a run as it was left. Starting again from the recipe file would quietly undo
+    an earlier part's changes (a shortened schedule, lighter augmentation, weight averaging), so the
+    file only says where the data is now; where it disagrees otherwise, the run wins and says so.
+    """
+    written = load_config(config_path, overrides) if config_path is not None else None
+    leading = [f"data.dir={written.data.dir}"] if written is not None else []
+    config = load_config(run_dir / "config.toml", leading + list(overrides))
+    if written is not None:
+        ours, theirs = config.to_dict(), written.to_dict()
+        kept = [f"{section}.{key}={ours[section][key]} (the file says {theirs[section][key]})"
+                for section in ours for key in ours[section] if ours[section][key] != theirs[section][key]]
+        if kept:
+            print(f"resuming as the run was left: {', '.join(kept)}; change a setting with --set or --epochs",
+                  flush=True)
+    return config
