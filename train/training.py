@@ -306,20 +306,31 @@ def resume_changes(run_dir: Path, config: Config) -> list[str]:
     """
     from train.config import load_config
 
-    saved = load_config(run_dir / "config.toml").to_dict()
     changes = []
+    for name, value, _ in _differences(config, load_config(run_dir / "config.toml")):
+        # the data may move (another disk, another session); its fingerprint is checked instead
+        if name in ("train.epochs", "data.dir"):
+            continue
+        if not name.startswith(RESUMABLE_KEYS):
+            raise TrainError(f"{name} cannot change on resume (the checkpoint or the validation split "
+                             f"depends on it); start a new run with --out")
+        # as --set spells it, so the model card's commands replay it
+        changes.append(_as_set(name, value))
+    return changes
+
+
+def _differences(config: Config, other: Config) -> Iterator[tuple[str, Any, Any]]:
+    """``(section.key, value in config, value in other)`` for each setting the two disagree on."""
+    theirs = other.to_dict()
     for section, values in config.to_dict().items():
         for key, value in values.items():
-            name = f"{section}.{key}"
-            # the data may move (another disk, another session); its fingerprint is checked instead
-            if saved[section][key] == value or name in ("train.epochs", "data.dir"):
-                continue
-            if not name.startswith(RESUMABLE_KEYS):
-                raise TrainError(f"{name} cannot change on resume (the checkpoint or the validation split "
-                                 f"depends on it); start a new run with --out")
-            # as --set spells it, so the model card's commands replay it
-            changes.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
-    return changes
+            if theirs[section][key] != value:
+                yield f"{section}.{key}", value, theirs[section][key]
+
+
+def _as_set(name: str, value: Any) -> str:
+    """A setting as ``--set`` spells it (TOML's lower-case booleans)."""
+    return f"{name}={str(value).lower() if isinstance(value, bool) else value}"
 
 
 def _check_same_data(run_dir: Path, config: Config, fingerprints: dict[str, str]) -> None:
@@ -505,9 +516,7 @@ def resumed_config(config_path: str | None, overrides: list[str], run_dir: Path)
     leading = [f"data.dir={written.data.dir}"] if written is not None else []
     config = load_config(run_dir / "config.toml", leading + list(overrides))
     if written is not None:
-        ours, theirs = config.to_dict(), written.to_dict()
-        kept = [f"{section}.{key}={ours[section][key]} (the file says {theirs[section][key]})"
-                for section in ours for key in ours[section] if ours[section][key] != theirs[section][key]]
+        kept = [f"{_as_set(name, ours)} (the file says {theirs})" for name, ours, theirs in _differences(config, written)]
         if kept:
             print(f"resuming as the run was left: {', '.join(kept)}; change a setting with --set or --epochs",
                   flush=True)
