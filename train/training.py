@@ -516,7 +516,8 @@ def resumed_config(config_path: str | None, overrides: list[str], run_dir: Path)
     leading = [f"data.dir={written.data.dir}"] if written is not None else []
     config = load_config(run_dir / "config.toml", leading + list(overrides))
     if written is not None:
-        kept = [f"{_as_set(name, ours)} (the file says {theirs})" for name, ours, theirs in _differences(config, written)]
+        kept = [f"{_as_set(name, ours)} (the file says {theirs})"
+                for name, ours, theirs in _differences(config, written)]
         if kept:
             print(f"resuming as the run was left: {', '.join(kept)}; change a setting with --set or --epochs",
                   flush=True)
