@@ -61,6 +61,53 @@ def test_mixed_targets_put_the_rest_on_the_true_label() -> None:
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-6)
 
 
+def _tiny_teacher(path: Path, seed: int) -> Path:
+    import keras
+
+    from train.config import ModelConfig
+    from train.models import build_model
+
+    keras.utils.set_random_seed(seed)
+    build_model(ModelConfig(arch="tiny"), 3).save(path)
+    return path
+
+
+def test_several_teachers_are_averaged_and_each_one_keys_the_cache(tmp_path: Path) -> None:
+    from train.distill import teacher_targets
+    from train.evaluate import load_keras_model
+
+    images = np.random.default_rng(1).integers(0, 255, (6, 48, 48)).astype(np.uint8)
+    a, b = _tiny_teacher(tmp_path / "a.keras", 1), _tiny_teacher(tmp_path / "b.keras", 2)
+    one = [averaged_predictions(load_keras_model(path), images, 2) for path in (a, b)]
+    assert np.abs(one[0] - one[1]).max() > 1e-3  # two different teachers, or the test proves nothing
+
+    both = teacher_targets(f"{a}, {b}", images, "fp", 2, tmp_path / "run", 3)
+    np.testing.assert_allclose(both, (one[0] + one[1]) / 2, atol=1e-6)
+    with np.load(tmp_path / "run" / TEACHER_FILE) as cached:
+        assert len(json.loads(str(cached["key"]))["teacher_sha256"]) == 2
+    # the cache belongs to that pair: the first teacher alone is computed afresh
+    alone = teacher_targets(str(a), images, "fp", 2, tmp_path / "run", 3)
+    np.testing.assert_allclose(alone, one[0], atol=1e-6)
+    with pytest.raises(TrainError, match="teacher model .*missing.keras does not exist"):
+        teacher_targets(f"{a},{tmp_path / 'missing.keras'}", images, "fp", 2, tmp_path / "run", 3)
+
+
+def test_the_card_of_an_ensemble_student_points_at_each_teachers_card(tmp_path: Path) -> None:
+    from train.model_card import _first_stage_lines, first_stage
+
+    a, b = tmp_path / "a.keras", tmp_path / "b.keras"
+    (tmp_path / "a.card.md").write_text("# Model card: a\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text(load_config(None, [f"train.teacher={a},{b}", "train.teacher_views=6"]).to_toml())
+    stage = first_stage(run)
+    assert stage is not None and stage["teachers"] == [{"model": str(a), "card": str(tmp_path / "a.card.md")},
+                                                       {"model": str(b), "card": None}]
+    lines = "\n".join(_first_stage_lines(stage))
+    assert "an ensemble of 2 models" in lines and f"`{a}`, trained as its card" in lines
+    assert f"`{b}`, whose training is not recorded beside it" in lines
+
+
 def _config(sample: Path, *overrides: str):
     return load_config(None, [f"data.dir={sample}", "data.val_fraction=0.25", "model.arch=tiny",
                               "train.warmup_epochs=0", "train.batch_size=32", *overrides])

@@ -76,7 +76,8 @@ class TrainConfig:
     # start a new run from this model's weights (same architecture) instead of from scratch
     init: str = ""
     # distil from this model: the targets become its predictions averaged over teacher_views mirrored
-    # and shifted views of each clean training face, mixed with the true label (train.distill)
+    # and shifted views of each clean training face, mixed with the true label (train.distill);
+    # "a.keras,b.keras" averages several teachers' predictions (an ensemble)
     teacher: str = ""
     teacher_views: int = 6  # 1, 2 (mirror), 6 (mirror x 2-px horizontal shifts) or 10 (and vertical)
     teacher_weight: float = 0.7  # share of the target from the teacher; the rest is the one-hot label

@@ -4,8 +4,10 @@ Averaging a model's predictions over mirrored and shifted copies of a face is wo
 on FER2013 (the shipped model: 0.6845 validation for one view, 0.6912 for six), but costs six
 forward passes per face on the device. Training a student on those averaged predictions (Hinton
 et al., 2015; Furlanello et al., 2018, "Born-Again Neural Networks") moves that gain into a single
-forward pass. The teacher's predictions on the clean training images are computed once and
-cached in the run directory, so resuming a run does not repeat them.
+forward pass. Several teachers (``train.teacher = "a.keras,b.keras"``) are averaged too: an
+ensemble is better than either member but too big to ship, and its student is not. The teachers'
+predictions on the clean training images are computed once and cached in the run directory, so
+resuming a run does not repeat them.
 """
 
 from __future__ import annotations
@@ -73,17 +75,29 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def teacher_targets(teacher_path: str | Path, images: np.ndarray, fingerprint: str, count: int,
-                    run_dir: Path, num_classes: int) -> np.ndarray:
-    """The teacher's averaged probabilities for ``images``, from the run's cache when it matches.
+def teacher_paths(spec: str) -> list[Path]:
+    """The teacher files named by ``train.teacher``: one path, or several separated by commas."""
+    paths = [Path(part.strip()) for part in spec.split(",") if part.strip()]
+    if not paths:
+        raise TrainError("train.teacher names no model file")
+    return paths
 
-    The cache is keyed by the teacher file's hash, the images' fingerprint and the view count, so
+
+def teacher_targets(teacher_spec: str | Path, images: np.ndarray, fingerprint: str, count: int,
+                    run_dir: Path, num_classes: int) -> np.ndarray:
+    """The teachers' averaged probabilities for ``images``, from the run's cache when it matches.
+
+    The cache is keyed by the teacher files' hashes, the images' fingerprint and the view count, so
     a changed teacher or data set is recomputed rather than silently reused.
     """
-    path = Path(teacher_path)
-    if not path.is_file():
-        raise TrainError(f"teacher model {path} does not exist")
-    key = {"teacher_sha256": _file_digest(path), "images_fingerprint": fingerprint, "views": count}
+    paths = teacher_paths(str(teacher_spec))
+    for path in paths:
+        if not path.is_file():
+            raise TrainError(f"teacher model {path} does not exist")
+    digests = [_file_digest(path) for path in paths]
+    # one teacher keeps the key it always had, so caches written before ensembles still match
+    key = {"teacher_sha256": digests[0] if len(digests) == 1 else digests, "images_fingerprint": fingerprint,
+           "views": count}
     cache = Path(run_dir) / TEACHER_FILE
     if cache.is_file():
         try:
@@ -94,12 +108,15 @@ def teacher_targets(teacher_path: str | Path, images: np.ndarray, fingerprint: s
             pass  # unreadable or from another layout: recompute below
     from train.evaluate import load_keras_model
 
-    teacher = load_keras_model(path)
-    outputs = int(teacher.output_shape[-1])
-    if outputs != num_classes:
-        raise TrainError(f"teacher {path} predicts {outputs} classes, the data has {num_classes}")
-    print(f"teacher {path.name}: averaging {count} views of {len(images)} training images", flush=True)
-    probabilities = averaged_predictions(teacher, images, count)
+    total = np.zeros((len(images), num_classes), dtype=np.float64)
+    for path in paths:
+        teacher = load_keras_model(path)
+        outputs = int(teacher.output_shape[-1])
+        if outputs != num_classes:
+            raise TrainError(f"teacher {path} predicts {outputs} classes, the data has {num_classes}")
+        print(f"teacher {path.name}: averaging {count} views of {len(images)} training images", flush=True)
+        total += averaged_predictions(teacher, images, count)
+    probabilities = (total / len(paths)).astype(np.float32)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.tmp.npz")
     np.savez(tmp, probabilities=probabilities, key=np.asarray(json.dumps(key, sort_keys=True)))

@@ -41,11 +41,17 @@ def first_stage(run_dir: Path, stage_config: str = "train/configs/shipped.toml")
     """
     from train.config import load_config
 
+    from train.distill import teacher_paths
+
     recipe = load_config(run_dir / "config.toml").train
     if not (recipe.teacher or recipe.init):
         return None
     stage: dict[str, Any] = {"init": recipe.init, "teacher": recipe.teacher, "teacher_views": recipe.teacher_views,
                              "teacher_weight": recipe.teacher_weight}
+    if recipe.teacher and len(teacher_paths(recipe.teacher)) > 1:
+        # an ensemble's members each have a history of their own: the card points at each one's card
+        stage["teachers"] = [{"model": str(path), "card": _card_beside(path)} for path in teacher_paths(recipe.teacher)]
+        return stage
     source = Path(recipe.teacher or recipe.init)
     state_path = source.parent / "state.json"
     if state_path.is_file():
@@ -55,6 +61,11 @@ def first_stage(run_dir: Path, stage_config: str = "train/configs/shipped.toml")
         stage["commands"] = train_commands(stage_config, Path("runs") / "first-stage", schedule) + [
             f"fer-train ship runs/first-stage --out {source.parent} --name {source.stem}"]
     return stage
+
+
+def _card_beside(model: Path) -> str | None:
+    card = model.with_name(f"{model.stem}.card.md")
+    return str(card) if card.is_file() else None
 
 
 def _prior_choice(model: Any, best: Path, val: Any, allowed: bool) -> tuple[Any, Any]:
@@ -228,6 +239,15 @@ def _first_stage_lines(stage: dict[str, Any] | None) -> list[str]:
     if not stage:
         return []
     lines = []
+    if stage.get("teachers"):
+        lines.append(f"Distilled from an ensemble of {len(stage['teachers'])} models: the targets are their "
+                     f"predictions averaged over {stage['teacher_views']} mirrored and shifted views of each training "
+                     f"face and over the models (weight {stage['teacher_weight']}; the rest is the true label)"
+                     + (f", starting from the weights of `{stage['init']}`." if stage.get("init") else "."))
+        lines += [""] + [f"- `{member['model']}`" + (f", trained as its card `{member['card']}` says"
+                                                      if member["card"] else ", whose training is not recorded beside it")
+                         for member in stage["teachers"]]
+        return [*lines, "", "This model was trained from them by:", ""]
     if stage.get("teacher"):
         lines.append(f"Distilled from `{stage['teacher']}`: the targets are its predictions averaged over "
                      f"{stage['teacher_views']} mirrored and shifted views of each training face "
