@@ -19,6 +19,18 @@ def test_shipped_config_loads() -> None:
     assert config.train.epochs >= 100
 
 
+@pytest.mark.parametrize("recipe", sorted((ROOT / "train" / "configs").glob("*.toml")), ids=lambda path: path.name)
+def test_every_recipe_loads_and_the_models_it_starts_from_are_committed(recipe: Path) -> None:
+    """A recipe whose teacher or initial weights are missing fails only after its data has loaded."""
+    from train.distill import teacher_paths
+
+    config = load_config(recipe)
+    needed = (teacher_paths(config.train.teacher) if config.train.teacher else []) + (
+        [Path(config.train.init)] if config.train.init else [])
+    for path in needed:
+        assert (ROOT / path).is_file(), f"{recipe.name} needs {path}"
+
+
 def test_overrides_are_typed() -> None:
     config = load_config(None, ["train.epochs=7", "augment.flip=false", "train.learning_rate=0.01"])
     assert (config.train.epochs, config.augment.flip, config.train.learning_rate) == (7, False, 0.01)
