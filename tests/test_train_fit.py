@@ -137,18 +137,43 @@ def test_warm_restart_with_lighter_augmentation_is_recorded(sample_dir: Path, tm
     assert main([*base, "--epochs", "3", "--out", str(run), "--resume", "--set", "augment.erasing=0.1",
                  "--set", "train.weight_decay=0.001"]) == 0
     state = json.loads((run / "state.json").read_text())
-    assert state["schedule"] == [{"from_epoch": 1, "epochs": 2},
+    # the first part records how the run was started (no config file, its flags), later parts what they changed
+    started = [f"data.dir={sample_dir}", "data.val_fraction=0.25", "model.arch=tiny", "train.batch_size=32",
+               "train.warmup_epochs=0"]
+    assert state["schedule"] == [{"from_epoch": 1, "epochs": 2, "config": None, "set": started},
                                  {"from_epoch": 3, "epochs": 3,
                                   "set": ["augment.erasing=0.1", "train.weight_decay=0.001"]}]
     assert load_config(run / "config.toml").augment.erasing == 0.1
 
     out = tmp_path / "models"
-    assert main(["ship", str(run), "--out", str(out), "--name", "tiny", "--data", str(sample_dir),
-                 "--config-path", "tiny.toml"]) == 0
+    assert main(["ship", str(run), "--out", str(out), "--name", "tiny", "--data", str(sample_dir)]) == 0
     commands = json.loads((out / "tiny.card.json").read_text())["commands"]
-    assert commands["train"][1] == (f"fer-train --config tiny.toml --out {run} --resume --epochs 3 "
-                                    "--set augment.erasing=0.1 --set train.weight_decay=0.001")
-    assert commands["resume"].endswith("--resume --epochs 3 --set augment.erasing=0.1 --set train.weight_decay=0.001")
+    flags = "".join(f" --set {change}" for change in started)
+    assert commands["train"] == [f"fer-train --out {run} --epochs 2{flags} --stop-after 2",
+                                 f"fer-train --out {run} --resume --epochs 3{flags} "
+                                 "--set augment.erasing=0.1 --set train.weight_decay=0.001"]
+    assert commands["resume"].endswith("--resume --epochs 3" + flags + " --set augment.erasing=0.1 --set train.weight_decay=0.001")
+
+
+def test_the_cards_command_starts_the_run_as_it_was_started(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run started with --set on top of a recipe file is retraced by its card, not just by the file."""
+    import shlex
+
+    run, recipe = tmp_path / "run", tmp_path / "recipe.toml"
+    recipe.write_text(f'[data]\ndir = "{sample_dir}"\nval_fraction = 0.25\n[model]\narch = "tiny"\n'
+                      "[train]\nepochs = 5\nwarmup_epochs = 0\nbatch_size = 32\n")
+    assert main(["--config", str(recipe), "--out", str(run), "--epochs", "1", "--set", "augment.erasing=0.0",
+                 "--set", "train.weight_decay=0.002"]) == 0
+    out = tmp_path / "models"
+    assert main(["ship", str(run), "--out", str(out), "--name", "tiny", "--data", str(sample_dir)]) == 0
+    (command,) = json.loads((out / "tiny.card.json").read_text())["commands"]["train"]
+    assert command.startswith(f"fer-train --config {recipe} --out {run} --epochs 1 ")
+    capsys.readouterr()
+    assert main([*shlex.split(command)[1:], "--print-config"]) == 0
+    (tmp_path / "replayed.toml").write_text(capsys.readouterr().out)
+    assert load_config(tmp_path / "replayed.toml") == load_config(run / "config.toml")
+    assert load_config(tmp_path / "replayed.toml") != load_config(recipe, ["train.epochs=1"])
 
 
 def test_plain_resume_from_the_recipe_file_keeps_earlier_parts_changes(
@@ -167,7 +192,7 @@ def test_plain_resume_from_the_recipe_file_keeps_earlier_parts_changes(
     assert "train.epochs=3 (the file says 5)" in out and "augment.erasing=0.1 (the file says 0.25)" in out
     state = json.loads((run / "state.json").read_text())
     assert state["epochs_done"] == 3
-    assert state["schedule"] == [{"from_epoch": 1, "epochs": 5},
+    assert state["schedule"] == [{"from_epoch": 1, "epochs": 5, "config": str(recipe)},
                                  {"from_epoch": 2, "epochs": 3, "set": ["augment.erasing=0.1"]}]
     assert load_config(run / "config.toml").augment.erasing == 0.1
 

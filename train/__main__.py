@@ -83,8 +83,9 @@ def _ship_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="fer_vgg")
     parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"))
     parser.add_argument("--split", default="test")
-    parser.add_argument("--config-path", default="train/configs/shipped.toml",
-                        help="config file named in the card's reproduce commands")
+    parser.add_argument("--config-path", default=None,
+                        help="config file named in the card's reproduce commands (default: the one the run "
+                        "was started with; train/configs/shipped.toml for runs that did not record it)")
     parser.add_argument("--keep-class-weights", action="store_true",
                         help="ship the model as trained, without trying to undo its class weights on validation")
     return parser

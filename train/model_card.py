@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def _row_accuracy(row: dict[str, float]) -> float:
     return max(row.get("val_accuracy", 0.0), row.get("swa_val_accuracy", 0.0))
 
 
-def first_stage(run_dir: Path, stage_config: str = "train/configs/shipped.toml") -> dict[str, Any] | None:
+def first_stage(run_dir: Path) -> dict[str, Any] | None:
     """The model a run started from and distilled (``train.init``/``train.teacher``), and how it was trained.
 
     A distilled model is only reproducible with its teacher: the card names the teacher file, and
@@ -58,7 +59,7 @@ def first_stage(run_dir: Path, stage_config: str = "train/configs/shipped.toml")
         state = json.loads(state_path.read_text())
         schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", 1))}]
         stage["run"] = str(source.parent)
-        stage["commands"] = train_commands(stage_config, Path("runs") / "first-stage", schedule) + [
+        stage["commands"] = train_commands(None, Path("runs") / "first-stage", schedule) + [
             f"fer-train ship runs/first-stage --out {source.parent} --name {source.stem}"]
     return stage
 
@@ -79,7 +80,7 @@ def _prior_choice(model: Any, best: Path, val: Any, allowed: bool) -> tuple[Any,
 
 
 def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "test",
-             config_path: str = "train/configs/shipped.toml", prior_correction: bool = True) -> dict[str, Any]:
+             config_path: str | None = None, prior_correction: bool = True) -> dict[str, Any]:
     """Copy the run's best model into ``out_dir`` as ``<name>.keras`` and write its card.
 
     With ``prior_correction``, the run's class weights are undone in the shipped model when that
@@ -153,7 +154,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
         },
         "commands": {
             "train": train_commands(config_path, run_dir, schedule),
-            "resume": f"fer-train --config {config_path} --out {run_dir} --resume"
+            "resume": _base_command(config_path, run_dir, schedule) + " --resume"
                       + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else "")
                       + _set_flags(schedule, len(schedule) - 1),
             "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}"
@@ -179,18 +180,30 @@ def _set_flags(schedule: list[dict[str, Any]], upto: int) -> str:
             key, _, value = change.partition("=")
             changes.pop(key, None)
             changes[key] = value
-    return "".join(f" --set {key}={value}" for key, value in changes.items())
+    return "".join(f" --set {shlex.quote(f'{key}={value}')}" for key, value in changes.items())
 
 
-def train_commands(config_path: str, run_dir: Path, schedule: list[dict[str, Any]]) -> list[str]:
+# Runs from before the first schedule part recorded its config file were all started from this one.
+LEGACY_CONFIG = "train/configs/shipped.toml"
+
+
+def _base_command(config_path: str | None, run_dir: Path, schedule: list[dict[str, Any]]) -> str:
+    """``fer-train --config FILE --out RUN``: the file given, else the one the run was started from."""
+    if config_path is None:
+        config_path = schedule[0].get("config", LEGACY_CONFIG)
+    return "fer-train" + (f" --config {shlex.quote(config_path)}" if config_path else "") + f" --out {run_dir}"
+
+
+def train_commands(config_path: str | None, run_dir: Path, schedule: list[dict[str, Any]]) -> list[str]:
     """The commands that retrace the run, one per learning-rate schedule it ran under.
 
     A run shortened or extended on resume (``--epochs N --resume``) changed its cosine schedule part
-    way; replaying it needs each part stopped where the next one began.
+    way; replaying it needs each part stopped where the next one began. The first part carries what
+    the run's own command line changed in its config file.
     """
-    base = f"fer-train --config {config_path} --out {run_dir}"
+    base = _base_command(config_path, run_dir, schedule)
     if len(schedule) == 1:
-        return [base]
+        return [base + f" --epochs {schedule[0]['epochs']}" + _set_flags(schedule, 0)]
     commands = []
     for index, segment in enumerate(schedule):
         command = base + (" --resume" if index else "") + f" --epochs {segment['epochs']}"

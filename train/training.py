@@ -348,14 +348,15 @@ def _check_same_data(run_dir: Path, config: Config, fingerprints: dict[str, str]
 
 
 def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | None = None,
-          stop_after: int | None = None) -> RunResult:
+          stop_after: int | None = None, started: dict[str, Any] | None = None) -> RunResult:
     """Train per ``config`` into ``run_dir``; with ``resume``, continue from its ``last.keras``.
 
     ``stop_after`` ends this invocation after that epoch without touching the schedule, so a long run
-    can be split across sessions and each part resumed.
+    can be split across sessions and each part resumed. ``started`` (``start_record``) is how a new
+    run was invoked; its first schedule part keeps it for the model card's commands.
     """
     with _global_policy_kept():
-        return _train(config, Path(run_dir), resume, verbose, stop_after)
+        return _train(config, Path(run_dir), resume, verbose, stop_after, started or {})
 
 
 @contextlib.contextmanager
@@ -370,7 +371,8 @@ def _global_policy_kept() -> Iterator[None]:
             sys.modules["keras"].mixed_precision.set_global_policy(before or "float32")
 
 
-def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, stop_after: int | None) -> RunResult:
+def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, stop_after: int | None,
+           started: dict[str, Any]) -> RunResult:
     if resume:
         if not (run_dir / "last.keras").exists() or not (run_dir / STATE).exists():
             raise TrainError(f"cannot resume: {run_dir} has no last.keras and state.json")
@@ -383,7 +385,7 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
         raise TrainError(f"--stop-after must be a positive epoch number, not {stop_after}")
     # Which learning-rate schedule (its total length) ran from which epoch: the model card's recipe.
     schedule: list[dict[str, Any]] = [dict(segment) for segment in state.get("schedule", [])] or [
-        {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs))}]
+        {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs)), **started}]
     changes = resume_changes(run_dir, config) if resume else []
     train_data, val_data = prepare_data(config)
     if len(val_data) == 0:
@@ -499,10 +501,21 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
 def train_from_files(config_path: str | None, overrides: list[str], run_dir: Path, resume: bool,
                      stop_after: int | None = None) -> RunResult:
     if resume and (run_dir / "config.toml").exists():
-        config = resumed_config(config_path, overrides, run_dir)
-    else:
-        config = load_config(config_path, overrides)
-    return train(config, run_dir, resume=resume, stop_after=stop_after)
+        return train(resumed_config(config_path, overrides, run_dir), run_dir, resume=resume, stop_after=stop_after)
+    config = load_config(config_path, overrides)
+    return train(config, run_dir, resume=resume, stop_after=stop_after, started=start_record(config_path, config))
+
+
+def start_record(config_path: str | None, config: Config) -> dict[str, Any]:
+    """The config file a new run starts from and what its command line changed in it (as ``--set``).
+
+    Without them a model card could only name a recipe file, and a run started with, say,
+    ``--set train.precision=mixed_bfloat16`` or on other data would not be retraced by its own card.
+    The schedule length is left out: every schedule part records its own.
+    """
+    changes = [_as_set(name, value) for name, value, _ in _differences(config, load_config(config_path))
+               if name != "train.epochs"]
+    return {"config": None if config_path is None else str(config_path), **({"set": changes} if changes else {})}
 
 
 def resumed_config(config_path: str | None, overrides: list[str], run_dir: Path) -> Config:
