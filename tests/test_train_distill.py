@@ -175,3 +175,51 @@ def test_init_from_another_architecture_is_refused(sample_dir: Path, tmp_path: P
                  "--set", "model.width=4", "--set", "train.epochs=1", "--set", "train.warmup_epochs=0",
                  "--set", f"train.init={run / 'model.keras'}"]) == 2
     assert "train.init" in capsys.readouterr().err and not (tmp_path / "vgg" / "last.keras").exists()
+
+
+def _random_linear_model(path: Path, seed: int) -> Path:
+    """A model whose predictions vary from face to face from the first call: trained tiny models all
+    predict the majority class after an epoch, which could not tell one member from the average."""
+    import keras
+
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(7, activation="softmax",
+                                                 kernel_initializer=keras.initializers.RandomNormal(0.0, 1e-3, seed))])
+    model.save(path)
+    return path
+
+
+def test_evaluate_scores_an_ensemble_over_views_as_its_members_average(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`fer-train evaluate a.keras,b.keras --views N`: the figure a teacher offers its student."""
+    from train.data import load_dataset
+    from train.evaluate import confusion_matrix, load_keras_model
+
+    a, b = _random_linear_model(tmp_path / "a.keras", 1), _random_linear_model(tmp_path / "b.keras", 2)
+    out = tmp_path / "eval"
+    assert main(["evaluate", f"{a},{b}", "--data", str(sample_dir), "--views", "6", "--out", str(out)]) == 0
+    assert "6 mirrored and shifted views" in capsys.readouterr().out
+    test = load_dataset(sample_dir, "test")
+    member = averaged_predictions(load_keras_model(a), test.images, 6)
+    pair = member + averaged_predictions(load_keras_model(b), test.images, 6)
+    expected = confusion_matrix(test.targets, pair.argmax(axis=1), 7).tolist()
+    assert expected != confusion_matrix(test.targets, member.argmax(axis=1), 7).tolist()  # the pair is not one member
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["views"] == 6 and metrics["model"] == f"{a},{b}" and metrics["confusion_matrix"] == expected
+
+    assert main(["evaluate", f"{a},{tmp_path / 'missing.keras'}", "--data", str(sample_dir)]) == 2
+    assert "missing.keras does not exist" in capsys.readouterr().err
+
+
+def test_an_ensemble_is_scored_on_validation_only_where_its_members_share_the_split(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b, other = tmp_path / "a", tmp_path / "b", tmp_path / "other"
+    train(_config(sample_dir, "train.epochs=1"), a, verbose=0)
+    train(_config(sample_dir, "train.epochs=1", "train.learning_rate=0.01"), b, verbose=0)
+    train(_config(sample_dir, "train.epochs=1", "train.seed=7"), other, verbose=0)  # another validation split
+    assert main(["evaluate", f"{a / 'model.keras'},{b / 'model.keras'}", "--data", str(sample_dir),
+                 "--split", "val"]) == 0
+    assert "the run's validation split" in capsys.readouterr().out
+    assert main(["evaluate", f"{a / 'model.keras'},{other / 'model.keras'}", "--data", str(sample_dir),
+                 "--split", "val"]) == 2
+    assert "held out the same validation images" in capsys.readouterr().err

@@ -43,13 +43,17 @@ def _evaluate_parser() -> argparse.ArgumentParser:
         prog="fer-train evaluate",
         description="Accuracy, macro-F1, per-class precision/recall/F1 and a confusion matrix (PNG and JSON).",
     )
-    parser.add_argument("model", type=Path, help="a .keras model")
+    parser.add_argument("model", help="a .keras model, or several separated by commas: an ensemble, scored on "
+                        "its members' averaged probabilities")
     parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"),
                         help="Kaggle folder (root or one split), its zip, or fer2013.csv")
     parser.add_argument("--split", default="test", help="train, test (default), private (csv only), or val: "
                         "the run's own validation split, re-drawn from the config beside the model")
     parser.add_argument("--out", type=Path, help="folder for metrics.json and confusion_matrix.png/.json")
     parser.add_argument("--tta", action="store_true", help="average predictions with horizontally flipped faces")
+    parser.add_argument("--views", type=int, choices=(1, 2, 6, 10), default=1,
+                        help="average each model over this many views of every face: 2 is --tta, 6 adds 2-px "
+                        "horizontal shifts, 10 vertical ones too (the views train.teacher_views distils)")
     parser.add_argument("--labels", help="the model's labels (fer2013, auto or a,b,c; default: its run's "
                         "dataset.json beside the model, else fer2013)")
     return parser
@@ -115,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             args = _evaluate_parser().parse_args(argv[1:])
             from train.evaluate import evaluate_model, format_report
 
-            report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta, labels=args.labels)
+            report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta, labels=args.labels,
+                                    views=args.views)
             print(format_report(report))
             return ExitStatus.OK
         if argv and argv[0] == "ship":

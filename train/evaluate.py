@@ -28,12 +28,13 @@ class Report:
     per_class: dict[str, dict[str, float]]
     confusion: list[list[int]]
     tta: bool = False
+    views: int = 1  # test-time views averaged per face (2: the mirror image; 6 and 10 add 2-px shifts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "data": self.data, "images": self.images, "labels": list(self.labels),
             "accuracy": self.accuracy, "macro_f1": self.macro_f1, "per_class": self.per_class,
-            "confusion_matrix": self.confusion, "tta": self.tta,
+            "confusion_matrix": self.confusion, "tta": self.tta, "views": self.views,
         }
 
 
@@ -190,10 +191,11 @@ def _load_for_evaluation(model_path: Path, data: str | Path, split: str,
     return dataset, model
 
 
-def _report(model_path: Path, dataset: Any, probs: np.ndarray, tta: bool, out: Path | None) -> Report:
+def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, tta: bool, out: Path | None,
+            views: int = 1) -> Report:
     scores = score(dataset.targets, probs.argmax(axis=1), dataset.labels)
     report = Report(str(model_path), dataset.source, len(dataset), dataset.labels, scores["accuracy"],
-                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], tta)
+                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], tta or views > 1, views)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -206,10 +208,34 @@ def _report(model_path: Path, dataset: Any, probs: np.ndarray, tta: bool, out: P
     return report
 
 
-def evaluate_model(model_path: Path, data: str | Path, split: str = "test", out: Path | None = None,
-                   tta: bool = False, labels: Sequence[str] | str | None = None) -> Report:
-    dataset, model = _load_for_evaluation(model_path, data, split, labels)
-    return _report(model_path, dataset, predict_probs(model, dataset.images, tta=tta), tta, out)
+def evaluate_model(model_path: Path | str, data: str | Path, split: str = "test", out: Path | None = None,
+                   tta: bool = False, labels: Sequence[str] | str | None = None, views: int = 1) -> Report:
+    """Score one model, or an ensemble (``a.keras,b.keras``: the members' probabilities averaged).
+
+    ``views`` averages each model over mirrored and shifted copies of every face (``tta`` is 2 views).
+    Neither ships in one forward pass, which makes these the figures a distillation teacher
+    (``train.teacher``, ``train.teacher_views``) offers its student.
+    """
+    from train.distill import averaged_predictions, teacher_paths
+
+    paths = teacher_paths(str(model_path))
+    views = max(views, 2 if tta else 1)
+    dataset, model = _load_for_evaluation(paths[0], data, split, labels)
+    members = [model] + [_load_for_evaluation(path, data, split, labels, dataset)[1] for path in paths[1:]]
+    if split == "val" and len(paths) > 1:
+        _same_validation_split(paths)
+    probs = sum(averaged_predictions(member, dataset.images, views).astype(np.float64) for member in members)
+    return _report(model_path, dataset, probs / len(members), False, out, views)
+
+
+def _same_validation_split(paths: Sequence[Path]) -> None:
+    """An ensemble is scored on validation only where every member held out the same images."""
+    from train.run_info import read_dataset_info
+
+    fingerprints = {read_dataset_info(path).get("val_fingerprint") for path in paths}
+    if len(fingerprints) > 1 or None in fingerprints:
+        raise TrainError(f"--split val scores an ensemble only when every model's run held out the same validation "
+                         f"images (dataset.json val_fingerprint); {', '.join(map(str, paths))} do not")
 
 
 def evaluate_with_and_without_flips(model_path: Path, data: str | Path, split: str = "test",
@@ -229,7 +255,7 @@ def evaluate_with_and_without_flips(model_path: Path, data: str | Path, split: s
 def format_report(report: Report) -> str:
     lines = [
         f"model     {report.model}",
-        f"data      {report.data} ({report.images} images{', flip TTA' if report.tta else ''})",
+        f"data      {report.data} ({report.images} images{_views_note(report.views)})",
         f"accuracy  {report.accuracy:.4f}",
         f"macro-F1  {report.macro_f1:.4f}",
         f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}",
@@ -238,3 +264,7 @@ def format_report(report: Report) -> str:
         lines.append(f"{label:<10} {values['precision']:>9.4f} {values['recall']:>7.4f} {values['f1']:>7.4f} "
                      f"{values['support']:>8}")
     return "\n".join(lines)
+
+
+def _views_note(views: int) -> str:
+    return "" if views == 1 else ", flip TTA" if views == 2 else f", {views} mirrored and shifted views"
