@@ -107,6 +107,23 @@ def test_the_card_of_an_ensemble_student_points_at_each_teachers_card(tmp_path: 
     assert "an ensemble of 2 models" in lines and f"`{a}`, trained as its card" in lines
     assert f"`{b}`, whose training is not recorded beside it" in lines
 
+    # a member without a card but inside a committed run (state.json beside it) is retraced from that run
+    member = tmp_path / "teacher_run" / "v1.keras"
+    member.parent.mkdir()
+    (member.parent / "state.json").write_text(json.dumps({"epochs_done": 9, "schedule": [
+        {"from_epoch": 1, "epochs": 12, "config": "recipe.toml", "set": ["train.precision=mixed_bfloat16"]},
+        {"from_epoch": 10, "epochs": 9}]}))
+    (run / "config.toml").write_text(load_config(None, [f"train.teacher={a},{member}"]).to_toml())
+    stage = first_stage(run)
+    assert stage is not None and stage["teachers"][1]["run"] == str(member.parent)
+    assert stage["teachers"][1]["commands"] == [
+        "fer-train --config recipe.toml --out runs/v1 --epochs 12 --set train.precision=mixed_bfloat16 --stop-after 9",
+        "fer-train --config recipe.toml --out runs/v1 --resume --epochs 9 --set train.precision=mixed_bfloat16",
+        f"fer-train ship runs/v1 --out {member.parent} --name v1"]
+    lines = "\n".join(_first_stage_lines(stage))
+    assert f"`{member}`, committed with its run, trained by:" in lines
+    assert "  fer-train ship runs/v1" in lines
+
 
 def _config(sample: Path, *overrides: str):
     return load_config(None, [f"data.dir={sample}", "data.val_fraction=0.25", "model.arch=tiny",

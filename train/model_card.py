@@ -50,18 +50,25 @@ def first_stage(run_dir: Path) -> dict[str, Any] | None:
     stage: dict[str, Any] = {"init": recipe.init, "teacher": recipe.teacher, "teacher_views": recipe.teacher_views,
                              "teacher_weight": recipe.teacher_weight}
     if recipe.teacher and len(teacher_paths(recipe.teacher)) > 1:
-        # an ensemble's members each have a history of their own: the card points at each one's card
-        stage["teachers"] = [{"model": str(path), "card": _card_beside(path)} for path in teacher_paths(recipe.teacher)]
+        # an ensemble's members each have a history of their own: the card points at each one's card,
+        # or retraces the committed run it sits in
+        stage["teachers"] = [{"model": str(path), "card": _card_beside(path), **_training_of(path, path.stem)}
+                             for path in teacher_paths(recipe.teacher)]
         return stage
-    source = Path(recipe.teacher or recipe.init)
-    state_path = source.parent / "state.json"
-    if state_path.is_file():
-        state = json.loads(state_path.read_text())
-        schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", 1))}]
-        stage["run"] = str(source.parent)
-        stage["commands"] = train_commands(None, Path("runs") / "first-stage", schedule) + [
-            f"fer-train ship runs/first-stage --out {source.parent} --name {source.stem}"]
-    return stage
+    return {**stage, **_training_of(Path(recipe.teacher or recipe.init))}
+
+
+def _training_of(model: Path, replay: str = "first-stage") -> dict[str, Any]:
+    """The committed run ``model`` sits in (its state.json beside it) and the commands that retrace it
+    (into ``runs/<replay>``)."""
+    state_path = model.parent / "state.json"
+    if not state_path.is_file():
+        return {}
+    state = json.loads(state_path.read_text())
+    schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", 1))}]
+    return {"run": str(model.parent),
+            "commands": train_commands(None, Path("runs") / replay, schedule) + [
+                f"fer-train ship runs/{replay} --out {model.parent} --name {model.stem}"]}
 
 
 def _card_beside(model: Path) -> str | None:
@@ -257,9 +264,14 @@ def _first_stage_lines(stage: dict[str, Any] | None) -> list[str]:
                      f"predictions averaged over {stage['teacher_views']} mirrored and shifted views of each training "
                      f"face and over the models (weight {stage['teacher_weight']}; the rest is the true label)"
                      + (f", starting from the weights of `{stage['init']}`." if stage.get("init") else "."))
-        lines += [""] + [f"- `{member['model']}`" + (f", trained as its card `{member['card']}` says"
-                                                      if member["card"] else ", whose training is not recorded beside it")
-                         for member in stage["teachers"]]
+        for member in stage["teachers"]:
+            if member["card"]:
+                lines += ["", f"- `{member['model']}`, trained as its card `{member['card']}` says"]
+            elif member.get("commands"):
+                lines += ["", f"- `{member['model']}`, committed with its run, trained by:", "", "  ```sh",
+                          *[f"  {command}" for command in member["commands"]], "  ```"]
+            else:
+                lines += ["", f"- `{member['model']}`, whose training is not recorded beside it"]
         return [*lines, "", "This model was trained from them by:", ""]
     if stage.get("teacher"):
         lines.append(f"Distilled from `{stage['teacher']}`: the targets are its predictions averaged over "
