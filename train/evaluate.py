@@ -128,12 +128,9 @@ def _float32_model(keras: Any, path: Path) -> Any:
     return model
 
 
-def predict_probs(model: Any, images: np.ndarray, tta: bool = False, batch_size: int = 256) -> np.ndarray:
+def predict_probs(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     batch = images[..., None].astype(np.float32)
-    probs = model.predict(batch, batch_size=batch_size, verbose=0)
-    if tta:
-        probs = (probs + model.predict(batch[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
-    return np.asarray(probs, dtype=np.float64)
+    return np.asarray(model.predict(batch, batch_size=batch_size, verbose=0), dtype=np.float64)
 
 
 def model_labels(model_path: Path, labels: Sequence[str] | str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -191,11 +188,10 @@ def _load_for_evaluation(model_path: Path, data: str | Path, split: str,
     return dataset, model
 
 
-def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, tta: bool, out: Path | None,
-            views: int = 1) -> Report:
+def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, views: int, out: Path | None) -> Report:
     scores = score(dataset.targets, probs.argmax(axis=1), dataset.labels)
     report = Report(str(model_path), dataset.source, len(dataset), dataset.labels, scores["accuracy"],
-                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], tta or views > 1, views)
+                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], views > 1, views)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -225,7 +221,7 @@ def evaluate_model(model_path: Path | str, data: str | Path, split: str = "test"
     if split == "val" and len(paths) > 1:
         _same_validation_split(paths)
     probs = sum(averaged_predictions(member, dataset.images, views).astype(np.float64) for member in members)
-    return _report(model_path, dataset, probs / len(members), False, out, views)
+    return _report(model_path, dataset, probs / len(members), views, out)
 
 
 def _same_validation_split(paths: Sequence[Path]) -> None:
@@ -248,8 +244,8 @@ def evaluate_with_and_without_flips(model_path: Path, data: str | Path, split: s
     dataset, model = _load_for_evaluation(model_path, data, split, None, dataset)
     plain = predict_probs(model, dataset.images)
     flipped = predict_probs(model, dataset.images[:, :, ::-1])
-    return (_report(model_path, dataset, plain, False, out),
-            _report(model_path, dataset, (plain + flipped) / 2, True, None))
+    return (_report(model_path, dataset, plain, 1, out),
+            _report(model_path, dataset, (plain + flipped) / 2, 2, None))
 
 
 def format_report(report: Report) -> str:

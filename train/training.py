@@ -503,7 +503,8 @@ def train_from_files(config_path: str | None, overrides: list[str], run_dir: Pat
     if resume and (run_dir / "config.toml").exists():
         return train(resumed_config(config_path, overrides, run_dir), run_dir, resume=resume, stop_after=stop_after)
     config = load_config(config_path, overrides)
-    return train(config, run_dir, resume=resume, stop_after=stop_after, started=start_record(config_path, config))
+    started = None if resume else start_record(config_path, config)
+    return train(config, run_dir, resume=resume, stop_after=stop_after, started=started)
 
 
 def start_record(config_path: str | None, config: Config) -> dict[str, Any]:
