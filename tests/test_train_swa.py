@@ -227,3 +227,32 @@ def test_nesterov_sgd_trains_resumes_and_cannot_be_swapped_mid_run(
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
     assert main(["--arch", "tiny", "--out", str(tmp_path / "x"), "--set", "train.optimizer=rmsprop"]) == 2
     assert "train.optimizer must be one of adamw, sgd" in capsys.readouterr().err
+
+
+def test_bfloat16_support_is_read_from_the_cpus_flags(tmp_path: Path) -> None:
+    from train.training import bfloat16_native
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert bfloat16_native(cpuinfo) is False
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert bfloat16_native(cpuinfo) is True
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp bf16 i8mm\n")  # aarch64 spells it so
+    assert bfloat16_native(cpuinfo) is True
+    cpuinfo.write_text("model name\t: something without flags\n")
+    assert bfloat16_native(cpuinfo) is None
+    assert bfloat16_native(tmp_path / "missing") is None
+
+
+def test_a_bfloat16_run_on_a_cpu_that_emulates_it_says_how_to_continue_in_float32(
+        sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from train import training
+
+    monkeypatch.setattr(training, "bfloat16_native", lambda: False)
+    train(_config(sample_dir, "model.arch=tiny", "train.epochs=1", "train.precision=mixed_bfloat16"),
+          tmp_path / "slow", verbose=0)
+    assert "bfloat16 is emulated" in capsys.readouterr().err
+    monkeypatch.setattr(training, "bfloat16_native", lambda: True)
+    train(_config(sample_dir, "model.arch=tiny", "train.epochs=1", "train.precision=mixed_bfloat16"),
+          tmp_path / "fast", verbose=0)
+    assert "bfloat16 is emulated" not in capsys.readouterr().err

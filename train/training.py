@@ -256,6 +256,23 @@ def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float, na
     return optimizer
 
 
+def bfloat16_native(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU computes bfloat16 itself (AMX or AVX512-BF16 on x86, BF16 on ARM); None if unknown.
+
+    Elsewhere TensorFlow emulates it and a mixed_bfloat16 epoch takes several times as long as a
+    float32 one, which matters when a long run is resumed on another machine.
+    """
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    flags = {word for line in text.splitlines() if line.lower().startswith(("flags", "features"))
+             for word in line.split(":", 1)[-1].split()}
+    if not flags:
+        return None
+    return bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
+
+
 def precision_of(model: Any) -> str:
     """The training precision a model was built under, from its layers' compute dtypes."""
     bfloat16 = any(getattr(layer, "compute_dtype", "float32") == "bfloat16" for layer in model._flatten_layers())
@@ -403,6 +420,10 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
         train_targets = mixed_targets(train_data.targets, teacher, config.train.teacher_weight)
         val_targets = np.eye(len(val_data.labels), dtype=np.float32)[val_data.targets]
 
+    if config.train.precision == "mixed_bfloat16" and bfloat16_native() is False:
+        print("warning: train.precision=mixed_bfloat16 on a CPU without AMX or AVX512-BF16: bfloat16 is emulated "
+              "and several times slower here; --set train.precision=float32 continues the run in float32",
+              file=sys.stderr, flush=True)
     import keras
     import tensorflow as tf
 
