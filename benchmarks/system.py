@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edge.cpu_flags import cpu_flags, parse_cpu_flags
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "opencv-python-headless", "opencv-python", "ai-edge-litert", "tflite-runtime", "onnxruntime",
             "onnx", "tensorflow", "tensorflow-cpu", "keras", "matplotlib", "fer-edge")
@@ -44,15 +46,9 @@ INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 def int8_dot_instructions(cpuinfo: str | None = None) -> list[str] | None:
     """The int8 dot-product instructions the CPU reports (x86 flags, ARM Features); None if unknown."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    match = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", cpuinfo, re.MULTILINE)
-    if match is None:
+    present = cpu_flags() if cpuinfo is None else parse_cpu_flags(cpuinfo)
+    if present is None:
         return None
-    present = set(match.group(1).split())
     return [flag for flag in INT8_DOT_FLAGS if flag in present]
 
 

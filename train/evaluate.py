@@ -27,8 +27,11 @@ class Report:
     macro_f1: float
     per_class: dict[str, dict[str, float]]
     confusion: list[list[int]]
-    tta: bool = False
     views: int = 1  # test-time views averaged per face (2: the mirror image; 6 and 10 add 2-px shifts)
+
+    @property
+    def tta(self) -> bool:
+        return self.views > 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -191,7 +194,7 @@ def _load_for_evaluation(model_path: Path, data: str | Path, split: str,
 def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, views: int, out: Path | None) -> Report:
     scores = score(dataset.targets, probs.argmax(axis=1), dataset.labels)
     report = Report(str(model_path), dataset.source, len(dataset), dataset.labels, scores["accuracy"],
-                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], views > 1, views)
+                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], views)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -262,15 +262,10 @@ def bfloat16_native(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     Elsewhere TensorFlow emulates it and a mixed_bfloat16 epoch takes several times as long as a
     float32 one, which matters when a long run is resumed on another machine.
     """
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    flags = {word for line in text.splitlines() if line.lower().startswith(("flags", "features"))
-             for word in line.split(":", 1)[-1].split()}
-    if not flags:
-        return None
-    return bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
+    from edge.cpu_flags import cpu_flags
+
+    flags = cpu_flags(cpuinfo)
+    return None if flags is None else bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
 
 
 def precision_of(model: Any) -> str:
