@@ -240,3 +240,107 @@ def test_an_ensemble_is_scored_on_validation_only_where_its_members_share_the_sp
     assert main(["evaluate", f"{a / 'model.keras'},{other / 'model.keras'}", "--data", str(sample_dir),
                  "--split", "val"]) == 2
     assert "held out the same validation images" in capsys.readouterr().err
+
+
+def test_consistent_targets_average_every_teacher_on_the_batch_and_its_mirror(tmp_path: Path) -> None:
+    """The teachers judge the pixels handed to them (the augmented batch), not the clean faces."""
+    import tensorflow as tf
+
+    from train.distill import consistent_targets, teacher_models
+    from train.evaluate import load_keras_model
+
+    a, b = _random_linear_model(tmp_path / "a.keras", 1), _random_linear_model(tmp_path / "b.keras", 2)
+    images = np.random.default_rng(3).uniform(0, 255, (5, 48, 48)).astype(np.float32)
+    labels = np.array([0, 3, 6, 1, 2])
+    targets = consistent_targets(teacher_models(f"{a},{b}", 7), 2, 0.7, 7)
+    got = targets(tf.constant(images[..., None]), tf.constant(labels)).numpy()
+    members = [load_keras_model(path) for path in (a, b)]
+    # by hand: each model on the batch and on its mirror, averaged, then 0.3 on the true label
+    expected = mixed_targets(labels, sum(averaged_predictions(m, images, 2) for m in members) / 2, 0.7)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # neither one member nor the unmirrored batch gives the same targets, or this test proves nothing
+    assert np.abs(mixed_targets(labels, averaged_predictions(members[0], images, 2), 0.7) - expected).max() > 1e-4
+    assert np.abs(mixed_targets(labels, averaged_predictions(members[0], images, 1) / 2
+                                + averaged_predictions(members[1], images, 1) / 2, 0.7) - expected).max() > 1e-4
+    with pytest.raises(TrainError, match="consistent teaching takes teacher views 1 or 2"):
+        consistent_targets(teacher_models(str(a), 7), 6, 0.7, 7)
+    with pytest.raises(TrainError, match="teacher model .*missing.keras does not exist"):
+        teacher_models(f"{a},{tmp_path / 'missing.keras'}", 7)
+    with pytest.raises(TrainError, match="predicts 7 classes, the data has 3"):
+        teacher_models(str(a), 3)
+
+
+def test_consistent_teachers_run_in_the_training_precision(tmp_path: Path) -> None:
+    """On a bfloat16 run the teachers run in bfloat16 too (cheaper), with probabilities close to float32's."""
+    import keras
+
+    from train.config import ModelConfig
+    from train.distill import teacher_models
+    from train.evaluate import load_keras_model
+    from train.models import build_model
+
+    keras.utils.set_random_seed(5)
+    path = tmp_path / "vgg.keras"
+    build_model(ModelConfig(arch="vgg", width=4), 7).save(path)
+    [fast] = teacher_models(str(path), 7, "mixed_bfloat16")
+    assert any(layer.compute_dtype == "bfloat16" for layer in fast.layers)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 1)).astype(np.float32)
+    exact = load_keras_model(path).predict(images, verbose=0)
+    approx = keras.ops.convert_to_numpy(keras.ops.cast(fast(images, training=False), "float32"))
+    np.testing.assert_allclose(approx, exact, atol=2e-2)
+
+
+def test_the_input_pipeline_hands_the_teacher_the_augmented_batch(sample_dir: Path) -> None:
+    """make_dataset applies ``teach`` after augmentation: the targets are the teacher's on what the student sees."""
+    import tensorflow as tf
+
+    from train.data import load_dataset
+    from train.training import make_dataset
+
+    data = load_dataset(sample_dir, "test")
+    seen: list[float] = []
+
+    def darken(images):  # a stand-in augmentation the targets must reflect
+        return images * 0.0
+
+    def teach(images, labels):  # "probability" of class 0 = the batch's mean pixel, as the teacher saw it
+        mean = tf.reduce_mean(images, axis=[1, 2, 3])
+        return tf.stack([mean] + [tf.cast(labels, tf.float32)] * 6, axis=1)
+
+    for x, y in make_dataset(tf, data, 16, False, 0, darken, None, None, teach).take(2):
+        seen += list(y.numpy()[:, 0])
+        assert float(tf.reduce_max(x)) == 0.0
+    assert seen and max(seen) == 0.0  # the clean faces average ~120: the teacher saw the augmented ones
+    _, y = next(iter(make_dataset(tf, data, 16, False, 0, None, None, None, teach)))
+    assert y.numpy()[:, 0].min() > 10.0  # and without augmentation, the faces themselves
+
+
+def test_consistent_mode_takes_one_or_two_views_and_is_checked_before_training(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--arch", "tiny", "--set", f"data.dir={sample_dir}", "--set", "train.epochs=1", "--set", "train.warmup_epochs=0"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--set", "train.teacher_mode=consistent"]) == 2
+    assert "train.teacher_mode=consistent takes train.teacher_views 1 or 2" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "b"), "--set", "train.teacher_mode=online"]) == 2
+    assert "train.teacher_mode must be one of fixed, consistent" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_consistent_run_trains_without_a_cache_and_its_card_says_how_it_was_taught(
+        sample_dir: Path, tmp_path: Path) -> None:
+    teacher = _random_linear_model(tmp_path / "teacher.keras", 4)
+    student = tmp_path / "student"
+    options = [f"data.dir={sample_dir}", "data.val_fraction=0.25", "model.arch=tiny", "train.warmup_epochs=0",
+               "train.batch_size=32", "train.epochs=2", f"train.teacher={teacher}", "train.teacher_views=2",
+               "train.teacher_mode=consistent"]
+    assert main(["--out", str(student), "--stop-after", "1", *[a for o in options for a in ("--set", o)]]) == 0
+    assert not (student / TEACHER_FILE).exists()
+    assert main(["--out", str(student), "--resume"]) == 0
+    history = read_history(student / "history.csv")
+    assert [row["epoch"] for row in history] == [1, 2] and history[-1]["loss"] > 0
+    out = tmp_path / "models"
+    assert main(["ship", str(student), "--out", str(out), "--name", "student", "--data", str(sample_dir)]) == 0
+    stage = json.loads((out / "student.card.json").read_text())["training"]["first_stage"]
+    assert stage["teacher_mode"] == "consistent"
+    card = (out / "student.card.md").read_text()
+    assert "on the augmented batch the student saw in each step and on its mirror image" in card
+    assert "train.teacher_mode=consistent" in card  # the command that reproduces it

@@ -81,6 +81,9 @@ class TrainConfig:
     teacher: str = ""
     teacher_views: int = 6  # 1, 2 (mirror), 6 (mirror x 2-px horizontal shifts) or 10 (and vertical)
     teacher_weight: float = 0.7  # share of the target from the teacher; the rest is the one-hot label
+    # fixed: the teachers judge clean training faces once (cached); consistent: they judge each augmented
+    # batch the student sees, in every step (teacher_views 1, or 2 with its mirror image)
+    teacher_mode: str = "fixed"
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 TEACHER_VIEWS = (1, 2, 6, 10)  # train.distill.VIEW_OFFSETS's keys, kept here so config needs no numpy
+TEACHER_MODES = ("fixed", "consistent")
+CONSISTENT_VIEWS = (1, 2)  # consistent teaching: the augmented batch, and its mirror image too
 
 
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
@@ -166,6 +171,11 @@ def validate(config: Config) -> None:
         (config.train.teacher_views in TEACHER_VIEWS,
          f"train.teacher_views must be one of {', '.join(map(str, TEACHER_VIEWS))}"),
         (0.0 <= config.train.teacher_weight <= 1.0, "train.teacher_weight must be in [0, 1]"),
+        (config.train.teacher_mode in TEACHER_MODES,
+         f"train.teacher_mode must be one of {', '.join(TEACHER_MODES)}"),
+        (config.train.teacher_mode != "consistent" or config.train.teacher_views in CONSISTENT_VIEWS,
+         f"train.teacher_mode=consistent takes train.teacher_views "
+         f"{' or '.join(map(str, CONSISTENT_VIEWS))} (the batch, and its mirror), not {config.train.teacher_views}"),
     ]
     for ok, message in checks:
         if not ok:

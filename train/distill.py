@@ -8,6 +8,12 @@ forward pass. Several teachers (``train.teacher = "a.keras,b.keras"``) are avera
 ensemble is better than either member but too big to ship, and its student is not. The teachers'
 predictions on the clean training images are computed once and cached in the run directory, so
 resuming a run does not repeat them.
+
+That teacher is *fixed*: it judged the clean face while the student sees it rotated, zoomed and
+partly erased, so a face whose smile was erased still carries a confident "happy" target. With
+``train.teacher_mode = "consistent"`` the teachers judge the very augmented batch the student
+trains on (Beyer et al., 2022, "Knowledge distillation: A good teacher is patient and
+consistent"), at the price of their forward passes in every training step.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from train.config import CONSISTENT_VIEWS
 from train.errors import TrainError
 
 TEACHER_FILE = "teacher.npz"
@@ -128,3 +135,55 @@ def mixed_targets(targets: np.ndarray, teacher: np.ndarray, weight: float) -> np
     """``weight`` of the teacher's probabilities plus the rest on the true label (one-hot)."""
     onehot = np.eye(teacher.shape[1], dtype=np.float32)[targets]
     return (weight * teacher + (1.0 - weight) * onehot).astype(np.float32)
+
+
+def teacher_models(teacher_spec: str, num_classes: int, precision: str = "float32") -> list[Any]:
+    """The teachers named by ``train.teacher``, loaded for consistent teaching in ``precision``.
+
+    They run inside every training step, so on a bfloat16 run they run in bfloat16 too: their
+    forward passes then cost about two thirds of what they would in float32, and their
+    probabilities move by about 1e-3, far below what a target mixed with a label can tell apart.
+    """
+    from train.evaluate import load_keras_model
+
+    models = []
+    for path in teacher_paths(teacher_spec):
+        if not path.is_file():
+            raise TrainError(f"teacher model {path} does not exist")
+        model = load_keras_model(path)
+        outputs = int(model.output_shape[-1])
+        if outputs != num_classes:
+            raise TrainError(f"teacher {path} predicts {outputs} classes, the data has {num_classes}")
+        if precision != "float32":
+            config = model.get_config()
+            for layer in config["layers"]:
+                if layer["class_name"] != "InputLayer":  # its dtype is the input's, not a policy
+                    layer["config"]["dtype"] = precision
+            clone = model.__class__.from_config(config)
+            clone.set_weights(model.get_weights())
+            model = clone
+        model.trainable = False
+        models.append(model)
+    return models
+
+
+def consistent_targets(models: list[Any], views: int, weight: float, num_classes: int) -> Any:
+    """A graph function from (augmented images, integer labels) to the mixed targets for that batch.
+
+    The teachers' probabilities are averaged over the models and, with ``views=2``, over the batch
+    and its mirror image; then ``weight`` of that plus the rest on the true label, as ``mixed_targets``.
+    """
+    import tensorflow as tf
+
+    if views not in CONSISTENT_VIEWS:
+        raise TrainError(f"consistent teaching takes teacher views {' or '.join(map(str, CONSISTENT_VIEWS))}, "
+                         f"not {views}")
+
+    def targets(images: Any, labels: Any) -> Any:
+        batches = [images, tf.reverse(images, axis=[2])] if views == 2 else [images]
+        total = tf.add_n([tf.cast(model(batch, training=False), tf.float32) for model in models for batch in batches])
+        probabilities = total / float(len(models) * len(batches))
+        onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
+        return weight * probabilities + (1.0 - weight) * onehot
+
+    return targets

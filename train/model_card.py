@@ -48,7 +48,7 @@ def first_stage(run_dir: Path) -> dict[str, Any] | None:
     if not (recipe.teacher or recipe.init):
         return None
     stage: dict[str, Any] = {"init": recipe.init, "teacher": recipe.teacher, "teacher_views": recipe.teacher_views,
-                             "teacher_weight": recipe.teacher_weight}
+                             "teacher_weight": recipe.teacher_weight, "teacher_mode": recipe.teacher_mode}
     if recipe.teacher and len(teacher_paths(recipe.teacher)) > 1:
         # an ensemble's members each have a history of their own: the card points at each one's card,
         # or retraces the committed run it sits in
@@ -255,14 +255,23 @@ def _prior_lines(prior: dict[str, Any] | None) -> list[str]:
             f"{prior['corrected_val_macro_f1']:.4f} when undone."]
 
 
+def _views_phrase(stage: dict[str, Any]) -> str:
+    """What the teachers looked at: clean faces once (fixed), or each augmented batch (consistent)."""
+    if stage.get("teacher_mode") == "consistent":
+        return ("on the augmented batch the student saw in each step"
+                + (" and on its mirror image" if stage["teacher_views"] == 2 else ""))
+    return f"averaged over {stage['teacher_views']} mirrored and shifted views of each training face"
+
+
 def _first_stage_lines(stage: dict[str, Any] | None) -> list[str]:
     if not stage:
         return []
     lines = []
+    views = _views_phrase(stage)
     if stage.get("teachers"):
         lines.append(f"Distilled from an ensemble of {len(stage['teachers'])} models: the targets are their "
-                     f"predictions averaged over {stage['teacher_views']} mirrored and shifted views of each training "
-                     f"face and over the models (weight {stage['teacher_weight']}; the rest is the true label)"
+                     f"predictions {views}, averaged over the models (weight {stage['teacher_weight']}; "
+                     f"the rest is the true label)"
                      + (f", starting from the weights of `{stage['init']}`." if stage.get("init") else "."))
         for member in stage["teachers"]:
             if member["card"]:
@@ -274,9 +283,8 @@ def _first_stage_lines(stage: dict[str, Any] | None) -> list[str]:
                 lines += ["", f"- `{member['model']}`, whose training is not recorded beside it"]
         return [*lines, "", "This model was trained from them by:", ""]
     if stage.get("teacher"):
-        lines.append(f"Distilled from `{stage['teacher']}`: the targets are its predictions averaged over "
-                     f"{stage['teacher_views']} mirrored and shifted views of each training face "
-                     f"(weight {stage['teacher_weight']}; the rest is the true label)"
+        lines.append(f"Distilled from `{stage['teacher']}`: the targets are its predictions "
+                     f"{views} (weight {stage['teacher_weight']}; the rest is the true label)"
                      + (f", starting from the weights of `{stage['init']}`." if stage.get("init") else "."))
     else:
         lines.append(f"Fine-tuned from the weights of `{stage['init']}`.")

@@ -73,8 +73,13 @@ def class_weights(targets: np.ndarray, num_classes: int, mode: str) -> dict[int,
 
 def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: int,
                  augment: Callable[[Any], Any] | None = None,
-                 weights: dict[int, float] | None = None, soft_targets: np.ndarray | None = None) -> Any:
-    """Batches of (pixels, label[, weight]); ``soft_targets`` (N, classes) replace the integer labels."""
+                 weights: dict[int, float] | None = None, soft_targets: np.ndarray | None = None,
+                 teach: Callable[[Any, Any], Any] | None = None) -> Any:
+    """Batches of (pixels, label[, weight]); ``soft_targets`` (N, classes) replace the integer labels.
+
+    ``teach`` (consistent distillation) turns each augmented batch and its integer labels into the
+    targets, so the teachers see exactly the pixels the student does.
+    """
     images = data.images[..., None].astype(np.float32)
     targets = data.targets.astype(np.int32) if soft_targets is None else soft_targets.astype(np.float32)
     if weights is not None:
@@ -90,6 +95,8 @@ def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: i
         # training step, while AUTOTUNE's parallel calls take cores from the step itself. On 2 cores the
         # shipped VGG's epoch went from 567 s to 521 s, and a step now costs what it does unaugmented.
         ds = ds.map(lambda x, *rest: (augment(x), *rest), num_parallel_calls=1)  # labels[, weights] pass through
+    if teach is not None:
+        ds = ds.map(lambda x, y, *rest: (x, teach(x, y), *rest), num_parallel_calls=1)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -408,12 +415,13 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
 
     train_targets = val_targets = None
     if config.train.teacher:
+        val_targets = np.eye(len(val_data.labels), dtype=np.float32)[val_data.targets]
+    if config.train.teacher and config.train.teacher_mode == "fixed":
         from train.distill import mixed_targets, teacher_targets
 
         teacher = teacher_targets(config.train.teacher, train_data.images, fingerprints["train"],
                                   config.train.teacher_views, run_dir, len(train_data.labels))
         train_targets = mixed_targets(train_data.targets, teacher, config.train.teacher_weight)
-        val_targets = np.eye(len(val_data.labels), dtype=np.float32)[val_data.targets]
 
     if config.train.precision == "mixed_bfloat16" and bfloat16_native() is False:
         print("warning: train.precision=mixed_bfloat16 on a CPU without AMX or AVX512-BF16: bfloat16 is emulated "
@@ -472,9 +480,15 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     from train.augment import make_augmenter
 
     augment = make_augmenter(config.augment, config.train.seed)
+    teach = None
+    if config.train.teacher and config.train.teacher_mode == "consistent":
+        from train.distill import consistent_targets, teacher_models
+
+        teach = consistent_targets(teacher_models(config.train.teacher, num_classes, config.train.precision),
+                                   config.train.teacher_views, config.train.teacher_weight, num_classes)
     weights = class_weights(train_data.targets, num_classes, config.train.class_weight)
     train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights,
-                            train_targets)
+                            train_targets, teach)
     val_ds = make_dataset(tf, val_data, 256, False, config.train.seed, soft_targets=val_targets)
     average, swa_from, calibration = None, 0, None
     if config.train.recalibrate_bn:
