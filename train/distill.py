@@ -144,7 +144,7 @@ def teacher_models(teacher_spec: str, num_classes: int, precision: str = "float3
     forward passes then cost about two thirds of what they would in float32, and their
     probabilities move by about 1e-3, far below what a target mixed with a label can tell apart.
     """
-    from train.evaluate import load_keras_model
+    from train.evaluate import load_keras_model, with_policy
 
     models = []
     for path in teacher_paths(teacher_spec):
@@ -155,13 +155,7 @@ def teacher_models(teacher_spec: str, num_classes: int, precision: str = "float3
         if outputs != num_classes:
             raise TrainError(f"teacher {path} predicts {outputs} classes, the data has {num_classes}")
         if precision != "float32":
-            config = model.get_config()
-            for layer in config["layers"]:
-                if layer["class_name"] != "InputLayer":  # its dtype is the input's, not a policy
-                    layer["config"]["dtype"] = precision
-            clone = model.__class__.from_config(config)
-            clone.set_weights(model.get_weights())
-            model = clone
+            model = with_policy(model, precision)
         model.trainable = False
         models.append(model)
     return models

@@ -122,13 +122,19 @@ def _float32_model(keras: Any, path: Path) -> Any:
         raise TrainError(f"{path} is not a readable Keras model: {str(exc).splitlines()[0][:200]}") from None
     if any(getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.name != "float32"
            for layer in model.layers):
-        config = model.get_config()
-        for layer in config["layers"]:
-            layer["config"]["dtype"] = "float32"
-        clone = model.__class__.from_config(config)
-        clone.set_weights(model.get_weights())
-        model = clone
+        model = with_policy(model, "float32")
     return model
+
+
+def with_policy(model: Any, policy: str) -> Any:
+    """``model`` rebuilt with every layer computing under ``policy`` ("float32", "mixed_bfloat16"), same weights."""
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer":  # its dtype is the input tensor's, not a policy
+            layer["config"]["dtype"] = policy
+    clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def predict_probs(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
