@@ -322,6 +322,10 @@ def test_consistent_mode_takes_one_or_two_views_and_is_checked_before_training(
     assert "train.teacher_mode=consistent takes train.teacher_views 1 or 2" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "b"), "--set", "train.teacher_mode=online"]) == 2
     assert "train.teacher_mode must be one of fixed, consistent" in capsys.readouterr().err
+    # a missing teacher stops the run before its directory is written
+    assert main([*base, "--out", str(tmp_path / "c"), "--set", "train.teacher_mode=consistent", "--set",
+                 "train.teacher_views=1", "--set", f"train.teacher={tmp_path / 'none.keras'}"]) == 2
+    assert "teacher model" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 @pytest.mark.slow

@@ -422,6 +422,13 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
         teacher = teacher_targets(config.train.teacher, train_data.images, fingerprints["train"],
                                   config.train.teacher_views, run_dir, len(train_data.labels))
         train_targets = mixed_targets(train_data.targets, teacher, config.train.teacher_weight)
+    teach = None
+    if config.train.teacher and config.train.teacher_mode == "consistent":
+        from train.distill import consistent_targets, teacher_models
+
+        # loaded before the run directory is touched: a missing teacher leaves nothing behind
+        teach = consistent_targets(teacher_models(config.train.teacher, len(train_data.labels), config.train.precision),
+                                   config.train.teacher_views, config.train.teacher_weight, len(train_data.labels))
 
     if config.train.precision == "mixed_bfloat16" and bfloat16_native() is False:
         print("warning: train.precision=mixed_bfloat16 on a CPU without AMX or AVX512-BF16: bfloat16 is emulated "
@@ -480,12 +487,6 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     from train.augment import make_augmenter
 
     augment = make_augmenter(config.augment, config.train.seed)
-    teach = None
-    if config.train.teacher and config.train.teacher_mode == "consistent":
-        from train.distill import consistent_targets, teacher_models
-
-        teach = consistent_targets(teacher_models(config.train.teacher, num_classes, config.train.precision),
-                                   config.train.teacher_views, config.train.teacher_weight, num_classes)
     weights = class_weights(train_data.targets, num_classes, config.train.class_weight)
     train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights,
                             train_targets, teach)
