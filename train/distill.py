@@ -90,6 +90,26 @@ def teacher_paths(spec: str) -> list[Path]:
     return paths
 
 
+def existing_teacher_paths(spec: str) -> list[Path]:
+    """``teacher_paths``, each checked to exist before anything is computed or written."""
+    paths = teacher_paths(spec)
+    for path in paths:
+        if not path.is_file():
+            raise TrainError(f"teacher model {path} does not exist")
+    return paths
+
+
+def load_teacher(path: Path, num_classes: int) -> Any:
+    """The teacher in ``path`` as a float32 model, refused when it predicts another number of classes."""
+    from train.evaluate import load_keras_model
+
+    teacher = load_keras_model(path)
+    outputs = int(teacher.output_shape[-1])
+    if outputs != num_classes:
+        raise TrainError(f"teacher {path} predicts {outputs} classes, the data has {num_classes}")
+    return teacher
+
+
 def teacher_targets(teacher_spec: str | Path, images: np.ndarray, fingerprint: str, count: int,
                     run_dir: Path, num_classes: int) -> np.ndarray:
     """The teachers' averaged probabilities for ``images``, from the run's cache when it matches.
@@ -97,10 +117,7 @@ def teacher_targets(teacher_spec: str | Path, images: np.ndarray, fingerprint: s
     The cache is keyed by the teacher files' hashes, the images' fingerprint and the view count, so
     a changed teacher or data set is recomputed rather than silently reused.
     """
-    paths = teacher_paths(str(teacher_spec))
-    for path in paths:
-        if not path.is_file():
-            raise TrainError(f"teacher model {path} does not exist")
+    paths = existing_teacher_paths(str(teacher_spec))
     digests = [_file_digest(path) for path in paths]
     # one teacher keeps the key it always had, so caches written before ensembles still match
     key = {"teacher_sha256": digests[0] if len(digests) == 1 else digests, "images_fingerprint": fingerprint,
@@ -113,14 +130,9 @@ def teacher_targets(teacher_spec: str | Path, images: np.ndarray, fingerprint: s
                     return np.asarray(saved["probabilities"], dtype=np.float32)
         except (OSError, ValueError, KeyError):
             pass  # unreadable or from another layout: recompute below
-    from train.evaluate import load_keras_model
-
     total = np.zeros((len(images), num_classes), dtype=np.float64)
     for path in paths:
-        teacher = load_keras_model(path)
-        outputs = int(teacher.output_shape[-1])
-        if outputs != num_classes:
-            raise TrainError(f"teacher {path} predicts {outputs} classes, the data has {num_classes}")
+        teacher = load_teacher(path, num_classes)
         print(f"teacher {path.name}: averaging {count} views of {len(images)} training images", flush=True)
         total += averaged_predictions(teacher, images, count)
     probabilities = (total / len(paths)).astype(np.float32)
@@ -144,16 +156,11 @@ def teacher_models(teacher_spec: str, num_classes: int, precision: str = "float3
     forward passes then cost about two thirds of what they would in float32, and their
     probabilities move by about 1e-3, far below what a target mixed with a label can tell apart.
     """
-    from train.evaluate import load_keras_model, with_policy
+    from train.evaluate import with_policy
 
     models = []
-    for path in teacher_paths(teacher_spec):
-        if not path.is_file():
-            raise TrainError(f"teacher model {path} does not exist")
-        model = load_keras_model(path)
-        outputs = int(model.output_shape[-1])
-        if outputs != num_classes:
-            raise TrainError(f"teacher {path} predicts {outputs} classes, the data has {num_classes}")
+    for path in existing_teacher_paths(teacher_spec):
+        model = load_teacher(path, num_classes)
         if precision != "float32":
             model = with_policy(model, precision)
         model.trainable = False

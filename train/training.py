@@ -413,22 +413,22 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     if resume:
         _check_same_data(run_dir, config, fingerprints)
 
-    train_targets = val_targets = None
+    train_targets = val_targets = teach = None
     if config.train.teacher:
         val_targets = np.eye(len(val_data.labels), dtype=np.float32)[val_data.targets]
-    if config.train.teacher and config.train.teacher_mode == "fixed":
-        from train.distill import mixed_targets, teacher_targets
+        if config.train.teacher_mode == "consistent":
+            from train.distill import consistent_targets, teacher_models
 
-        teacher = teacher_targets(config.train.teacher, train_data.images, fingerprints["train"],
-                                  config.train.teacher_views, run_dir, len(train_data.labels))
-        train_targets = mixed_targets(train_data.targets, teacher, config.train.teacher_weight)
-    teach = None
-    if config.train.teacher and config.train.teacher_mode == "consistent":
-        from train.distill import consistent_targets, teacher_models
+            # loaded before the run directory is touched: a missing teacher leaves nothing behind
+            teachers = teacher_models(config.train.teacher, len(train_data.labels), config.train.precision)
+            teach = consistent_targets(teachers, config.train.teacher_views, config.train.teacher_weight,
+                                       len(train_data.labels))
+        else:
+            from train.distill import mixed_targets, teacher_targets
 
-        # loaded before the run directory is touched: a missing teacher leaves nothing behind
-        teach = consistent_targets(teacher_models(config.train.teacher, len(train_data.labels), config.train.precision),
-                                   config.train.teacher_views, config.train.teacher_weight, len(train_data.labels))
+            teacher = teacher_targets(config.train.teacher, train_data.images, fingerprints["train"],
+                                      config.train.teacher_views, run_dir, len(train_data.labels))
+            train_targets = mixed_targets(train_data.targets, teacher, config.train.teacher_weight)
 
     if config.train.precision == "mixed_bfloat16" and bfloat16_native() is False:
         print("warning: train.precision=mixed_bfloat16 on a CPU without AMX or AVX512-BF16: bfloat16 is emulated "
