@@ -121,8 +121,16 @@ def test_video_end_to_end_with_http_reload_and_sigterm(face_video: Path, tmp_pat
     assert health["status"] == "ok"
 
     labels = json.loads(MANIFEST.read_text())["labels"]
-    status, body = http_get(port, "/latest")
-    latest = json.loads(body)
+    # the clip loops, and a frame here and there has one face detected, not both: wait for a frame with both
+    seen: list[tuple[int, dict]] = []
+
+    def both_faces() -> bool:
+        status, body = http_get(port, "/latest")
+        seen.append((status, json.loads(body)))
+        return len(seen[-1][1].get("faces", [])) == 2
+
+    wait_for(both_faces, what="/latest with 2 faces")
+    status, latest = seen[-1]
     assert status == 200 and len(latest["faces"]) == 2
     assert all(face["label"] in labels and "id" in face for face in latest["faces"])
 
