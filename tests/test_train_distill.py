@@ -326,6 +326,48 @@ def test_consistent_mode_takes_one_or_two_views_and_is_checked_before_training(
     assert main([*base, "--out", str(tmp_path / "c"), "--set", "train.teacher_mode=consistent", "--set",
                  "train.teacher_views=1", "--set", f"train.teacher={tmp_path / 'none.keras'}"]) == 2
     assert "teacher model" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    # mixup needs teachers that judge the blends
+    assert main([*base, "--out", str(tmp_path / "d"), "--set", "augment.mixup=0.4"]) == 2
+    assert "augment.mixup needs consistent teaching" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "e"), "--set", "augment.mixup=-1"]) == 2
+    assert "augment.mixup must be in [0, 10]" in capsys.readouterr().err
+
+
+def test_mixup_blends_faces_labels_and_weights_in_the_same_share() -> None:
+    """Each blend's label row and weight must say how much of which face it holds, or the targets lie."""
+    import tensorflow as tf
+
+    from train.augment import make_mixer
+
+    tf.random.set_seed(0)
+    classes = np.arange(7)
+    images = np.broadcast_to((classes * 10.0)[:, None, None, None], (7, 48, 48, 1)).astype(np.float32)
+    weights = np.linspace(0.5, 2.0, 7).astype(np.float32)  # face i has class i, value 10 i, weight w_i
+    blended, shares, blended_weights = (t.numpy() for t in make_mixer(0.4, 7)(
+        tf.constant(images), tf.constant(classes), tf.constant(weights)))
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-6)
+    assert (shares >= 0).all() and (np.count_nonzero(shares > 1e-3, axis=1) <= 2).all()  # at most two faces each
+    np.testing.assert_allclose(blended[:, 0, 0, 0], shares @ (classes * 10.0), atol=1e-3)
+    np.testing.assert_allclose(blended.std(axis=(1, 2, 3)), 0.0, atol=1e-3)  # whole faces blended, not patches
+    np.testing.assert_allclose(blended_weights, shares @ weights, atol=1e-5)
+    assert shares.max(axis=1).min() < 0.95  # Beta(0.4, 0.4): some face is really blended
+    # without weights, two outputs
+    assert len(make_mixer(0.4, 7)(tf.constant(images), tf.constant(classes))) == 2
+
+
+def test_consistent_targets_take_blended_label_rows(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    from train.distill import consistent_targets, teacher_models
+    from train.evaluate import load_keras_model
+
+    a = _random_linear_model(tmp_path / "a.keras", 1)
+    images = np.random.default_rng(4).uniform(0, 255, (3, 48, 48)).astype(np.float32)
+    rows = np.array([[0.25, 0, 0, 0.75, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0.5, 0.5]], np.float32)
+    got = consistent_targets(teacher_models(str(a), 7), 1, 0.7, 7)(tf.constant(images[..., None]),
+                                                                   tf.constant(rows)).numpy()
+    teacher = averaged_predictions(load_keras_model(a), images, 1)
+    np.testing.assert_allclose(got, 0.7 * teacher + 0.3 * rows, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -335,7 +377,7 @@ def test_a_consistent_run_trains_without_a_cache_and_its_card_says_how_it_was_ta
     student = tmp_path / "student"
     options = [f"data.dir={sample_dir}", "data.val_fraction=0.25", "model.arch=tiny", "train.warmup_epochs=0",
                "train.batch_size=32", "train.epochs=2", f"train.teacher={teacher}", "train.teacher_views=2",
-               "train.teacher_mode=consistent"]
+               "train.teacher_mode=consistent", "augment.mixup=0.4"]
     assert main(["--out", str(student), "--stop-after", "1", *[a for o in options for a in ("--set", o)]]) == 0
     assert not (student / TEACHER_FILE).exists()
     assert main(["--out", str(student), "--resume"]) == 0
@@ -346,5 +388,7 @@ def test_a_consistent_run_trains_without_a_cache_and_its_card_says_how_it_was_ta
     stage = json.loads((out / "student.card.json").read_text())["training"]["first_stage"]
     assert stage["teacher_mode"] == "consistent"
     card = (out / "student.card.md").read_text()
-    assert "on the augmented batch the student saw in each step and on its mirror image" in card
+    assert stage["mixup"] == 0.4
+    assert ("on the augmented batch the student saw in each step (faces blended in pairs by mixup, Beta(0.4, 0.4)) "
+            "and on its mirror image") in card
     assert "train.teacher_mode=consistent" in card  # the command that reproduces it

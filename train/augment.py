@@ -64,3 +64,26 @@ def make_augmenter(config: AugmentConfig, seed: int) -> Callable[[Any], Any]:
         return tf.clip_by_value(images, 0.0, 255.0)
 
     return augment
+
+
+def make_mixer(alpha: float, num_classes: int) -> Callable[..., tuple[Any, ...]]:
+    """Mixup for consistent teaching: (images, labels[, weights]) -> (blends, label blends[, weights]).
+
+    Each face is blended with another face of its batch, in a share drawn from Beta(alpha, alpha) per
+    face; its one-hot label and its class weight are blended in the same share. The teachers then judge
+    the blend itself (train.distill.consistent_targets), so the student learns to match the teachers'
+    function between faces too, not only on them: Beyer et al.'s "function matching".
+    """
+    import tensorflow as tf
+
+    def mix(images: Any, labels: Any, *weights: Any) -> tuple[Any, ...]:
+        batch = tf.shape(images)[0]
+        first = tf.random.gamma([batch], alpha)
+        share = first / (first + tf.random.gamma([batch], alpha))
+        partner = tf.random.shuffle(tf.range(batch))
+        onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
+        blend = lambda x, s: s * x + (1.0 - s) * tf.gather(x, partner)  # noqa: E731
+        mixed = (blend(images, share[:, None, None, None]), blend(onehot, share[:, None]))
+        return mixed + tuple(blend(tf.cast(w, tf.float32), share) for w in weights)
+
+    return mix

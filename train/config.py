@@ -52,6 +52,9 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     erasing: float = 0.25  # probability of erasing one random rectangle
+    # mixup's Beta(a, a) concentration (0 = off): each face blended with another from its batch, the
+    # consistent teachers judging the blend ("function matching", Beyer et al. 2022); needs consistent teaching
+    mixup: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,10 @@ def validate(config: Config) -> None:
         (0.0 <= config.augment.zoom < 0.5, "augment.zoom must be in [0, 0.5)"),
         (0.0 <= config.augment.rotation_deg <= 45, "augment.rotation_deg must be in [0, 45]"),
         (0.0 <= config.augment.erasing <= 1.0, "augment.erasing must be in [0, 1]"),
+        (0.0 <= config.augment.mixup <= 10.0, "augment.mixup must be in [0, 10] (0 = off)"),
+        (config.augment.mixup == 0 or (bool(config.train.teacher) and config.train.teacher_mode == "consistent"),
+         "augment.mixup needs consistent teaching (train.teacher and train.teacher_mode=consistent): "
+         "the teachers label the blended faces"),
         (config.train.epochs >= 1, "train.epochs must be >= 1"),
         (config.train.batch_size >= 1, "train.batch_size must be >= 1"),
         (config.train.learning_rate > 0, "train.learning_rate must be > 0"),

@@ -169,10 +169,11 @@ def teacher_models(teacher_spec: str, num_classes: int, precision: str = "float3
 
 
 def consistent_targets(models: list[Any], views: int, weight: float, num_classes: int) -> Any:
-    """A graph function from (augmented images, integer labels) to the mixed targets for that batch.
+    """A graph function from (augmented images, labels) to the mixed targets for that batch.
 
     The teachers' probabilities are averaged over the models and, with ``views=2``, over the batch
     and its mirror image; then ``weight`` of that plus the rest on the true label, as ``mixed_targets``.
+    Labels are integers, or rows of class shares where mixup blended two faces.
     """
     import tensorflow as tf
 
@@ -184,7 +185,10 @@ def consistent_targets(models: list[Any], views: int, weight: float, num_classes
         batches = [images, tf.reverse(images, axis=[2])] if views == 2 else [images]
         total = tf.add_n([tf.cast(model(batch, training=False), tf.float32) for model in models for batch in batches])
         probabilities = total / float(len(models) * len(batches))
-        onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
+        if labels.shape.rank == 2:
+            onehot = tf.cast(labels, tf.float32)
+        else:
+            onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
         return weight * probabilities + (1.0 - weight) * onehot
 
     return targets

@@ -44,11 +44,14 @@ def first_stage(run_dir: Path) -> dict[str, Any] | None:
 
     from train.distill import teacher_paths
 
-    recipe = load_config(run_dir / "config.toml").train
+    config = load_config(run_dir / "config.toml")
+    recipe = config.train
     if not (recipe.teacher or recipe.init):
         return None
     stage: dict[str, Any] = {"init": recipe.init, "teacher": recipe.teacher, "teacher_views": recipe.teacher_views,
                              "teacher_weight": recipe.teacher_weight, "teacher_mode": recipe.teacher_mode}
+    if config.augment.mixup:
+        stage["mixup"] = config.augment.mixup
     if recipe.teacher and len(teacher_paths(recipe.teacher)) > 1:
         # an ensemble's members each have a history of their own: the card points at each one's card,
         # or retraces the committed run it sits in
@@ -259,6 +262,8 @@ def _views_phrase(stage: dict[str, Any]) -> str:
     """What the teachers looked at: clean faces once (fixed), or each augmented batch (consistent)."""
     if stage.get("teacher_mode") == "consistent":
         return ("on the augmented batch the student saw in each step"
+                + (f" (faces blended in pairs by mixup, Beta({stage['mixup']}, {stage['mixup']}))"
+                   if stage.get("mixup") else "")
                 + (" and on its mirror image" if stage["teacher_views"] == 2 else ""))
     return f"averaged over {stage['teacher_views']} mirrored and shifted views of each training face"
 

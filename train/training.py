@@ -74,11 +74,13 @@ def class_weights(targets: np.ndarray, num_classes: int, mode: str) -> dict[int,
 def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: int,
                  augment: Callable[[Any], Any] | None = None,
                  weights: dict[int, float] | None = None, soft_targets: np.ndarray | None = None,
-                 teach: Callable[[Any, Any], Any] | None = None) -> Any:
+                 teach: Callable[[Any, Any], Any] | None = None,
+                 mix: Callable[..., tuple[Any, ...]] | None = None) -> Any:
     """Batches of (pixels, label[, weight]); ``soft_targets`` (N, classes) replace the integer labels.
 
-    ``teach`` (consistent distillation) turns each augmented batch and its integer labels into the
-    targets, so the teachers see exactly the pixels the student does.
+    ``teach`` (consistent distillation) turns each augmented batch and its labels into the targets, so
+    the teachers see exactly the pixels the student does; ``mix`` (mixup) blends the augmented faces,
+    labels and weights before the teachers see them.
     """
     images = data.images[..., None].astype(np.float32)
     targets = data.targets.astype(np.int32) if soft_targets is None else soft_targets.astype(np.float32)
@@ -95,6 +97,8 @@ def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: i
         # training step, while AUTOTUNE's parallel calls take cores from the step itself. On 2 cores the
         # shipped VGG's epoch went from 567 s to 521 s, and a step now costs what it does unaugmented.
         ds = ds.map(lambda x, *rest: (augment(x), *rest), num_parallel_calls=1)  # labels[, weights] pass through
+    if mix is not None:
+        ds = ds.map(mix, num_parallel_calls=1)
     if teach is not None:
         ds = ds.map(lambda x, y, *rest: (x, teach(x, y), *rest), num_parallel_calls=1)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -484,12 +488,13 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
             _load_initial_weights(model, Path(config.train.init))
         _compile(keras, model, _learning_rate(keras, config, steps_per_epoch), config.train.weight_decay,
                  config.train.optimizer, bool(config.train.teacher))
-    from train.augment import make_augmenter
+    from train.augment import make_augmenter, make_mixer
 
     augment = make_augmenter(config.augment, config.train.seed)
+    mix = make_mixer(config.augment.mixup, num_classes) if config.augment.mixup > 0 else None
     weights = class_weights(train_data.targets, num_classes, config.train.class_weight)
     train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights,
-                            train_targets, teach)
+                            train_targets, teach, mix)
     val_ds = make_dataset(tf, val_data, 256, False, config.train.seed, soft_targets=val_targets)
     average, swa_from, calibration = None, 0, None
     if config.train.recalibrate_bn:
