@@ -1,0 +1,53 @@
+"""README's table of model generations quotes what each model measured: a retrained or reshipped
+model whose README row was not updated fails here, so the figures never drift from the models."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+ROW = re.compile(r"^\| \d+ `(?P<name>\w+)`[^|]*\|[^|]*\| `(?P<run>[^`]+)` \| (?P<val>[\d.]+) \| (?P<test>[\d.]+) \| "
+                 r"(?P<f1>[\d.]+) \|$")
+
+
+def _rows() -> list[re.Match[str]]:
+    rows = [m for line in (ROOT / "README.md").read_text().splitlines() if (m := ROW.match(line))]
+    assert len(rows) >= 3, "README's table of generations was not found"
+    return rows
+
+
+def _model_and_card(row: re.Match[str]) -> tuple[Path, Path]:
+    name = row["name"]
+    folder = ROOT / "models" if name == "fer_vgg" else ROOT / row["run"]  # the shipped one sits in models/
+    return folder / f"{name}.keras", folder / f"{name}.card.json"
+
+
+def _quoted(row: re.Match[str]) -> tuple[float, float, float]:
+    return float(row["val"]), float(row["test"]), float(row["f1"])
+
+
+def test_every_generation_row_with_a_card_matches_it() -> None:
+    carded = [row for row in _rows() if _model_and_card(row)[1].is_file()]
+    assert any(row["name"] == "fer_vgg" for row in carded), "the shipped model's row must have a card"
+    for row in carded:
+        card = json.loads(_model_and_card(row)[1].read_text())
+        measured = (card["validation"]["accuracy"], card["evaluation"]["accuracy"], card["evaluation"]["macro_f1"])
+        assert _quoted(row) == tuple(round(x, 4) for x in measured), f"README row {row['name']} vs its card"
+
+
+@pytest.mark.slow
+def test_generation_rows_without_a_card_are_what_evaluate_measures(full_data: Path) -> None:
+    """Generation 1 predates model cards: its row is checked against `fer-train evaluate` itself."""
+    from train.evaluate import evaluate_model
+
+    uncarded = [row for row in _rows() if not _model_and_card(row)[1].is_file()]
+    for row in uncarded:
+        model = _model_and_card(row)[0]
+        val, test = evaluate_model(model, full_data, "val"), evaluate_model(model, full_data, "test")
+        measured = (round(val.accuracy, 4), round(test.accuracy, 4), round(test.macro_f1, 4))
+        assert _quoted(row) == measured, f"README row {row['name']} vs fer-train evaluate"
