@@ -82,7 +82,10 @@ def make_mixer(alpha: float, num_classes: int) -> Callable[..., tuple[Any, ...]]
         share = first / (first + tf.random.gamma([batch], alpha))
         partner = tf.random.shuffle(tf.range(batch))
         onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
-        blend = lambda x, s: s * x + (1.0 - s) * tf.gather(x, partner)  # noqa: E731
+
+        def blend(values: Any, shares: Any) -> Any:
+            return shares * values + (1.0 - shares) * tf.gather(values, partner)
+
         mixed = (blend(images, share[:, None, None, None]), blend(onehot, share[:, None]))
         return mixed + tuple(blend(tf.cast(w, tf.float32), share) for w in weights)
 
