@@ -32,7 +32,6 @@ def build_vgg(config: ModelConfig, num_classes: int) -> Any:
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
     for i, multiple in enumerate((1, 2, 4, 8), start=1):
-        # the deepest block keeps less dropout: it already sees 6x6 maps
         x = _conv_block(keras, x, config.width * multiple, config.dropout, f"block{i}")
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if config.head_dropout > 0:
