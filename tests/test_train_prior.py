@@ -40,6 +40,10 @@ def test_correction_is_applied_only_when_accuracy_rises_and_macro_f1_holds() -> 
     # undoing a weight the model did not over-predict costs accuracy: kept
     hurt = choose(targets, probs, np.array([1.0, 1.0, 0.1]), LABELS, True)
     assert not hurt.applied and hurt.corrected_val_accuracy < hurt.val_accuracy
+    # asked for, it is applied anyway, and the figures that argue against it are still recorded
+    forced = choose(targets, probs, np.array([1.0, 1.0, 0.1]), LABELS, True, "undo")
+    assert forced.applied and forced.corrected_val_accuracy == hurt.corrected_val_accuracy
+    assert not choose(targets, probs, np.array([1.0, 1.0, 2.0]), LABELS, True, "keep").applied
     assert not choose(targets, probs, None, LABELS, True).applied
     assert "softmax" in choose(targets, probs, np.ones(3), LABELS, False).reason
 

@@ -90,8 +90,12 @@ def _ship_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-path", default=None,
                         help="config file named in the card's reproduce commands (default: the one the run "
                         "was started with; train/configs/shipped.toml for runs that did not record it)")
-    parser.add_argument("--keep-class-weights", action="store_true",
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--keep-class-weights", action="store_const", dest="prior", const="keep", default="auto",
                         help="ship the model as trained, without trying to undo its class weights on validation")
+    choice.add_argument("--undo-class-weights", action="store_const", dest="prior", const="undo",
+                        help="undo the class weights whatever validation says (a refit, with no validation "
+                        "split, must say one or the other, as decided for its recipe)")
     return parser
 
 
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             from train.model_card import ship_run
 
             card = ship_run(args.run_dir, args.out, args.name, args.data, args.split, args.config_path,
-                            not args.keep_class_weights)
+                            args.prior)
             print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
                   f"card {args.out / (args.name + '.card.md')}")
             return ExitStatus.OK
@@ -162,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         from train.training import train_from_files
 
         result = train_from_files(args.config, overrides, args.out, args.resume, args.stop_after)
-        print(f"done: {result.epochs_done} epochs, best validation accuracy {result.best_val_accuracy:.4f} "
-              f"at epoch {result.best_epoch}; model: {result.run_dir / 'model.keras'}")
+        chosen = (f"no validation (a refit): the model is epoch {result.best_epoch}'s end point"
+                  if result.best_val_accuracy is None
+                  else f"best validation accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}")
+        print(f"done: {result.epochs_done} epochs, {chosen}; model: {result.run_dir / 'model.keras'}")
         return ExitStatus.OK
     except TrainError as exc:
         print(f"fer-train: error: {exc}", file=sys.stderr)

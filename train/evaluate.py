@@ -176,6 +176,9 @@ def validation_split(model_path: Path, data: str | Path) -> Any:
         raise TrainError(f"--split val needs the run's config beside {model_path} (config.toml or "
                          f"{Path(model_path).stem}.config.toml)")
     config = load_config(path, [f"data.dir={data}"])
+    if config.data.val_fraction == 0:
+        raise TrainError(f"{model_path} was refitted on every training image (data.val_fraction = 0): "
+                         "it has no validation split to score")
     val = prepare_data(config)[1]
     return dataclasses.replace(val, source=f"{val.source} (the run's validation split, "
                                             f"{config.data.val_fraction:g}, seed {config.train.seed})")

@@ -79,22 +79,32 @@ def _card_beside(model: Path) -> str | None:
     return str(card) if card.is_file() else None
 
 
-def _prior_choice(model: Any, best: Path, val: Any, allowed: bool) -> tuple[Any, Any]:
-    """Whether undoing the run's class weights helps on validation (``train.prior``), and the weights."""
+def _prior_choice(model: Any, best: Path, val: Any | None, mode: str) -> tuple[Any, Any]:
+    """Whether undoing the run's class weights helps on validation (``train.prior``), and the weights.
+
+    ``val`` None (a refit): no measurement, the shipping command's ``mode`` decides.
+    """
     from train.evaluate import predict_probs
-    from train.prior import choose, run_class_weights, softmax_layer
+    from train.prior import as_asked, choose, run_class_weights, softmax_layer
 
     weights = run_class_weights(best)
+    has_softmax = softmax_layer(model) is not None
+    if val is None:
+        return as_asked(weights, has_softmax, mode), weights
     probs = predict_probs(model, val.images)
-    return choose(val.targets, probs, weights, val.labels, softmax_layer(model) is not None, allowed), weights
+    return choose(val.targets, probs, weights, val.labels, has_softmax, mode), weights
+
+
+SHIP_FLAGS = {"auto": "", "keep": " --keep-class-weights", "undo": " --undo-class-weights"}
 
 
 def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "test",
-             config_path: str | None = None, prior_correction: bool = True) -> dict[str, Any]:
+             config_path: str | None = None, prior_correction: str = "auto") -> dict[str, Any]:
     """Copy the run's best model into ``out_dir`` as ``<name>.keras`` and write its card.
 
-    With ``prior_correction``, the run's class weights are undone in the shipped model when that
-    raises validation accuracy without lowering macro-F1 (``train.prior``).
+    With ``prior_correction`` "auto", the run's class weights are undone in the shipped model when
+    that raises validation accuracy without lowering macro-F1 (``train.prior``); "undo" and "keep"
+    decide it outright, which a refit (no validation split) must.
     """
     from train.evaluate import load_keras_model, validation_split
 
@@ -108,7 +118,9 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     out_dir.mkdir(parents=True, exist_ok=True)
 
     model = load_keras_model(best)  # float32, no optimizer: a third of the checkpoint's size
-    val_data = validation_split(best, data)  # decoded once: the prior choice and the card both score it
+    refit = int(dataset.get("val_images", 1)) == 0
+    # decoded once: the prior choice and the card both score it
+    val_data = None if refit else validation_split(best, data)
     prior, weights = _prior_choice(model, best, val_data, prior_correction)
     if prior.applied:
         from train.prior import apply_to_model
@@ -125,8 +137,13 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     eval_dir = out_dir / f"{name}_eval"
     report, tta = evaluate_with_and_without_flips(model_path, data, split, eval_dir)
     # choices such as baking flips into the exported model are made on validation, never on test
-    val, val_tta = evaluate_with_and_without_flips(model_path, data, "val", dataset=val_data)
-    best_row = max(history, key=_row_accuracy)
+    validation = None
+    if val_data is not None:
+        val, val_tta = evaluate_with_and_without_flips(model_path, data, "val", dataset=val_data)
+        validation = {"images": val.images, "accuracy": round(val.accuracy, 4),
+                      "accuracy_with_flip_tta": round(val_tta.accuracy, 4)}
+    # a refit chose nothing: its model is the schedule's end point
+    best_row = history[-1] if refit else max(history, key=_row_accuracy)
     schedule = state.get("schedule") or [{"from_epoch": 1, "epochs": int(state.get("total_epochs", len(history)))}]
     card = {
         "name": name,
@@ -143,7 +160,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "schedule": schedule,
             "class_counts": dataset.get("train_class_counts", {}),
             "best_epoch": int(best_row["epoch"]),
-            "best_val_accuracy": round(_row_accuracy(best_row), 4),
+            "best_val_accuracy": None if refit else round(_row_accuracy(best_row), 4),
             # best.keras is the mean of the weights of epochs weight_average_from..best_epoch (swa)
             "weight_average_from": int(state.get("best_average_from", 0)),
             "train_images": dataset["train_images"],
@@ -152,8 +169,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "first_stage": first_stage(run_dir),
             "prior_correction": prior.to_dict(),
         },
-        "validation": {"images": val.images, "accuracy": round(val.accuracy, 4),
-                       "accuracy_with_flip_tta": round(val_tta.accuracy, 4)},
+        "validation": validation,
         "evaluation": {
             "data": report.data, "images": report.images,
             "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
@@ -168,7 +184,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
                       + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else "")
                       + _set_flags(schedule, len(schedule) - 1),
             "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}"
-                    + ("" if prior_correction else " --keep-class-weights"),
+                    + SHIP_FLAGS[prior_correction],
             "evaluate": f"fer-train evaluate {model_path} --data {data} --split {split}",
         },
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -249,6 +265,9 @@ def _limitations(card: dict[str, Any]) -> str:
 
 
 def _prior_lines(prior: dict[str, Any] | None) -> list[str]:
+    if prior and prior.get("applied") and prior.get("val_accuracy") is None:
+        return ["- **Class weights** undone in this model (the final bias shifted by -log w), as its shipping "
+                "command says: a refit has no validation split to decide it on."]
     if not prior or prior.get("corrected_val_accuracy") is None:
         return []
     verdict = "undone in this model" if prior["applied"] else "kept"
@@ -299,6 +318,33 @@ def _first_stage_lines(stage: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _chosen(t: dict[str, Any]) -> str:
+    averaged = (f", the average of the weights of epochs {t['weight_average_from']}..{t['best_epoch']}"
+                if t.get("weight_average_from") else "")
+    if t.get("best_val_accuracy") is None:
+        return f"no validation: the model is the schedule's end point, epoch {t['best_epoch']}{averaged}"
+    return f"best validation accuracy {t['best_val_accuracy']:.4f} at epoch {t['best_epoch']}{averaged}"
+
+
+def _validation_line(validation: dict[str, Any] | None) -> str:
+    if validation is None:
+        return ("- **Validation**: none. This is a refit (`data.val_fraction = 0`): it trained on every training "
+                "image, with a recipe and choices made on an earlier run's validation split.")
+    return (f"- **Validation** ({validation['images']} images of the run's own split, where choices such as "
+            f"test-time flips are made): {validation['accuracy']:.4f}; with flips "
+            f"{validation['accuracy_with_flip_tta']:.4f}.")
+
+
+def _data_line(t: dict[str, Any]) -> str:
+    if not t["val_images"]:
+        held = (f"{t['train_images']} training images (all of the training split, none held out; the test split "
+                f"was never used for model selection)")
+    else:
+        held = (f"{t['train_images']} training and {t['val_images']} validation images (a seeded, stratified "
+                f"split of the training data; the test split was never used for model selection)")
+    return f"- **Data**: {held}. Fingerprint `{t['train_fingerprint'][:16]}…`."
+
+
 def render_card(card: dict[str, Any], report: Report) -> str:
     t, e, c = card["training"], card["evaluation"], card["commands"]
     status = ("complete" if t["epochs_done"] >= t["epochs_planned"]
@@ -308,21 +354,14 @@ def render_card(card: dict[str, Any], report: Report) -> str:
         "",
         _description(card),
         "",
-        f"- **Training status**: {status} (best validation accuracy {t['best_val_accuracy']:.4f} "
-        f"at epoch {t['best_epoch']}"
-        + (f", the average of the weights of epochs {t['weight_average_from']}..{t['best_epoch']}"
-           if t.get("weight_average_from") else "") + ").",
+        f"- **Training status**: {status} ({_chosen(t)}).",
         f"- **Test accuracy** on {e['data']} ({e['images']} images): **{e['accuracy']:.4f}**, "
         f"macro-F1 {e['macro_f1']:.4f}; with horizontal-flip test-time averaging {e['accuracy_with_flip_tta']:.4f}.",
-        f"- **Validation** ({card['validation']['images']} images of the run's own split, where choices such as "
-        f"test-time flips are made): {card['validation']['accuracy']:.4f}; with flips "
-        f"{card['validation']['accuracy_with_flip_tta']:.4f}.",
+        _validation_line(card.get("validation")),
         *_prior_lines(t.get("prior_correction")),
         f"- **Labels** (output order): {', '.join(card['labels'])}.",
         f"- **Input**: {card['input']}.",
-        f"- **Data**: {t['train_images']} training and {t['val_images']} validation images (a seeded, stratified "
-        f"split of the training data; the test split was never used for model selection). "
-        f"Fingerprint `{t['train_fingerprint'][:16]}…`.",
+        _data_line(t),
         "",
         "## Per-class results on the test split",
         "",

@@ -19,14 +19,17 @@ import numpy as np
 from train.errors import TrainError
 
 
+MODES = ("auto", "keep", "undo")  # decide on validation, or as the shipping command says
+
+
 @dataclass(frozen=True)
 class PriorChoice:
-    """What shipping measured on validation, and whether the correction was applied."""
+    """What shipping measured on validation (nothing, for a refit), and whether the correction was applied."""
 
     applied: bool
     reason: str
-    val_accuracy: float
-    val_macro_f1: float
+    val_accuracy: float | None = None
+    val_macro_f1: float | None = None
     corrected_val_accuracy: float | None = None
     corrected_val_macro_f1: float | None = None
 
@@ -87,26 +90,53 @@ def apply_to_model(model: Any, weights: np.ndarray) -> None:
     layer.bias.assign((bias - np.log(weights)).astype("float32"))
 
 
+def _unavailable(weights: np.ndarray | None, model_has_softmax: bool, mode: str) -> str | None:
+    """Why the correction is not applied whatever validation says, or None when it is a choice."""
+    if mode == "keep":
+        return "turned off (--keep-class-weights)"
+    if weights is None:
+        return "the run used no class weights"
+    if not model_has_softmax:
+        return "the model does not end in a softmax Dense layer"
+    return None
+
+
 def choose(targets: np.ndarray, probs: np.ndarray, weights: np.ndarray | None, labels: Any,
-           model_has_softmax: bool, allowed: bool = True) -> PriorChoice:
+           model_has_softmax: bool, mode: str = "auto") -> PriorChoice:
     """Apply the correction only when it raises validation accuracy without lowering macro-F1.
 
     Accuracy alone would accept trading the rare classes' recall for the common ones'; requiring
-    macro-F1 to hold keeps the class weights' purpose.
+    macro-F1 to hold keeps the class weights' purpose. ``mode`` "undo" applies it regardless (the
+    figures are still measured and shown), "keep" never does.
     """
     from train.evaluate import score
 
     plain = score(targets, probs.argmax(axis=1), labels)
     base = dict(val_accuracy=plain["accuracy"], val_macro_f1=plain["macro_f1"])
-    if not allowed:
-        return PriorChoice(False, "turned off (--keep-class-weights)", **base)
-    if weights is None:
-        return PriorChoice(False, "the run used no class weights", **base)
-    if not model_has_softmax:
-        return PriorChoice(False, "the model does not end in a softmax Dense layer", **base)
+    reason = _unavailable(weights, model_has_softmax, mode)
+    if reason is not None or weights is None:
+        return PriorChoice(False, reason or "", **base)
     fixed = score(targets, corrected(probs, weights).argmax(axis=1), labels)
     better = fixed["accuracy"] > plain["accuracy"] and fixed["macro_f1"] >= plain["macro_f1"]
+    if mode == "undo":
+        return PriorChoice(True, "asked for (--undo-class-weights)", **base,
+                           corrected_val_accuracy=fixed["accuracy"], corrected_val_macro_f1=fixed["macro_f1"])
     reason = ("raises validation accuracy and keeps macro-F1" if better
               else "does not raise validation accuracy without lowering macro-F1")
     return PriorChoice(better, reason, **base, corrected_val_accuracy=fixed["accuracy"],
                        corrected_val_macro_f1=fixed["macro_f1"])
+
+
+def as_asked(weights: np.ndarray | None, model_has_softmax: bool, mode: str) -> PriorChoice:
+    """The choice for a run with no validation split (a refit): the shipping command's, unmeasured.
+
+    A refit's recipe was chosen on an earlier run's validation, and so was this; there is nothing left
+    to measure it on without touching the test split.
+    """
+    if mode == "auto":
+        raise TrainError("a refit (data.val_fraction = 0) has no validation split to decide on: ship it with "
+                         "--undo-class-weights or --keep-class-weights, as decided for its recipe")
+    reason = _unavailable(weights, model_has_softmax, mode)
+    if reason is not None:
+        return PriorChoice(False, reason)
+    return PriorChoice(True, "asked for (--undo-class-weights)")

@@ -35,7 +35,7 @@ class RunResult:
     run_dir: Path
     epochs_done: int
     best_epoch: int
-    best_val_accuracy: float
+    best_val_accuracy: float | None  # None for a refit (data.val_fraction = 0): nothing was validated
     stopped_early: bool
 
 
@@ -163,21 +163,28 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
                 from train.recalibrate import recalibrate_batch_norm
 
                 recalibrate_batch_norm(self.model, calibration)
-                result = self.model.evaluate(val_ds, verbose=0, return_dict=True)
-                if logs is not None:  # the same dict the progress line prints
-                    logs["val_loss"], logs["val_accuracy"] = float(result["loss"]), float(result["accuracy"])
+                if val_ds is not None:
+                    result = self.model.evaluate(val_ds, verbose=0, return_dict=True)
+                    if logs is not None:  # the same dict the progress line prints
+                        logs["val_loss"], logs["val_accuracy"] = float(result["loss"]), float(result["accuracy"])
             logs = dict(logs or {})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             candidate, value = self.model, float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
             if average is not None:
                 average.update(self.model)
-                logs["swa_val_loss"], logs["swa_val_accuracy"] = average.evaluate(val_ds)
                 atomic_save_model(average.average_model, run_dir / SWA_FILE)
-                if logs["swa_val_accuracy"] >= value:
-                    candidate, value = average.average_model, logs["swa_val_accuracy"]
+                if val_ds is not None:
+                    logs["swa_val_loss"], logs["swa_val_accuracy"] = average.evaluate(val_ds)
+                    if logs["swa_val_accuracy"] >= value:
+                        candidate, value = average.average_model, logs["swa_val_accuracy"]
+                else:
+                    candidate = average.average_model
+            if val_ds is None:
+                # nothing to choose on: the recipe's end point (the latest model, or the average) is the model
+                value = float("inf")
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in sorted(logs.items())}}
             append_history(run_dir / HISTORY, row)
-            if value > self.best_value:
+            if value > self.best_value or val_ds is None:
                 self.best_epoch, self.best_value = epoch + 1, value
                 # the first epoch a weight-averaged best.keras averages from; 0 when it is a plain checkpoint
                 self.best_average_from = swa_from if average is not None and candidate is average.average_model else 0
@@ -185,7 +192,8 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
             atomic_save_model(self.model, run_dir / "last.keras")
             state: dict[str, Any] = {
                 "epochs_done": epoch + 1, "total_epochs": total_epochs, "schedule": schedule,
-                "best_epoch": self.best_epoch, "best_val_accuracy": self.best_value,
+                "best_epoch": self.best_epoch,
+                "best_val_accuracy": self.best_value if val_ds is not None else None,
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             if average is not None:
                 state["swa"] = {"from_epoch": swa_from, "epochs_averaged": average.count}
@@ -193,12 +201,18 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
             if config_text:
                 atomic_write_text(run_dir / "config.toml", config_text)
             atomic_write_text(run_dir / STATE, json.dumps(state, indent=2) + "\n")
-            if epoch + 1 - self.best_epoch >= patience:
+            if val_ds is not None and epoch + 1 - self.best_epoch >= patience:
                 self.stopped_early = True
                 self.model.stop_training = True
                 print(f"early stopping: no better validation accuracy for {patience} epochs", flush=True)
 
     return RunCheckpoint()
+
+
+def _best_so_far(state: dict[str, Any]) -> float:
+    """The best validation accuracy a resumed run must beat (none recorded: a refit, or a new run)."""
+    value = state.get("best_val_accuracy")
+    return -1.0 if value is None else float(value)
 
 
 def _learning_rate(keras: Any, config: Config, steps_per_epoch: int) -> Any:
@@ -411,7 +425,10 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
         {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs)), **started}]
     changes = resume_changes(run_dir, config) if resume else []
     train_data, val_data = prepare_data(config)
-    if len(val_data) == 0:
+    # data.val_fraction = 0 refits a recipe already chosen on validation to every training image:
+    # no validation, no early stopping, and the schedule's end point is the model
+    refit = config.data.val_fraction == 0
+    if len(val_data) == 0 and not refit:
         raise TrainError("validation split is empty: raise data.val_fraction or provide more images")
     fingerprints = {"train": train_data.fingerprint(), "val": val_data.fingerprint()}
     if resume:
@@ -495,7 +512,7 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     weights = class_weights(train_data.targets, num_classes, config.train.class_weight)
     train_ds = make_dataset(tf, train_data, config.train.batch_size, True, config.train.seed, augment, weights,
                             train_targets, teach, mix)
-    val_ds = make_dataset(tf, val_data, 256, False, config.train.seed, soft_targets=val_targets)
+    val_ds = None if refit else make_dataset(tf, val_data, 256, False, config.train.seed, soft_targets=val_targets)
     average, swa_from, calibration = None, 0, None
     if config.train.recalibrate_bn:
         from train.recalibrate import calibration_images
@@ -510,7 +527,7 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
                                       train_data.images, config.train.seed, bool(config.train.teacher))
         swa_from = int(previous["from_epoch"]) if average.count else int(state["epochs_done"]) + 1
     callback = _make_callback(keras, run_dir, config.train.patience,
-                              (int(state["best_epoch"]), float(state["best_val_accuracy"]),
+                              (int(state["best_epoch"]), _best_so_far(state),
                                int(state.get("best_average_from", 0))), config.train.epochs,
                               schedule, average, val_ds, swa_from, config.to_toml(), calibration)
     if verbose is None:
@@ -518,9 +535,11 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     initial_epoch = int(state["epochs_done"])
     last_epoch = config.train.epochs if stop_after is None else min(stop_after, config.train.epochs)
     if initial_epoch < last_epoch:
+        checking = ("no validation (data.val_fraction = 0: the last epoch's model"
+                    + (", or the weight average," if average is not None else "") + " is kept)"
+                    if refit else f"validating on {len(val_data)}")
         print(f"training {model.name} ({model.count_params():,} parameters) on {len(train_data)} images, "
-              f"validating on {len(val_data)}; epochs {initial_epoch + 1}..{last_epoch} "
-              f"of {config.train.epochs}", flush=True)
+              f"{checking}; epochs {initial_epoch + 1}..{last_epoch} of {config.train.epochs}", flush=True)
         # with recalibration the callback validates, after re-measuring the statistics
         model.fit(train_ds, validation_data=None if calibration is not None else val_ds,
                   epochs=last_epoch, initial_epoch=initial_epoch,
@@ -531,7 +550,8 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     if best_path.exists():
         shutil.copyfile(best_path, run_dir / ".model.tmp.keras")
         os.replace(run_dir / ".model.tmp.keras", run_dir / "model.keras")
-    return RunResult(run_dir, epochs_done, callback.best_epoch, callback.best_value, callback.stopped_early)
+    best_value = None if refit else callback.best_value
+    return RunResult(run_dir, epochs_done, callback.best_epoch, best_value, callback.stopped_early)
 
 
 def train_from_files(config_path: str | None, overrides: list[str], run_dir: Path, resume: bool,
