@@ -179,12 +179,10 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
                         candidate, value = average.average_model, logs["swa_val_accuracy"]
                 else:
                     candidate = average.average_model
-            if val_ds is None:
-                # nothing to choose on: the recipe's end point (the latest model, or the average) is the model
-                value = float("inf")
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in sorted(logs.items())}}
             append_history(run_dir / HISTORY, row)
-            if value > self.best_value or val_ds is None:
+            # a refit has nothing to choose on: the recipe's end point (the latest model, or the average) is the model
+            if val_ds is None or value > self.best_value:
                 self.best_epoch, self.best_value = epoch + 1, value
                 # the first epoch a weight-averaged best.keras averages from; 0 when it is a plain checkpoint
                 self.best_average_from = swa_from if average is not None and candidate is average.average_model else 0
