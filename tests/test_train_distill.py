@@ -392,3 +392,35 @@ def test_a_consistent_run_trains_without_a_cache_and_its_card_says_how_it_was_ta
     assert ("on the augmented batch the student saw in each step (faces blended in pairs by mixup, Beta(0.4, 0.4)) "
             "and on its mirror image") in card
     assert "train.teacher_mode=consistent" in card  # the command that reproduces it
+
+
+def test_a_teacher_that_trained_on_the_validation_faces_is_refused(
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its predictions on those faces are memories: the student's validation would be flattered."""
+    teacher = _random_linear_model(tmp_path / "teacher.keras", 1)
+    record = tmp_path / "teacher.dataset.json"  # what `fer-train ship` writes beside a shipped model
+    plain = ["--arch", "tiny", "--set", f"data.dir={sample_dir}", "--set", "train.epochs=1",
+             "--set", "train.warmup_epochs=0"]
+    assert main([*plain, "--out", str(tmp_path / "probe")]) == 0  # the split a student of these settings holds out
+    held_out = json.loads((tmp_path / "probe" / "dataset.json").read_text())
+    base = [*plain, "--set", f"train.teacher={teacher}", "--set", "train.teacher_views=1"]
+
+    refit = {**held_out, "train_class_counts": {k: held_out["train_class_counts"][k] + held_out["val_class_counts"][k]
+                                                for k in held_out["train_class_counts"]},
+             "val_class_counts": {k: 0 for k in held_out["val_class_counts"]}, "val_images": 0, "val_fingerprint": "x"}
+    record.write_text(json.dumps(refit))
+    assert main([*base, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "trained on this run's validation faces (it is a refit" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "a").exists()
+
+    record.write_text(json.dumps({**held_out, "val_fingerprint": "another split"}))
+    assert main([*base, "--out", str(tmp_path / "b")]) == 2
+    assert "it held out a different validation split" in capsys.readouterr().err
+
+    # a refit student has no validation to flatter; the same split, or other data, is fine
+    assert main([*base, "--out", str(tmp_path / "c"), "--set", "data.val_fraction=0"]) == 0
+    record.write_text(json.dumps(held_out))
+    assert main([*base, "--out", str(tmp_path / "d")]) == 0
+    record.write_text(json.dumps({**held_out, "val_fingerprint": "x", "train_class_counts": {"happy": 1}}))
+    assert main([*base, "--out", str(tmp_path / "e")]) == 0

@@ -256,3 +256,30 @@ def test_a_bfloat16_run_on_a_cpu_that_emulates_it_says_how_to_continue_in_float3
     train(_config(sample_dir, "model.arch=tiny", "train.epochs=1", "train.precision=mixed_bfloat16"),
           tmp_path / "fast", verbose=0)
     assert "bfloat16 is emulated" not in capsys.readouterr().err
+
+
+def test_auto_precision_is_decided_again_on_each_host_a_run_resumes_on(
+        sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A long run crosses machines between sessions; auto must not pin the first host's choice."""
+    import keras
+
+    from train import training
+
+    run = tmp_path / "run"
+    base = ("model.arch=tiny", "train.epochs=2", "train.precision=auto")
+    monkeypatch.setattr(training, "bfloat16_native", lambda: True)
+    train(_config(sample_dir, *base), run, verbose=0, stop_after=1)
+    assert "train.precision=auto: mixed_bfloat16" in capsys.readouterr().out
+    assert training.precision_of(keras.saving.load_model(run / "last.keras")) == "mixed_bfloat16"
+    assert load_config(run / "config.toml").train.precision == "auto"
+
+    monkeypatch.setattr(training, "bfloat16_native", lambda: False)
+    train(_config(sample_dir, *base), run, resume=True, verbose=0)
+    assert "train.precision=auto: float32" in capsys.readouterr().out
+    assert training.precision_of(keras.saving.load_model(run / "last.keras")) == "float32"
+    assert load_config(run / "config.toml").train.precision == "auto"
+    # the recipe did not change, so the resume records no change of settings
+    assert "set" not in json.loads((run / "state.json").read_text())["schedule"][-1]
+    monkeypatch.setattr(training, "bfloat16_native", lambda: None)  # unknown CPU: never emulate
+    assert training.resolved_precision("auto") == "float32"
+    assert training.resolved_precision("mixed_bfloat16") == "mixed_bfloat16"

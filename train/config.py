@@ -67,7 +67,9 @@ class TrainConfig:
     class_weight: str = "sqrt"  # none, sqrt or balanced
     patience: int = 30  # early stopping on validation accuracy
     seed: int = 1337
-    precision: str = "float32"  # or mixed_bfloat16 (fast on CPUs with AMX or AVX512-BF16)
+    # or mixed_bfloat16 (fast on CPUs with AMX or AVX512-BF16, emulated and several times slower
+    # elsewhere), or auto: bfloat16 where the CPU computes it, float32 elsewhere, decided on each resume
+    precision: str = "float32"
     schedule: str = "cosine"  # cosine (warm-up, then decay to zero) or constant (held, for swa)
     swa: bool = False  # average every epoch's weights (stochastic weight averaging), best with constant
     # measure batch-norm statistics on clean training images before each validation: the moving
@@ -101,7 +103,7 @@ ARCHS = ("vgg", "tiny", "mobilenetv2", "efficientnetb0")
 BACKBONES = ("mobilenetv2", "efficientnetb0")
 MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 TEACHER_VIEWS = (1, 2, 6, 10)  # train.distill.VIEW_OFFSETS's keys, kept here so config needs no numpy

@@ -99,6 +99,37 @@ def existing_teacher_paths(spec: str) -> list[Path]:
     return paths
 
 
+def pool_counts(info: dict[str, Any]) -> dict[str, int]:
+    """Images per class over a run's training and validation splits together: which pool it split."""
+    pool: dict[str, int] = {}
+    for part in ("train_class_counts", "val_class_counts"):
+        for label, count in (info.get(part) or {}).items():
+            pool[label] = pool.get(label, 0) + int(count)
+    return pool
+
+
+def check_teachers_held_out(spec: str, val_fingerprint: str, pool: dict[str, int]) -> None:
+    """Refuse a teacher that trained on this run's validation faces.
+
+    Its predictions there are memories, not judgements, so the student would inherit them and its
+    validation accuracy (what chooses checkpoints and generations) would be flattered. That is the
+    case for a refit (``data.val_fraction = 0``, such as a shipped refit) and for a run that split
+    the same pool with another seed or fraction. A teacher from other data, or without a run record
+    beside it, cannot be checked and is taken on trust.
+    """
+    from train.run_info import read_dataset_info
+
+    for path in teacher_paths(spec):
+        info = read_dataset_info(path)
+        if not info or pool_counts(info) != pool or info.get("val_fingerprint") == val_fingerprint:
+            continue
+        why = ("it is a refit that held out nothing" if not info.get("val_images")
+               else "it held out a different validation split of the same images")
+        raise TrainError(f"teacher {path} trained on this run's validation faces ({why}): the student's "
+                         f"validation would be flattered; use a teacher whose run held out the same split "
+                         f"(same data.val_fraction and train.seed), or train this run as a refit")
+
+
 def load_teacher(path: Path, num_classes: int) -> Any:
     """The teacher in ``path`` as a float32 model, refused when it predicts another number of classes."""
     from train.evaluate import load_keras_model

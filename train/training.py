@@ -9,6 +9,7 @@ Every file is written to a temporary name and renamed, so a kill never leaves a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import json
 import os
@@ -291,6 +292,18 @@ def bfloat16_native(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     return None if flags is None else bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
 
 
+def resolved_precision(precision: str) -> str:
+    """The Keras policy ``train.precision`` stands for on this CPU.
+
+    ``auto`` exists because a long run moves between machines across sessions: fixing bfloat16 in the
+    recipe makes it crawl on AVX2-only hosts, fixing float32 wastes the ones with AMX. An unknown CPU
+    gets float32, which is never emulated.
+    """
+    if precision != "auto":
+        return precision
+    return "mixed_bfloat16" if bfloat16_native() else "float32"
+
+
 def precision_of(model: Any) -> str:
     """The training precision a model was built under, from its layers' compute dtypes."""
     bfloat16 = any(getattr(layer, "compute_dtype", "float32") == "bfloat16" for layer in model._flatten_layers())
@@ -422,6 +435,13 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     schedule: list[dict[str, Any]] = [dict(segment) for segment in state.get("schedule", [])] or [
         {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs)), **started}]
     changes = resume_changes(run_dir, config) if resume else []
+    # the run records train.precision as given (auto stays auto, to be decided again on the next
+    # host); everything below trains in what it resolves to here
+    recorded_config = config.to_toml()
+    precision = resolved_precision(config.train.precision)
+    if precision != config.train.precision:
+        print(f"train.precision=auto: {precision} on this CPU", flush=True)
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, precision=precision))
     train_data, val_data = prepare_data(config)
     # data.val_fraction = 0 refits a recipe already chosen on validation to every training image:
     # no validation, no early stopping, and the schedule's end point is the model
@@ -431,6 +451,12 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     fingerprints = {"train": train_data.fingerprint(), "val": val_data.fingerprint()}
     if resume:
         _check_same_data(run_dir, config, fingerprints)
+    if config.train.teacher and not refit:
+        from train.distill import check_teachers_held_out, pool_counts
+
+        pool = pool_counts({"train_class_counts": train_data.class_counts(),
+                            "val_class_counts": val_data.class_counts()})
+        check_teachers_held_out(config.train.teacher, fingerprints["val"], pool)
 
     train_targets = val_targets = teach = None
     if config.train.teacher:
@@ -461,7 +487,7 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     keras.mixed_precision.set_global_policy(config.train.precision)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        atomic_write_text(run_dir / "config.toml", config.to_toml())
+        atomic_write_text(run_dir / "config.toml", recorded_config)
     # a resumed part's config is written with its first epoch: stopped sooner, the next resume
     # still sees (and records) what this part changed
     dataset_info = {
@@ -527,7 +553,7 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     callback = _make_callback(keras, run_dir, config.train.patience,
                               (int(state["best_epoch"]), _best_so_far(state),
                                int(state.get("best_average_from", 0))), config.train.epochs,
-                              schedule, average, val_ds, swa_from, config.to_toml(), calibration)
+                              schedule, average, val_ds, swa_from, recorded_config, calibration)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     initial_epoch = int(state["epochs_done"])
