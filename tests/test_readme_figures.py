@@ -55,3 +55,27 @@ def test_generation_rows_without_a_card_are_what_evaluate_measures(full_data: Pa
         val = None if row["val"] == "–" else round(evaluate_model(model, full_data, "val").accuracy, 4)
         measured = (val, round(test.accuracy, 4), round(test.macro_f1, 4))
         assert _quoted(row) == measured, f"README row {row['name']} vs fer-train evaluate"
+
+
+@pytest.mark.slow
+def test_every_carded_row_is_reproduced_by_its_cards_own_evaluate_command(
+        full_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card promises a command anyone can rerun; rerun it, as written, for every model README lists."""
+    import shlex
+
+    from train.__main__ import main
+
+    monkeypatch.chdir(ROOT)
+    carded = [row for row in _rows() if _model_and_card(row)[1].is_file()]
+    for row in carded:
+        card = json.loads(_model_and_card(row)[1].read_text())
+        words = shlex.split(card["commands"]["evaluate"])
+        assert words[:2] == ["fer-train", "evaluate"], card["commands"]["evaluate"]
+        args = words[1:]
+        args[args.index("--data") + 1] = str(full_data)  # the card names where FER2013 was; CI's may differ
+        out = tmp_path / row["name"]
+        assert main([*args, "--out", str(out)]) == 0, card["commands"]["evaluate"]
+        metrics = json.loads((out / "metrics.json").read_text())
+        measured = (round(metrics["accuracy"], 4), round(metrics["macro_f1"], 4))
+        assert measured == (round(card["evaluation"]["accuracy"], 4), round(card["evaluation"]["macro_f1"], 4)), \
+            f"{card['commands']['evaluate']} no longer gives {row['name']}'s card figures"
