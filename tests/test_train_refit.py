@@ -35,7 +35,8 @@ def _weights(path: Path) -> list[np.ndarray]:
     return [np.asarray(w) for w in keras.saving.load_model(path, compile=False).get_weights()]
 
 
-def test_refit_trains_on_every_image_and_keeps_the_end_point(sample_dir: Path, tmp_path: Path) -> None:
+def test_refit_trains_on_every_image_and_keeps_the_end_point(sample_dir: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "refit"
     # patience 1 would stop a validated run at once; a refit has nothing to stop on and runs its schedule
     result = train(_refit_config(sample_dir, 3, "train.recalibrate_bn=true"), run, verbose=0)
@@ -50,13 +51,18 @@ def test_refit_trains_on_every_image_and_keeps_the_end_point(sample_dir: Path, t
         np.testing.assert_array_equal(ours, last)
 
     # the averaging phase: the average, not the last weights, becomes the model
-    train(_refit_config(sample_dir, 5, "train.schedule=constant", "train.swa=true"), run, resume=True, verbose=0)
+    result = train(_refit_config(sample_dir, 5, "train.schedule=constant", "train.swa=true"), run, resume=True,
+                   verbose=0)
+    assert result.average_from == 4 and result.best_epoch == 5
     state = json.loads((run / "state.json").read_text())
     assert state["best_epoch"] == 5 and state["best_average_from"] == 4 and state["swa"]["epochs_averaged"] == 2
     for ours, average in zip(_weights(run / "best.keras"), _weights(run / "swa.keras")):
         np.testing.assert_array_equal(ours, average)
     with pytest.raises(TrainError, match="no validation split"):
         validation_split(run / "best.keras", sample_dir)
+    # what the command line says the model is
+    assert main(["--out", str(run), "--resume", "--epochs", "6"]) == 0
+    assert "no validation (a refit): the model is the weight average of epochs 4-6" in capsys.readouterr().out
 
 
 def test_shipping_a_refit_needs_the_class_weight_decision_stated(

@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         from train.training import train_from_files
 
         result = train_from_files(args.config, overrides, args.out, args.resume, args.stop_after)
-        chosen = (f"no validation (a refit): the model is epoch {result.best_epoch}'s end point"
+        model = (f"the weight average of epochs {result.average_from}-{result.best_epoch}" if result.average_from
+                 else f"epoch {result.best_epoch}'s end point")
+        chosen = (f"no validation (a refit): the model is {model}"
                   if result.best_val_accuracy is None
                   else f"best validation accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}")
         print(f"done: {result.epochs_done} epochs, {chosen}; model: {result.run_dir / 'model.keras'}")

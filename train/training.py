@@ -38,6 +38,7 @@ class RunResult:
     best_epoch: int
     best_val_accuracy: float | None  # None for a refit (data.val_fraction = 0): nothing was validated
     stopped_early: bool
+    average_from: int = 0  # the model is the weight average of epochs average_from..best_epoch (0: not an average)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -575,7 +576,8 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
         shutil.copyfile(best_path, run_dir / ".model.tmp.keras")
         os.replace(run_dir / ".model.tmp.keras", run_dir / "model.keras")
     best_value = None if refit else callback.best_value
-    return RunResult(run_dir, epochs_done, callback.best_epoch, best_value, callback.stopped_early)
+    return RunResult(run_dir, epochs_done, callback.best_epoch, best_value, callback.stopped_early,
+                     callback.best_average_from)
 
 
 def train_from_files(config_path: str | None, overrides: list[str], run_dir: Path, resume: bool,
