@@ -9,8 +9,8 @@ Every file is written to a temporary name and renamed, so a kill never leaves a 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import csv
+import dataclasses
 import json
 import os
 import shutil
