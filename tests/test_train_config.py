@@ -40,7 +40,7 @@ def test_overrides_are_typed() -> None:
     ("train.epoch=3", "unknown config key train.epoch"),
     ("nosuch.key=1", "unknown config section"),
     ("train.epochs=many", "train.epochs: expected int"),
-    ("model.arch=resnet", "model.arch must be one of"),
+    ("model.arch=transformer", "model.arch must be one of"),
     ("epochs=3", "section.key=value"),
     ("train.epochs=1", r"train.warmup_epochs \(3\) .* less than train.epochs \(1\).*--set train.warmup_epochs=0"),
 ])

@@ -233,3 +233,28 @@ def test_card_commands_carry_earlier_parts_changes() -> None:
     # each command starts from c.toml, so the third part must repeat the second part's change (updated)
     assert commands[1].endswith("--epochs 8 --set augment.erasing=0.1 --stop-after 8")
     assert commands[2].endswith("--resume --epochs 12 --set train.swa=true --set augment.erasing=0.2")
+
+
+def test_the_resnet_teacher_arch_builds_trains_and_resumes(sample_dir: Path, tmp_path: Path) -> None:
+    """model.arch = "resnet": the teacher recipe's shape, then a real (narrow) run through the CLI."""
+    import keras
+    import numpy as np
+
+    from train.models import build_model
+
+    recipe = load_config("train/configs/resnet_teacher.toml", [])
+    model = build_model(recipe.model, 7)
+    assert model.name == "fer_resnet" and model.count_params() == 2_801_063
+    # eight residual blocks; downsampling by stride in stages 2-4 only: 48 -> 6 at the last stage
+    assert len([layer for layer in model.layers if isinstance(layer, keras.layers.Add)]) == 8
+    assert tuple(model.get_layer("stage4_block2_out").output.shape[1:3]) == (6, 6)
+
+    run = tmp_path / "resnet"
+    base = ["--arch", "resnet", "--set", f"data.dir={sample_dir}", "--set", "model.width=4",
+            "--set", "data.val_fraction=0.25", "--set", "train.warmup_epochs=0", "--set", "train.batch_size=32"]
+    assert main([*base, "--out", str(run), "--epochs", "2", "--stop-after", "1"]) == 0
+    assert main(["--out", str(run), "--resume"]) == 0
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
+    saved = keras.saving.load_model(run / "model.keras", compile=False)
+    probs = saved.predict(np.zeros((2, 48, 48, 1), dtype=np.float32), verbose=0)
+    assert saved.name == "fer_resnet" and probs.shape == (2, 7)

@@ -33,7 +33,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "vgg"  # vgg (shipped, ~1.2M params), tiny (tests), or a backbone: mobilenetv2, efficientnetb0
+    # vgg (shipped, ~1.2M params), resnet (ResNet-18-style, a teacher), tiny (tests), or a backbone:
+    # mobilenetv2, efficientnetb0
+    arch: str = "vgg"
     width: int = 32
     dropout: float = 0.1  # after each conv block
     head_dropout: float = 0.3
@@ -99,7 +101,7 @@ class Config(Sections):
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-ARCHS = ("vgg", "tiny", "mobilenetv2", "efficientnetb0")
+ARCHS = ("vgg", "resnet", "tiny", "mobilenetv2", "efficientnetb0")
 BACKBONES = ("mobilenetv2", "efficientnetb0")
 MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
