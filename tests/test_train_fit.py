@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from train.__main__ import main
 from train.config import load_config
 from train.errors import TrainError
@@ -242,7 +243,7 @@ def test_the_resnet_teacher_arch_builds_trains_and_resumes(sample_dir: Path, tmp
 
     from train.models import build_model
 
-    recipe = load_config("train/configs/resnet_teacher.toml", [])
+    recipe = load_config(ROOT / "train" / "configs" / "resnet_teacher.toml", [])
     model = build_model(recipe.model, 7)
     assert model.name == "fer_resnet" and model.count_params() == 2_801_063
     # eight residual blocks; downsampling by stride in stages 2-4 only: 48 -> 6 at the last stage

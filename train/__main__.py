@@ -26,7 +26,8 @@ def _train_parser() -> argparse.ArgumentParser:
                         help="override one config key, e.g. --set train.epochs=5 (repeatable)")
     parser.add_argument("--data", help="shortcut for --set data.dir=PATH")
     parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
-    parser.add_argument("--arch", help="shortcut for --set model.arch=NAME (vgg, resnet, tiny, mobilenetv2, efficientnetb0)")
+    parser.add_argument("--arch", help="shortcut for --set model.arch=NAME "
+                        "(vgg, resnet, tiny, mobilenetv2, efficientnetb0)")
     parser.add_argument("--labels", help="shortcut for --set data.labels=... (fer2013, auto, or a,b,c in output order)")
     parser.add_argument("--weights", help="shortcut for --set model.weights=PATH: the ImageNet weights file "
                         "(include_top=False) keras.applications would download; nothing is downloaded")
