@@ -99,6 +99,40 @@ def test_weight_averaging_phase_carries_its_mean_across_a_resume(sample_dir: Pat
     assert "--set train.swa=true" in card["commands"]["resume"]
 
 
+def test_resume_moves_a_float32_run_to_bfloat16_with_its_optimizer_state(
+        sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A float32 run that resumes on a host with AVX512-BF16 or AMX must really train in bfloat16 there.
+
+    Loading a float32 checkpoint under the mixed_bfloat16 policy gives the model wrapper that policy
+    but not the layers that compute, which once made the resume think it had nothing to move.
+    """
+    import keras
+
+    from train import training
+
+    run = tmp_path / "run"
+    base = ("model.arch=tiny", "train.epochs=2", "train.precision=auto")
+    monkeypatch.setattr(training, "bfloat16_native", lambda: False)
+    train(_config(sample_dir, *base), run, verbose=0, stop_after=1)
+    saved = keras.saving.load_model(run / "last.keras")
+    assert training.precision_of(saved) == "float32"
+    steps = int(keras.ops.convert_to_numpy(saved.optimizer.iterations))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:  # what the resume sees: the float32 checkpoint loaded under the bfloat16 policy
+        assert training.precision_of(keras.saving.load_model(run / "last.keras")) == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    capsys.readouterr()
+
+    monkeypatch.setattr(training, "bfloat16_native", lambda: True)
+    train(_config(sample_dir, *base), run, resume=True, verbose=0)
+    assert "continuing in mixed_bfloat16 (the checkpoint was float32)" in capsys.readouterr().out
+    moved = keras.saving.load_model(run / "last.keras")
+    assert training.precision_of(moved) == "mixed_bfloat16"
+    assert any(layer.compute_dtype == "bfloat16" for layer in moved.layers if layer.weights)
+    assert int(keras.ops.convert_to_numpy(moved.optimizer.iterations)) == 2 * steps  # the step count carried on
+
+
 def test_unknown_schedule_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--arch", "tiny", "--out", str(tmp_path / "run"), "--set", "train.schedule=step"]) == 2
     assert "train.schedule must be one of cosine, constant" in capsys.readouterr().err

@@ -306,8 +306,17 @@ def resolved_precision(precision: str) -> str:
 
 
 def precision_of(model: Any) -> str:
-    """The training precision a model was built under, from its layers' compute dtypes."""
-    bfloat16 = any(getattr(layer, "compute_dtype", "float32") == "bfloat16" for layer in model._flatten_layers())
+    """The training precision a model was built under, from its layers' compute dtypes.
+
+    Only the layers that compute count: a model loaded while the global policy is mixed_bfloat16
+    gives its Functional wrapper and InputLayer that policy whatever its saved layers say, and
+    counting them made a float32 checkpoint look bfloat16, so a resume never moved it.
+    """
+    import keras
+
+    wrappers = (keras.Model, keras.layers.InputLayer)
+    bfloat16 = any(getattr(layer, "compute_dtype", "float32") == "bfloat16"
+                   for layer in model._flatten_layers(include_self=False) if not isinstance(layer, wrappers))
     return "mixed_bfloat16" if bfloat16 else "float32"
 
 
