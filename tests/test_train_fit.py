@@ -238,6 +238,7 @@ def test_card_commands_carry_earlier_parts_changes() -> None:
 
 def test_the_resnet_teacher_arch_builds_trains_and_resumes(sample_dir: Path, tmp_path: Path) -> None:
     """model.arch = "resnet": the teacher recipe's shape, then a real (narrow) run through the CLI."""
+    import cv2
     import keras
     import numpy as np
 
@@ -249,6 +250,15 @@ def test_the_resnet_teacher_arch_builds_trains_and_resumes(sample_dir: Path, tmp
     # eight residual blocks; downsampling by stride in stages 2-4 only: 48 -> 6 at the last stage
     assert len([layer for layer in model.layers if isinstance(layer, keras.layers.Add)]) == 8
     assert tuple(model.get_layer("stage4_block2_out").output.shape[1:3]) == (6, 6)
+
+    # The subsampled 1x1 shortcut is the strided one it replaced: the committed run (built with
+    # strided 1x1 convolutions) gives its weights to today's graph unchanged, and so do precision moves.
+    committed = keras.saving.load_model(ROOT / "models" / "checkpoints" / "resnet_teacher" / "best.keras",
+                                        compile=False)
+    model.set_weights(committed.get_weights())
+    faces = np.stack([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+                      for path in sorted(sample_dir.rglob("*.jpg"))[:16]])[..., None]
+    np.testing.assert_allclose(model.predict(faces, verbose=0), committed.predict(faces, verbose=0), atol=1e-6)
 
     run = tmp_path / "resnet"
     base = ["--arch", "resnet", "--set", f"data.dir={sample_dir}", "--set", "model.width=4",
