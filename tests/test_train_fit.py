@@ -242,6 +242,7 @@ def test_the_resnet_teacher_arch_builds_trains_and_resumes(sample_dir: Path, tmp
     import keras
     import numpy as np
 
+    from train.evaluate import load_keras_model
     from train.models import build_model
 
     recipe = load_config(ROOT / "train" / "configs" / "resnet_teacher.toml", [])
@@ -253,8 +254,7 @@ def test_the_resnet_teacher_arch_builds_trains_and_resumes(sample_dir: Path, tmp
 
     # The subsampled 1x1 shortcut is the strided one it replaced: the committed run (built with
     # strided 1x1 convolutions) gives its weights to today's graph unchanged, and so do precision moves.
-    committed = keras.saving.load_model(ROOT / "models" / "checkpoints" / "resnet_teacher" / "best.keras",
-                                        compile=False)
+    committed = load_keras_model(ROOT / "models" / "checkpoints" / "resnet_teacher" / "best.keras")  # float32
     model.set_weights(committed.get_weights())
     faces = np.stack([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
                       for path in sorted(sample_dir.rglob("*.jpg"))[:16]])[..., None]
