@@ -238,10 +238,10 @@ def test_card_commands_carry_earlier_parts_changes() -> None:
 
 def test_the_resnet_teacher_arch_builds_trains_and_resumes(sample_dir: Path, tmp_path: Path) -> None:
     """model.arch = "resnet": the teacher recipe's shape, then a real (narrow) run through the CLI."""
-    import cv2
     import keras
     import numpy as np
 
+    from train.data import load_dataset
     from train.evaluate import load_keras_model
     from train.models import build_model
 
@@ -256,8 +256,7 @@ def test_the_resnet_teacher_arch_builds_trains_and_resumes(sample_dir: Path, tmp
     # strided 1x1 convolutions) gives its weights to today's graph unchanged, and so do precision moves.
     committed = load_keras_model(ROOT / "models" / "checkpoints" / "resnet_teacher" / "best.keras")  # float32
     model.set_weights(committed.get_weights())
-    faces = np.stack([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
-                      for path in sorted(sample_dir.rglob("*.jpg"))[:16]])[..., None]
+    faces = load_dataset(sample_dir, "test").images[::5, ..., None].astype(np.float32)
     np.testing.assert_allclose(model.predict(faces, verbose=0), committed.predict(faces, verbose=0), atol=1e-6)
 
     run = tmp_path / "resnet"
