@@ -40,6 +40,7 @@ class ModelConfig:
     dropout: float = 0.1  # after each conv block
     head_dropout: float = 0.3
     input_size: int = 96  # backbones only: the 48x48 face is upscaled to this inside the model
+    upscale: int = 0  # vgg only: upscale the 48x48 face to this inside the model (0 = keep 48)
     alpha: float = 1.0  # mobilenetv2 only: width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
     weights: str = ""  # backbones only: ImageNet weights file without top (.h5); empty = from scratch
     freeze_backbone: bool = False  # train only the head (the backbone as a fixed feature extractor)
@@ -148,6 +149,8 @@ def validate(config: Config) -> None:
         (0.0 <= config.data.test_fraction < 0.5, "data.test_fraction must be in [0, 0.5)"),
         (config.data.no_face in NO_FACE_ACTIONS, f"data.no_face must be one of {', '.join(NO_FACE_ACTIONS)}"),
         (32 <= config.model.input_size <= 512, "model.input_size must be in [32, 512]"),
+        (config.model.upscale == 0 or 48 < config.model.upscale <= 192, "model.upscale must be 0 or in (48, 192]"),
+        (config.model.upscale == 0 or config.model.arch == "vgg", "model.upscale needs model.arch = vgg"),
         (config.model.alpha in MOBILENET_ALPHAS,
          f"model.alpha must be one of {', '.join(map(str, MOBILENET_ALPHAS))}"),
         (not config.model.weights or config.model.arch in BACKBONES,
