@@ -51,9 +51,12 @@ def test_connects_announces_online_retained_and_publishes_events_as_json(
     publisher.start()
     assert publisher.wait_connected(5.0)
 
-    # Subscribing after the fact still sees "online": it is retained.
+    # Subscribing after the fact still sees "online": it is retained. The first watcher may subscribe
+    # before the broker has the message (then it arrives live, retain unset), so once it has arrived
+    # a second watcher checks the broker kept it.
     watcher = subscribe("fer-edge/#")
-    online = watcher.wait_for(AVAILABILITY, "online")
+    watcher.wait_for(AVAILABILITY, "online")
+    online = subscribe("fer-edge/availability").wait_for(AVAILABILITY, "online")
     assert online.retain
 
     assert publisher.publish_event({"emotion": "happy", "score": 0.9, "face": [1, 2, 3, 4]})
