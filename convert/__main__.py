@@ -38,7 +38,11 @@ def _convert_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-drop", type=float, default=1.0,
                         help="fail when int8 accuracy is more than this many points below float")
     parser.add_argument("--flip-tta", action="store_true",
-                        help="bake horizontal-flip averaging into every artifact (2x compute, ~+1 point)")
+                        help="bake horizontal-flip averaging into every artifact (the same as --views 2)")
+    parser.add_argument("--views", type=int, default=1,
+                        help="average each face over this many views inside every artifact: 2 is the "
+                        "mirror image, 6 adds 2-px horizontal shifts, 10 vertical ones too (N times the "
+                        "classifier's compute; the views fer-train evaluate --views scores)")
     return parser
 
 
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             calibration_data=args.calibration_data, verify_data=data, verify_split=split, name=args.name,
             manifest_name=args.manifest, labels=tuple(args.labels.split(",")) if args.labels else None,
             calibration_count=args.calibration_count, crop_margin=args.crop_margin, max_drop=args.max_drop,
-            flip_tta=args.flip_tta)
+            flip_tta=args.flip_tta, views=args.views)
         _, result = convert_model(options)
         print(_table(result))
         return 0
@@ -120,10 +124,9 @@ def _verify(args: argparse.Namespace, default: tuple[str, str]) -> int:
             from train.evaluate import load_keras_model
 
             model = load_keras_model(keras_path)
-            if manifest.info.get("test_time_augmentation") == "hflip":
-                from convert.tta import with_flip_tta
+            from convert.tta import views_from_manifest, with_views
 
-                model = with_flip_tta(model)
+            model = with_views(model, views_from_manifest(manifest.info.get("test_time_augmentation")))
         except ImportError:
             logging.getLogger("fer-convert").warning("tensorflow not installed: no comparison with Keras")
     artifacts = args.artifacts.split(",") if args.artifacts else None

@@ -44,7 +44,12 @@ class ConvertOptions:
     crop_margin: float = DEFAULT_CROP_MARGIN
     max_drop: float = 1.0
     opset: int = ONNX_OPSET
-    flip_tta: bool = False
+    flip_tta: bool = False  # the same as views=2
+    views: int = 1  # test-time views averaged inside every artifact (convert.tta): 1, 2, 6 or 10
+
+    @property
+    def view_count(self) -> int:
+        return max(self.views, 2 if self.flip_tta else 1)
 
 
 def library_versions() -> dict[str, str]:
@@ -70,6 +75,10 @@ def _check_options(options: ConvertOptions) -> None:
         raise ConvertError("onnx_int8 is quantized from the float ONNX model: add 'onnx' to --formats")
     if not 0 <= options.crop_margin < 1:
         raise ConvertError("crop margin must be in [0, 1)")
+    from convert.tta import VIEW_COUNTS
+
+    if options.views not in VIEW_COUNTS:
+        raise ConvertError(f"--views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {options.views}")
     out = options.out_dir
     if out.exists() and not out.is_dir():
         raise ConvertError(f"output {out} exists and is not a folder")
@@ -119,10 +128,9 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         raise ConvertError(str(exc)) from None
     height, width, channels = _check_image_model(model, model_path)
     parameters = int(model.count_params())
-    if options.flip_tta:
-        from convert.tta import with_flip_tta
+    from convert.tta import manifest_name, with_views
 
-        model = with_flip_tta(model)
+    model = with_views(model, options.view_count)
     from train.run_info import read_dataset_info, recorded_options
 
     try:
@@ -170,7 +178,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
             "created": created,
             "source_model": {"path": os.path.relpath(model_path.resolve(), options.out_dir.resolve()),
                              "sha256": sha256_file(model_path), "parameters": parameters},
-            "test_time_augmentation": "hflip" if options.flip_tta else "none",
+            "test_time_augmentation": manifest_name(options.view_count),
             "calibration": {"data": str(options.calibration_data), "split": "train",
                             "images": 0 if calibration is None else int(len(calibration))},
             "converter": library_versions(),

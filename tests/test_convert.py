@@ -169,6 +169,47 @@ def test_flip_tta_is_baked_into_the_artifacts(tiny_model: Path, tmp_path: Path,
     assert result["artifacts"]["float32"]["agreement_with_keras"] == 1.0
 
 
+def test_shifted_views_are_baked_into_the_artifacts(tiny_model: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Each artifact must reproduce what ``fer-train evaluate --views 6`` scored, where the choice is made."""
+    from tests.conftest import SAMPLE
+    from train.data import load_dataset
+    from train.distill import averaged_predictions
+    from train.evaluate import load_keras_model
+
+    out = tmp_path / "views"
+    assert main([str(tiny_model), "--out", str(out), "--formats", "int8,float32,onnx", "--views", "6",
+                 "--calibration-data", str(SAMPLE), "--verify-data", str(SAMPLE)]) == 0
+    faces = load_dataset(SAMPLE, "test").images[::5]
+    expected = averaged_predictions(load_keras_model(tiny_model), faces, 6)
+    single = load_keras_model(tiny_model).predict(faces[..., None].astype(np.float32), verbose=0)
+    assert np.abs(expected - single).max() > 1e-3  # the views change the answer, so this test can fail
+    for name in ("float32", "onnx"):
+        with Classifier(out, name) as classifier:
+            assert np.abs(classifier.predict(faces) - expected).max() < 1e-5, name
+    with Classifier(out, "int8") as classifier:
+        assert (classifier.predict(faces).argmax(1) == expected.argmax(1)).mean() > 0.9
+    assert load_manifest(out).info["test_time_augmentation"] == "views6"
+    capsys.readouterr()
+    assert main(["verify", str(out), "--data", str(SAMPLE), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["artifacts"]["float32"]["agreement_with_keras"] == 1.0
+
+
+def test_view_offsets_match_what_evaluate_scores() -> None:
+    from convert.tta import VIEW_OFFSETS
+    from train.distill import VIEW_OFFSETS as SCORED
+
+    assert VIEW_OFFSETS == {count: offsets for count, offsets in SCORED.items() if count > 1}
+
+
+def test_unknown_view_count_is_a_clear_error(tiny_model: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--views must be one of 1, 2, 6, 10, not 4" in _run_bad(
+        [str(tiny_model), "--out", str(tmp_path / "out"), "--views", "4"], capsys)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
 def test_int8_losing_more_than_max_drop_fails_loudly() -> None:
     from convert.errors import VerificationError
     from convert.verify import VerifyResult, check_drop
