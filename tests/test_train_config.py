@@ -41,6 +41,7 @@ def test_overrides_are_typed() -> None:
     ("nosuch.key=1", "unknown config section"),
     ("train.epochs=many", "train.epochs: expected int"),
     ("model.arch=transformer", "model.arch must be one of"),
+    ("data.val_seed=-2", "data.val_seed must be -1"),
     ("epochs=3", "section.key=value"),
     ("train.epochs=1", r"train.warmup_epochs \(3\) .* less than train.epochs \(1\).*--set train.warmup_epochs=0"),
 ])

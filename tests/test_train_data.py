@@ -72,6 +72,21 @@ def test_stratified_split_is_seeded_and_keeps_every_class(sample_dir: Path) -> N
     assert not set(a_train) & set(a_val)
 
 
+def test_val_seed_holds_the_split_while_train_seed_changes_the_start(sample_dir: Path) -> None:
+    """Ensemble members from different starts must hold out the same faces, or their ensemble's
+    validation figure is scored partly on faces some member trained on."""
+    from train.config import load_config
+    from train.training import prepare_data
+
+    def held_out(*overrides: str) -> np.ndarray:
+        config = load_config(None, [f"data.dir={sample_dir}", "data.val_fraction=0.25", *overrides])
+        return np.sort(prepare_data(config)[1].images.reshape(-1, 48 * 48), axis=0)
+
+    assert np.array_equal(held_out("train.seed=1", "data.val_seed=7"), held_out("train.seed=2", "data.val_seed=7"))
+    assert np.array_equal(held_out("train.seed=7"), held_out("train.seed=3", "data.val_seed=7"))
+    assert not np.array_equal(held_out("train.seed=1"), held_out("train.seed=2"))
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "unknown_class", "corrupt", "bad_row", "bad_pixels", "bad_header"])
 def test_bad_data_is_a_one_line_error(case: str, sample_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "data"

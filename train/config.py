@@ -20,6 +20,9 @@ class DataConfig:
     dir: str = "../shared/data/fer2013"
     split: str = "train"
     val_fraction: float = 0.1
+    # seeds the validation split (-1: train.seed). Set it to train several models from different starts
+    # on one split, so their ensemble can be scored on faces none of them trained on
+    val_seed: int = -1
     limit: int = 0  # use at most this many training images (0 = all); for smoke runs
     labels: str = "fer2013"  # fer2013 (fixed order), auto (sorted class names in the data) or "a,b,c"
     test_fraction: float = 0.1  # held out per class when the data has no test split (not for fer2013)
@@ -146,6 +149,7 @@ def validate(config: Config) -> None:
     parse_label_spec(config.data.labels)
     checks = [
         (0.0 <= config.data.val_fraction < 0.5, "data.val_fraction must be in [0, 0.5)"),
+        (config.data.val_seed >= -1, "data.val_seed must be -1 (train.seed) or a seed >= 0"),
         (0.0 <= config.data.test_fraction < 0.5, "data.test_fraction must be in [0, 0.5)"),
         (config.data.no_face in NO_FACE_ACTIONS, f"data.no_face must be one of {', '.join(NO_FACE_ACTIONS)}"),
         (32 <= config.model.input_size <= 512, "model.input_size must be in [32, 512]"),

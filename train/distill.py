@@ -127,7 +127,7 @@ def check_teachers_held_out(spec: str, val_fingerprint: str, pool: dict[str, int
                else "it held out a different validation split of the same images")
         raise TrainError(f"teacher {path} trained on this run's validation faces ({why}): the student's "
                          f"validation would be flattered; use a teacher whose run held out the same split "
-                         f"(same data.val_fraction and train.seed), or train this run as a refit")
+                         f"(same data.val_fraction and data.val_seed, or train.seed), or train this run as a refit")
 
 
 def load_teacher(path: Path, num_classes: int) -> Any:

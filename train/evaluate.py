@@ -169,7 +169,7 @@ def validation_split(model_path: Path, data: str | Path) -> Any:
 
     from train.config import load_config
     from train.run_info import run_file
-    from train.training import prepare_data
+    from train.training import prepare_data, split_seed
 
     path = run_file(model_path, "config.toml")
     if path is None:
@@ -181,7 +181,7 @@ def validation_split(model_path: Path, data: str | Path) -> Any:
                          "it has no validation split to score")
     val = prepare_data(config)[1]
     return dataclasses.replace(val, source=f"{val.source} (the run's validation split, "
-                                            f"{config.data.val_fraction:g}, seed {config.train.seed})")
+                                            f"{config.data.val_fraction:g}, seed {split_seed(config)})")
 
 
 def _load_for_evaluation(model_path: Path, data: str | Path, split: str,

@@ -229,14 +229,20 @@ def _learning_rate(keras: Any, config: Config, steps_per_epoch: int) -> Any:
     )
 
 
+def split_seed(config: Config) -> int:
+    """The seed that draws the validation split: data.val_seed, or train.seed when that is -1."""
+    return config.train.seed if config.data.val_seed < 0 else config.data.val_seed
+
+
 def prepare_data(config: Config) -> tuple[Dataset, Dataset]:
     from train.run_info import load_options
 
     full = load_dataset(config.data.dir, config.data.split, config.data.labels, **load_options(config.data))
+    seed = split_seed(config)
     if config.data.limit and config.data.limit < len(full):
-        rng = np.random.default_rng(config.train.seed)
+        rng = np.random.default_rng(seed)
         full = full.subset(np.sort(rng.choice(len(full), config.data.limit, replace=False)))
-    train_index, val_index = stratified_split(full.targets, config.data.val_fraction, config.train.seed)
+    train_index, val_index = stratified_split(full.targets, config.data.val_fraction, seed)
     return full.subset(train_index), full.subset(val_index)
 
 
