@@ -8,6 +8,7 @@ achieved MAC/s, which says how far a runtime is from what the CPU could do.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,21 @@ from benchmarks.errors import BenchError
 
 
 def tflite_macs(path: Path, interpreter_class: type | None = None) -> int:
-    """MACs of one invocation at batch 1, from the interpreter's op list (no flatbuffer parser needed)."""
+    """MACs of one invocation at batch 1 (one face), from the interpreter's op list (no flatbuffer parser needed).
+
+    Each op's own batch counts: an artifact with test-time views runs the classifier on a batch of
+    views of the one face, and costs that many times the MACs.
+    """
     if interpreter_class is None:
         from edge.backends import tflite_interpreter_class
 
         interpreter_class, _ = tflite_interpreter_class()
-    interpreter = interpreter_class(model_path=str(path), num_threads=1)
+    # without XNNPACK: tensors inside a delegated partition keep the file's batch-1 shapes, so the
+    # views of a test-time-views artifact would be counted as one face
+    resolver = getattr(sys.modules.get(interpreter_class.__module__), "OpResolverType", None)
+    options = {} if resolver is None else {
+        "experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    interpreter = interpreter_class(model_path=str(path), num_threads=1, **options)
     interpreter.allocate_tensors()
     shapes = {t["index"]: [int(d) for d in t["shape"]] for t in interpreter.get_tensor_details()}
     total = 0
@@ -32,25 +42,23 @@ def tflite_macs(path: Path, interpreter_class: type | None = None) -> int:
         if not outputs or not outputs[0]:
             continue
         out = outputs[0]
-        batch = out[0] if out else 1
         if name == "CONV_2D" and len(inputs) > 1 and len(inputs[1]) == 4:
             _, k_h, k_w, in_per_group = inputs[1]  # filter OHWI, I = in_c / groups
-            total += int(np.prod(out[1:])) * k_h * k_w * in_per_group
+            total += int(np.prod(out)) * k_h * k_w * in_per_group
         elif name == "DEPTHWISE_CONV_2D" and len(inputs) > 1 and len(inputs[1]) == 4:
             _, k_h, k_w, _ = inputs[1]  # filter 1HWO
-            total += int(np.prod(out[1:])) * k_h * k_w
+            total += int(np.prod(out)) * k_h * k_w
         elif name == "FULLY_CONNECTED" and len(inputs) > 1 and len(inputs[1]) == 2:
             units, depth = inputs[1]
-            rows = int(np.prod(out[:-1])) // max(1, batch)
-            total += rows * units * depth
+            total += int(np.prod(out[:-1])) * units * depth
         elif name in ("BATCH_MATMUL",) and len(inputs) > 1 and len(inputs[0]) >= 2:
             depth = inputs[0][-1]
-            total += int(np.prod(out[1:])) * depth
+            total += int(np.prod(out)) * depth
     return int(total)
 
 
 def onnx_macs(path: Path) -> int:
-    """MACs at batch 1 from the ONNX graph after shape inference (Conv, Gemm, MatMul)."""
+    """MACs at batch 1 from the ONNX graph after shape inference (Conv, Gemm, MatMul), each op's own batch counted."""
     try:
         import onnx
         from onnx import shape_inference
@@ -81,7 +89,7 @@ def onnx_macs(path: Path) -> int:
                 continue
             kernel = int(np.prod(weight[2:]))
             in_per_group = weight[1]  # (out_c, in_c/groups, k_h, k_w)
-            total += int(np.prod(out[1:])) * kernel * in_per_group
+            total += int(np.prod(out)) * kernel * in_per_group
         elif node.op_type == "Gemm":
             a = shapes.get(node.input[0], [])
             if len(a) != 2:

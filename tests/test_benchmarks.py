@@ -140,6 +140,18 @@ def test_tflite_and_onnx_macs_agree_on_the_shipped_model() -> None:
     assert len(set(counts.values())) == 1 and next(iter(counts.values())) > 1_000_000, counts
 
 
+def test_a_views_artifact_counts_every_view_it_runs() -> None:
+    """models/views10 runs the shipped classifier on ten views of each face: ten times its MACs."""
+    from benchmarks.macs import artifact_macs
+    from edge.manifest import load_manifest
+
+    views10 = MODELS / "views10" / "manifest.json"
+    if not views10.is_file():
+        pytest.skip("views artifact not built")
+    single = artifact_macs(load_manifest(MANIFEST).artifact_path("int8"), "tflite")
+    assert artifact_macs(load_manifest(views10).artifact_path("int8"), "tflite") == 10 * single
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--manifest", "no/such/manifest.json"], "does not exist"),
     (["--manifest", str(MANIFEST), "--artifacts", "int8,int9"], "manifest has no artifact 'int9'"),
