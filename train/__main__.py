@@ -1,4 +1,5 @@
-"""``fer-train``: train a model (default), ``evaluate``, ``ship`` or ``recalibrate`` one, or ``report`` on data.
+"""``fer-train``: train a model (default), ``evaluate``, ``ship`` or ``recalibrate`` one, ``combine`` several, or
+``report`` on data.
 
 Parsing only; the work is in ``training.train`` and ``evaluate.evaluate``, and library
 exceptions become one-line messages with exit code 2 here.
@@ -19,7 +20,8 @@ def _train_parser() -> argparse.ArgumentParser:
         prog="fer-train",
         description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv) or on your "
         "own folder-per-class data or CSV (--labels auto). Subcommands: 'fer-train evaluate MODEL', "
-        "'fer-train ship RUN_DIR', 'fer-train recalibrate MODEL', 'fer-train report DATA' (see their --help).",
+        "'fer-train ship RUN_DIR', 'fer-train recalibrate MODEL', 'fer-train combine A,B,C --out M', "
+        "'fer-train report DATA' (see their --help).",
     )
     parser.add_argument("--config", help="TOML config file (see train/configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -114,6 +116,17 @@ def _recalibrate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _combine_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-train combine",
+        description="Several models as one .keras model averaging their probabilities (an ensemble that "
+        "converts and runs on the edge as a single artifact).",
+    )
+    parser.add_argument("models", help="two or more .keras models separated by commas")
+    parser.add_argument("--out", type=Path, required=True, help="the combined .keras file (must not exist)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -143,6 +156,16 @@ def main(argv: list[str] | None = None) -> int:
 
             layers = recalibrate_model(args.model, args.data, args.out)
             print(f"recalibrated {layers} batch-norm layers: {args.out}")
+            return ExitStatus.OK
+        if argv and argv[0] == "combine":
+            args = _combine_parser().parse_args(argv[1:])
+            from train.combine import combine_models
+
+            combined = combine_models(args.models, args.out)
+            scope = ("--split val scores it" if combined.same_validation
+                     else "its members held out different faces, so it has no validation split")
+            print(f"combined {combined.members} models into {combined.path} ({combined.parameters:,} parameters); "
+                  f"{scope}")
             return ExitStatus.OK
         if argv and argv[0] == "report":
             args = _report_parser().parse_args(argv[1:])
