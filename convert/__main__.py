@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             calibration_data=args.calibration_data, verify_data=data, verify_split=split, name=args.name,
             manifest_name=args.manifest, labels=tuple(args.labels.split(",")) if args.labels else None,
             calibration_count=args.calibration_count, crop_margin=args.crop_margin, max_drop=args.max_drop,
-            flip_tta=args.flip_tta, views=args.views)
+            views=max(args.views, 2) if args.flip_tta else args.views)
         _, result = convert_model(options)
         print(_table(result))
         return 0

@@ -44,12 +44,7 @@ class ConvertOptions:
     crop_margin: float = DEFAULT_CROP_MARGIN
     max_drop: float = 1.0
     opset: int = ONNX_OPSET
-    flip_tta: bool = False  # the same as views=2
     views: int = 1  # test-time views averaged inside every artifact (convert.tta): 1, 2, 6 or 10
-
-    @property
-    def view_count(self) -> int:
-        return max(self.views, 2 if self.flip_tta else 1)
 
 
 def library_versions() -> dict[str, str]:
@@ -130,7 +125,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     parameters = int(model.count_params())
     from convert.tta import manifest_name, with_views
 
-    model = with_views(model, options.view_count)
+    model = with_views(model, options.views)
     from train.run_info import read_dataset_info, recorded_options
 
     try:
@@ -178,7 +173,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
             "created": created,
             "source_model": {"path": os.path.relpath(model_path.resolve(), options.out_dir.resolve()),
                              "sha256": sha256_file(model_path), "parameters": parameters},
-            "test_time_augmentation": manifest_name(options.view_count),
+            "test_time_augmentation": manifest_name(options.views),
             "calibration": {"data": str(options.calibration_data), "split": "train",
                             "images": 0 if calibration is None else int(len(calibration))},
             "converter": library_versions(),

@@ -6,22 +6,16 @@ the model keeps the edge unchanged: it still feeds one face and reads one probab
 ``views`` times the classifier's compute.
 
 The views are exactly those ``fer-train evaluate --views N`` scores (train.distill.VIEW_OFFSETS:
-mirrored or not, times 2-px shifts with the uncovered border reflected in), so the figure chosen
-on validation there is the figure the artifact reproduces.
+mirrored or not, times 2-px shifts with the uncovered border reflected in), read from the same
+table, so the figure chosen on validation there is the figure the artifact reproduces.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# (dy, dx) pixel offsets per view count, each view also mirrored; train.distill.VIEW_OFFSETS, which
-# this must match, is not imported because convert's artifacts are rebuilt where train may be absent
-VIEW_OFFSETS: dict[int, list[tuple[int, int]]] = {
-    2: [(0, 0)],
-    6: [(0, 0), (0, 2), (0, -2)],
-    10: [(0, 0), (0, 2), (0, -2), (2, 0), (-2, 0)],
-}
-VIEW_COUNTS = (1, *VIEW_OFFSETS)
+from train.distill import TEACHER_VIEWS as VIEW_COUNTS
+from train.distill import VIEW_OFFSETS
 
 # how the manifest records the views an artifact averages (info.test_time_augmentation)
 _MANIFEST_NAMES = {1: "none", 2: "hflip", 6: "views6", 10: "views10"}
@@ -39,10 +33,6 @@ def views_from_manifest(value: object) -> int:
     return 1
 
 
-def with_flip_tta(model: Any) -> Any:
-    return with_views(model, 2)
-
-
 def with_views(model: Any, views: int) -> Any:
     """``model`` wrapped to average its probabilities over ``views`` views of each input face.
 
@@ -51,7 +41,7 @@ def with_views(model: Any, views: int) -> Any:
     """
     if views == 1:
         return model
-    if views not in VIEW_OFFSETS:
+    if views not in VIEW_COUNTS:
         raise ValueError(f"views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {views}")
     import keras
 

@@ -1,8 +1,9 @@
 """The shipped ten-view artifact, checked with edge's dependencies only (no tensorflow).
 
 ``models/views10`` is the opt-in that averages each face over ten views inside the int8 model. This
-rebuilds the same ten views with numpy, runs each through the shipped single-view int8 model and
-averages them, so a views artifact that averaged the wrong views, or none, would disagree.
+builds the ten views ``fer-train evaluate --views 10`` scores with numpy (train.distill.views, which
+needs no tensorflow), runs each through the shipped single-view int8 model and averages them, so a
+views artifact that averaged the wrong views, or none, would disagree.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import pytest
 from edge.classifier import Classifier
 from edge.manifest import load_manifest
 from tests.edge_helpers import MANIFEST, ROOT, SAMPLE
+from train.distill import views
 
 VIEWS10 = ROOT / "models" / "views10" / "manifest.json"
-OFFSETS = [(0, 0), (0, 2), (0, -2), (2, 0), (-2, 0)]  # convert.tta.VIEW_OFFSETS[10], each also mirrored
 
 pytestmark = pytest.mark.skipif(not VIEWS10.is_file() or not MANIFEST.is_file(), reason="views artifact not built")
 
@@ -26,22 +27,13 @@ def _faces() -> np.ndarray:
     return np.stack([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in paths])
 
 
-def _ten_views(faces: np.ndarray) -> list[np.ndarray]:
-    padded = np.pad(faces, ((0, 0), (2, 2), (2, 2)), mode="reflect")
-    views = []
-    for dy, dx in OFFSETS:
-        view = padded[:, 2 - dy:2 - dy + 48, 2 - dx:2 - dx + 48]
-        views += [view, view[:, :, ::-1]]
-    return views
-
-
 def test_ten_view_artifact_averages_the_ten_views_of_each_face() -> None:
     assert load_manifest(VIEWS10).info["test_time_augmentation"] == "views10"
     faces = _faces()
     with Classifier(MANIFEST, "int8") as single:
-        views = [single.predict(np.ascontiguousarray(view)) for view in _ten_views(faces)]
+        per_view = [single.predict(np.ascontiguousarray(view)) for view in views(faces, 10)]
         plain = single.predict(faces)
-    expected = np.mean(views, axis=0)
+    expected = np.mean(per_view, axis=0)
     with Classifier(VIEWS10, "int8") as averaged:
         got = averaged.predict(faces)
     assert np.abs(got - expected).mean() < 0.005  # one view alone is about 0.015 away
