@@ -36,7 +36,7 @@ def _convert_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN,
                         help="fraction added to each side of a detected face box (default: %(default)s)")
     parser.add_argument("--max-drop", type=float, default=1.0,
-                        help="fail when int8 accuracy is more than this many points below float")
+                        help="fail when int8 accuracy is more than this many points (or one face, if more) below float")
     parser.add_argument("--flip-tta", action="store_true",
                         help="bake horizontal-flip averaging into every artifact (the same as --views 2)")
     parser.add_argument("--views", type=int, default=1,
@@ -54,7 +54,8 @@ def _verify_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test")
     parser.add_argument("--keras", type=Path, help="float model to compare with (default: the manifest's source)")
     parser.add_argument("--artifacts", help="comma-separated subset of the manifest's artifacts")
-    parser.add_argument("--max-drop", type=float, default=1.0)
+    parser.add_argument("--max-drop", type=float, default=1.0,
+                        help="fail when int8 accuracy is more than this many points (or one face, if more) below float")
     parser.add_argument("--write", action="store_true", help="record the figures in the manifest")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser

@@ -212,3 +212,17 @@ def test_int8_losing_more_than_max_drop_fails_loudly() -> None:
     check_drop(result, max_drop=2.0)  # 1.5 points: allowed; float artifacts are not gated
     with pytest.raises(VerificationError, match="int8 accuracy 0.5850 is 1.50 points below float"):
         check_drop(result, max_drop=1.0)
+
+
+def test_int8_drop_gate_never_asks_for_less_than_one_face() -> None:
+    """On 70 faces one disagreement is 1.43 points: allowed, two are not."""
+    from convert.errors import VerificationError
+    from convert.verify import VerifyResult, check_drop
+
+    def result(lost: int) -> VerifyResult:
+        return VerifyResult("sample", 70, {"accuracy": 50 / 70, "macro_f1": 0.5},
+                            {"int8": {"accuracy": (50 - lost) / 70}})
+
+    check_drop(result(1), max_drop=1.0)
+    with pytest.raises(VerificationError, match=r"2.86 points below .*\(allowed: 1.43, one face of 70\)"):
+        check_drop(result(2), max_drop=1.0)
