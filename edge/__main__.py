@@ -109,6 +109,7 @@ def detect(args: argparse.Namespace) -> int:
 
     from edge.classifier import Classifier
     from edge.config import load_config
+    from edge.errors import EdgeError
     from edge.faces import FaceDetector
     from edge.pipeline import Pipeline, annotate
 
@@ -118,7 +119,10 @@ def detect(args: argparse.Namespace) -> int:
     classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
     pipeline = Pipeline(detector, classifier)
     if args.annotate:
-        args.annotate.mkdir(parents=True, exist_ok=True)
+        try:
+            args.annotate.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgeError(f"cannot create --annotate folder {args.annotate}: {exc.strerror}") from None
     failures = 0
     paths = _expand(args.images)
     if not paths:
@@ -134,7 +138,10 @@ def detect(args: argparse.Namespace) -> int:
         result = pipeline.process(image, 0)
         print(json.dumps({"image": path, "faces": [face.to_dict() for face in result.faces]}), flush=True)
         if args.annotate:
-            cv2.imwrite(str(args.annotate / Path(path).name), annotate(image, result))
+            target = args.annotate / Path(path).name
+            if not cv2.imwrite(str(target), annotate(image, result)):
+                print(f"fer-edge: error: cannot write {target}", file=sys.stderr)
+                failures += 1
     return ExitStatus.BAD_INPUT if failures else ExitStatus.OK
 
 
@@ -177,12 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("fer-edge: error: give a config file to validate", file=sys.stderr)
                 return ExitStatus.BAD_INPUT
             config = load_config(path, args.overrides)
-            from edge.manifest import load_manifest
+            from edge.preflight import preflight
 
-            manifest = load_manifest(config.model.manifest)
-            manifest.artifact(config.model.artifact)
-            if not Path(config.detector.cascade).is_file():
-                raise EdgeError(f"Haar cascade {config.detector.cascade} does not exist")
+            manifest = preflight(config)
             if args.print:
                 print(config.to_toml())
             print(f"{path}: ok (model {manifest.name}/{config.model.artifact}, labels: {', '.join(manifest.labels)})")

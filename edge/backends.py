@@ -23,6 +23,8 @@ class Backend(Protocol):
     name: str
     input_spec: TensorSpec
     output_spec: TensorSpec
+    input_shape: tuple[int | None, ...]  # None where the model leaves a dimension open
+    output_shape: tuple[int | None, ...]
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -61,6 +63,8 @@ class TFLiteBackend:
         self._output = self.interpreter.get_output_details()[0]
         self.input_spec = _spec(self._input)
         self.output_spec = _spec(self._output)
+        self.input_shape = tuple(int(d) for d in self._input["shape"])
+        self.output_shape = tuple(int(d) for d in self._output["shape"])
         self._batch = int(self._input["shape"][0])
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -99,9 +103,15 @@ class OnnxBackend:
         self._input_name = model_input.name
         self.input_spec = input_spec or TensorSpec(_ONNX_TYPES.get(model_input.type, "float32"))
         self.output_spec = output_spec or TensorSpec("float32")
+        self.input_shape = _onnx_shape(model_input.shape)
+        self.output_shape = _onnx_shape(self.session.get_outputs()[0].shape)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self._input_name: batch})[0]
+
+
+def _onnx_shape(shape: Any) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
 
 
 def open_backend(path: Path, fmt: str, threads: int = 1, tflite_module: str | None = None) -> Backend:

@@ -16,6 +16,24 @@ from edge.manifest import Manifest, check_artifact, load_manifest
 from edge.quant import dequantize, quantize
 
 
+def check_shapes(manifest: Manifest, path: Path, model_input: tuple[int | None, ...],
+                 model_output: tuple[int | None, ...]) -> None:
+    """Refuse a manifest whose labels or input shape do not fit the model, at load time.
+
+    Otherwise a label list one short fails on the first face, mid-run, and a wrong input size
+    silently feeds the model crops of the wrong size.
+    """
+    want = tuple(manifest.input_shape[1:])
+    got = tuple(model_input[1:])
+    if len(got) != len(want) or any(g is not None and g != w for g, w in zip(got, want)):
+        raise ManifestError(f"{path}: the model takes input {list(model_input)} but the manifest says "
+                            f"input_shape {list(manifest.input_shape)}")
+    classes = model_output[-1] if model_output else None
+    if classes is not None and classes != len(manifest.labels):
+        raise ManifestError(f"{path}: the model has {classes} outputs but the manifest names "
+                            f"{len(manifest.labels)} labels")
+
+
 class Classifier:
     """One loaded artifact. ``predict`` takes (N, H, W) or (N, H, W, C) uint8 faces."""
 
@@ -29,6 +47,7 @@ class Classifier:
         if spec.format == "tflite" and self.backend.input_spec.dtype != spec.input.dtype:
             raise ManifestError(f"{path}: input dtype {self.backend.input_spec.dtype} but the manifest says "
                                 f"{spec.input.dtype}")
+        check_shapes(self.manifest, path, self.backend.input_shape, self.backend.output_shape)
         self.input_spec = spec.input if spec.format == "onnx" else self.backend.input_spec
         self.output_spec = spec.output if spec.format == "onnx" else self.backend.output_spec
         self.runtime = self.backend.name

@@ -67,7 +67,7 @@ class EventsSection:
     backups: int = 5
     only_with_faces: bool = True
     save_images: bool = False  # privacy: no images are stored unless this is turned on
-    images_dir: str = "snapshots"
+    images_dir: str = ""  # "": a snapshots folder beside events.path, which the daemon can write
     print: bool = False  # also echo each event to stdout
 
 
@@ -126,6 +126,8 @@ def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) ->
     changes = {}
     for key in values:
         value = getattr(section, key)
+        if not value:
+            continue
         if (name, key) in PATH_KEYS or ((name, key) == ("source", "uri") and _is_relative_path(value)):
             path = Path(value).expanduser()
             changes[key] = str(path if path.is_absolute() else base / path)
@@ -212,8 +214,14 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             if name not in merged[section]:
                 raise ConfigError(f"unknown config key {section}.{name} (known: {', '.join(merged[section])})")
             value = value.strip()
-            if (section, name) in PATH_KEYS:
+            if (section, name) in PATH_KEYS and value:
                 value = str(cwd / Path(value).expanduser())
             merged[section][name] = value
         config = build_config(merged, None)
     return config
+
+
+def snapshots_dir(events: EventsSection) -> Path:
+    """Where opt-in snapshots go: ``images_dir``, or beside the event log (under systemd the one
+    writable place the unit grants, where a bare relative folder would land in read-only /)."""
+    return Path(events.images_dir) if events.images_dir else Path(events.path).parent / "snapshots"

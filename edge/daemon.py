@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.config import EdgeConfig, load_config
-from edge.errors import ConfigError, SourceError
+from edge.config import EdgeConfig, load_config, snapshots_dir
+from edge.errors import EdgeError, SourceError
 from edge.systemd import notify, watchdog_interval
 
 log = logging.getLogger("fer-edge")
@@ -148,7 +148,8 @@ class Daemon:
         from edge.sources import open_source
 
         s = config.source
-        return open_source(s.uri, s.width, s.height, s.fps, loop=s.loop, realtime=s.realtime)
+        return open_source(s.uri, s.width, s.height, s.fps, loop=s.loop, realtime=s.realtime,
+                           detect_width=config.detector.detect_width)
 
     def _start_outputs(self, config: EdgeConfig) -> None:
         from edge.events import EventLog
@@ -288,7 +289,7 @@ class Daemon:
 
         from edge.pipeline import annotate
 
-        folder = Path(config.events.images_dir)
+        folder = snapshots_dir(config.events)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(result.timestamp))}_{result.index:08d}.jpg"
@@ -356,22 +357,47 @@ class Daemon:
             self._stop_outputs(keep_server=reason == "reload")
         return reason
 
+    def _reloaded(self, current: EdgeConfig) -> EdgeConfig | None:
+        """The new config if it would run; otherwise None, and the running one stays (as on a Pi
+        where systemd would not restart a daemon that exited on a bad reload)."""
+        from edge.preflight import preflight
+
+        try:
+            candidate = load_config(self.config_path, self.overrides)
+            preflight(candidate)
+        except EdgeError as exc:
+            log.error("reload failed, keeping the previous config: %s", exc)
+            return None
+        if candidate.http != current.http and self.server is not None:
+            self.server.stop()  # _start_outputs binds the new address
+            self.server = None
+        self.m_reloads.inc()
+        log.info("reloaded config %s", self.config_path)
+        return candidate
+
     def run(self) -> RunSummary:
         self._install_signals()
         started = time.monotonic()
         config = self.config
+        previous: EdgeConfig | None = None  # the config a reload replaced, until the new one has run
         while True:
-            reason = self._run_config(config)
+            try:
+                reason = self._run_config(config)
+            except EdgeError as exc:
+                if previous is None:
+                    raise
+                log.error("the reloaded config failed, going back to the previous one: %s", exc)
+                config, previous = previous, None
+                self.config = config
+                continue
+            previous = None
             if reason != "reload":
                 break
             self.reload_event.clear()
-            try:
-                config = load_config(self.config_path, self.overrides)
-                self.m_reloads.inc()
-                log.info("reloaded config %s", self.config_path)
-            except ConfigError as exc:
-                log.error("reload failed, keeping the previous config: %s", exc)
-            self.config = config
+            candidate = self._reloaded(config)
+            if candidate is not None:
+                config, previous = candidate, config
+                self.config = config
         notify("STOPPING=1")
         summary = RunSummary(self.counts["frames"], self.counts["faces"], self.counts["dropped"],
                              self.counts["events"], time.monotonic() - started, reason)

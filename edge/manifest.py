@@ -101,7 +101,10 @@ def _tensor(data: Any, where: str) -> TensorSpec:
     dtype = _require(data, "dtype", str, where)
     if dtype not in DTYPES:
         raise ManifestError(f"{where}: unsupported dtype '{dtype}'")
-    return TensorSpec(dtype, float(data.get("scale", 0.0)), int(data.get("zero_point", 0)))
+    try:
+        return TensorSpec(dtype, float(data.get("scale", 0.0)), int(data.get("zero_point", 0)))
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: 'scale' must be a number and 'zero_point' an integer") from None
 
 
 KNOWN_ARTIFACT_KEYS = {"path", "format", "sha256", "bytes", "input", "output", "metrics"}
@@ -120,12 +123,20 @@ def parse_manifest(data: Any, base_dir: Path, where: str = "manifest") -> Manife
         raise ManifestError(f"{where}: 'input_shape' must be [1, height, width, channels]")
     pre = _require(data, "preprocessing", dict, where)
     size = pre.get("size", [shape[2], shape[1]])
-    preprocessing = Preprocessing(
-        size=(int(size[0]), int(size[1])),
-        grayscale=bool(pre.get("grayscale", shape[3] == 1)),
-        crop_margin=float(pre.get("crop_margin", 0.0)),
-        interpolation=str(pre.get("interpolation", "area")),
-    )
+    try:
+        if not isinstance(size, list) or len(size) != 2:
+            raise TypeError
+        preprocessing = Preprocessing(
+            size=(int(size[0]), int(size[1])),
+            grayscale=bool(pre.get("grayscale", shape[3] == 1)),
+            crop_margin=float(pre.get("crop_margin", 0.0)),
+            interpolation=str(pre.get("interpolation", "area")),
+        )
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: 'preprocessing' needs size [width, height] and a numeric crop_margin") from None
+    if preprocessing.size != (shape[2], shape[1]):
+        raise ManifestError(f"{where}: preprocessing size {list(preprocessing.size)} does not match input_shape "
+                            f"{shape} (size is [width, height])")
     if preprocessing.interpolation not in INTERPOLATIONS:
         raise ManifestError(f"{where}: unknown interpolation '{preprocessing.interpolation}'")
     if not 0.0 <= preprocessing.crop_margin < 1.0:
@@ -142,7 +153,7 @@ def parse_manifest(data: Any, base_dir: Path, where: str = "manifest") -> Manife
             name=name, path=_require(entry, "path", str, at), format=fmt,
             sha256=_require(entry, "sha256", str, at), bytes=_require(entry, "bytes", int, at),
             input=_tensor(entry.get("input"), f"{at} input"), output=_tensor(entry.get("output"), f"{at} output"),
-            metrics=dict(entry.get("metrics", {})),
+            metrics=_require(entry, "metrics", dict, at) if "metrics" in entry else {},
             extra={k: v for k, v in entry.items() if k not in KNOWN_ARTIFACT_KEYS},
         )
     info = {k: v for k, v in data.items()

@@ -34,6 +34,16 @@ MAX_QUEUED = 1000
 STOP_TIMEOUT = 2.0
 
 
+def require_paho() -> Any:
+    """paho's client module, or the one-line fix for where fer-edge was installed from."""
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise EdgeError("MQTT needs paho-mqtt 2.x: on a Pi re-run install.sh with --with-mqtt; "
+                        "elsewhere pip install 'fer-edge[mqtt]'") from None
+    return mqtt
+
+
 class MqttPublisher:
     """Non-blocking MQTT publisher with availability topic, last will and automatic reconnect."""
 
@@ -42,10 +52,7 @@ class MqttPublisher:
                  password: str | None = None, qos: int = 1, keepalive: int = 30,
                  min_backoff: float = 1.0, max_backoff: float = 60.0) -> None:
         _check_config(host, port, topic_prefix, qos, keepalive, min_backoff, max_backoff)
-        try:
-            import paho.mqtt.client as mqtt
-        except ImportError as exc:
-            raise EdgeError("MQTT needs paho-mqtt 2.x: pip install 'fer-edge[mqtt]'") from exc
+        mqtt = require_paho()
         self.host = host
         self.port = port
         self.topic_prefix = topic_prefix.rstrip("/")

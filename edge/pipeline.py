@@ -74,21 +74,24 @@ class Pipeline:
     def process(self, image: np.ndarray, index: int | None = None, timestamp: float | None = None,
                 detect_gray: np.ndarray | None = None) -> FrameResult:
         """All faces of one BGR (or grey) frame. ``detect_gray`` is an optional smaller plane for detection."""
-        index = self._frames if index is None else index
+        # The schedule and track ages count frames processed here, not the source's frame numbers: a
+        # live camera drops frames, and on numbers like 1, 4, 7 "index % 3" would never detect.
+        step = self._frames
         self._frames += 1
+        index = step if index is None else index
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         gray = to_gray(image)
         t1 = time.perf_counter()
         timings["convert"] = (t1 - t0) * 1000
         plane = detect_gray if detect_gray is not None else gray
-        detect_now = self.tracker is None or index % self.detect_every == 0
+        detect_now = self.tracker is None or step % self.detect_every == 0
         if detect_now:
             boxes = self.detector.detect(plane, gray.shape[:2])
         else:  # between full passes: look again only around the faces being tracked
             assert self.tracker is not None
             boxes = []
-            for known in self.tracker.live_boxes(index):
+            for known in self.tracker.live_boxes(step):
                 box = self.detector.detect_near(plane, known, gray.shape[:2])
                 if box is not None and all(box.iou(other) < 0.5 for other in boxes):
                     boxes.append(box)
@@ -102,7 +105,7 @@ class Pipeline:
         timings["classify"] = (t4 - t3) * 1000
         track_ids: list[int | None] = [None] * len(boxes)
         if self.tracker is not None:
-            tracks = self.tracker.update(index, boxes, probs)
+            tracks = self.tracker.update(step, boxes, probs)
             probs = np.stack([t.probs for t in tracks]) if tracks else probs
             track_ids = [t.id for t in tracks]
         t5 = time.perf_counter()

@@ -61,3 +61,94 @@ def test_missing_model_is_reported_by_validate_config(tmp_path: Path, capsys: py
     path.write_text(f"[model]\nmanifest = '{tmp_path / 'nope.json'}'\n")
     assert main(["validate-config", str(path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _model_copy(tmp_path: Path) -> Path:
+    """The shipped manifest and its int8 artifact in a folder the test may break."""
+    import json
+    import shutil
+
+    manifest = ROOT / "models" / "manifest.json"
+    models = tmp_path / "models"
+    models.mkdir()
+    data = json.loads(manifest.read_text())
+    data["artifacts"] = {"int8": data["artifacts"]["int8"]}
+    shutil.copy(manifest.parent / data["artifacts"]["int8"]["path"], models)
+    (models / "manifest.json").write_text(json.dumps(data))
+    return models / "manifest.json"
+
+
+@pytest.mark.parametrize("problem, fragment", [
+    ("missing artifact file", "does not exist"),
+    ("labels one short", "the model has 7 outputs but the manifest names 6 labels"),
+    ("input size", "the model takes input [1, 48, 48, 1] but the manifest says input_shape [1, 64, 64, 1]"),
+    ("missing video", "no such file or folder"),
+])
+def test_validate_config_refuses_what_run_would_refuse(problem: str, fragment: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """validate-config is the unit's ExecStartPre and the check before a reload: an ok from it must
+    mean the daemon starts, so it loads the model, the labels against it, and the source."""
+    import json
+
+    manifest = _model_copy(tmp_path)
+    data = json.loads(manifest.read_text())
+    source = "picamera2"
+    if problem == "missing artifact file":
+        (manifest.parent / data["artifacts"]["int8"]["path"]).unlink()
+    if problem == "labels one short":
+        data["labels"] = data["labels"][:-1]
+    if problem == "input size":
+        data["input_shape"] = [1, 64, 64, 1]
+        data["preprocessing"]["size"] = [64, 64]
+    if problem == "missing video":
+        source = str(tmp_path / "nope.mp4")
+    manifest.write_text(json.dumps(data))
+    path = tmp_path / "edge.toml"
+    path.write_text(f"[model]\nmanifest = '{manifest}'\n[source]\nuri = '{source}'\n")
+    assert main(["validate-config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-edge: error:") and "\n" not in err and fragment in err
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda d: d["artifacts"]["int8"]["input"].update(scale="abc"), "'scale' must be a number"),
+    (lambda d: d["preprocessing"].update(size=48), "needs size [width, height]"),
+    (lambda d: d["preprocessing"].update(size=[64, 64]), "does not match input_shape"),
+    (lambda d: d["artifacts"]["int8"].update(metrics=[1]), "'metrics' has the wrong type"),
+])
+def test_malformed_manifest_fields_are_one_line_errors(edit, fragment: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    manifest = _model_copy(tmp_path)
+    data = json.loads(manifest.read_text())
+    edit(data)
+    manifest.write_text(json.dumps(data))
+    path = tmp_path / "edge.toml"
+    path.write_text(f"[model]\nmanifest = '{manifest}'\n")
+    assert main(["validate-config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-edge: error:") and "\n" not in err and fragment in err
+
+
+def test_mqtt_without_paho_is_caught_by_validate_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)  # import fails as if not installed
+    path = tmp_path / "edge.toml"
+    path.write_text("[mqtt]\nenabled = true\n")
+    assert main(["validate-config", str(path)]) == 2
+    assert "install.sh with --with-mqtt" in capsys.readouterr().err
+
+
+def test_snapshots_default_to_a_folder_beside_the_event_log(tmp_path: Path) -> None:
+    """Under systemd the working directory is / (read-only); the event log's folder is writable."""
+    from edge.config import snapshots_dir
+
+    path = tmp_path / "edge.toml"
+    path.write_text("[events]\npath = '/var/lib/fer-edge/events.jsonl'\nsave_images = true\n")
+    assert snapshots_dir(load_config(path).events) == Path("/var/lib/fer-edge/snapshots")
+    path.write_text("[events]\nimages_dir = 'shots'\n")
+    assert snapshots_dir(load_config(path).events) == tmp_path / "shots"
+    assert snapshots_dir(load_config(path, ["events.images_dir="]).events) == Path("snapshots")

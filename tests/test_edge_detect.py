@@ -54,3 +54,12 @@ def test_a_corrupt_model_is_refused_at_start_up(tmp_path: Path, capsys: pytest.C
     good = sorted((SAMPLE / "test" / "happy").glob("*.jpg"))[0]
     assert main(["detect", str(good), "--manifest", str(models / "manifest.json")]) == 2
     assert "does not match the manifest" in capsys.readouterr().err
+
+
+def test_an_annotate_folder_that_cannot_be_made_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    good = sorted((SAMPLE / "test" / "happy").glob("*.jpg"))[0]
+    assert main(["detect", str(good), "--annotate", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-edge: error: cannot create --annotate folder") and "\n" not in err

@@ -274,6 +274,18 @@ def test_factory_picamera2() -> None:
     assert (numbered.width, numbered.height) == (640, 480)
 
 
+@pytest.mark.parametrize("size, detect_width, lores", [
+    ((640, 480), 320, (320, 240)),
+    ((160, 120), 320, (160, 120)),  # a main stream smaller than the detector's width
+    ((1280, 720), 320, (320, 180)),  # 16:9 stays 16:9, so faces are not squashed for Haar
+    ((1920, 1080), 400, (400, 224)),  # even for YUV420
+])
+def test_picamera_lores_follows_the_detector_width_and_the_aspect_ratio(
+        size: tuple[int, int], detect_width: int, lores: tuple[int, int]) -> None:
+    source = open_source("picamera2", width=size[0], height=size[1], detect_width=detect_width)
+    assert isinstance(source, PiCameraSource) and source.lores == lores
+
+
 @pytest.mark.parametrize("spec, target", [("0", 0), ("2", 2), ("/dev/video0", "/dev/video0")])
 def test_factory_devices(spec: str, target: int | str) -> None:
     source = open_source(spec, width=320, height=240, fps=15)

@@ -9,18 +9,19 @@ from edge.errors import SourceError
 from edge.sources.base import FrameSource
 from edge.sources.images import ImageSource, is_glob, is_image_path
 from edge.sources.opencv import OpenCVSource, is_stream_url
-from edge.sources.picamera import PiCameraSource
+from edge.sources.picamera import PiCameraSource, lores_size
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg"})
 PICAMERA = re.compile(r"picamera2(?::(\d+))?")
 
 
 def open_source(spec: str, width: int | None = None, height: int | None = None, fps: float | None = None,
-                loop: bool = False, realtime: bool = False) -> FrameSource:
+                loop: bool = False, realtime: bool = False, detect_width: int = 320) -> FrameSource:
     """A source for ``spec``, not yet opened (use it as a context manager).
 
     ``picamera2[:N]`` → Pi camera N; ``0`` or ``/dev/videoN`` → V4L2 device; ``rtsp://``,
     ``http(s)://`` → network stream; a video file; an image file, folder or glob → images.
+    ``detect_width`` sizes the Pi camera's greyscale stream, the face detector's input.
     Paths are checked here so a typo fails at startup, not on the first frame.
     """
     spec = spec.strip()
@@ -28,7 +29,9 @@ def open_source(spec: str, width: int | None = None, height: int | None = None, 
         raise SourceError("empty source: give a camera, a stream URL, a video, or an image path")
     picamera = PICAMERA.fullmatch(spec.lower())
     if picamera:
-        return PiCameraSource(width or 640, height or 480, fps, camera_num=int(picamera.group(1) or 0))
+        width, height = width or 640, height or 480
+        return PiCameraSource(width, height, fps, lores=lores_size(width, height, detect_width),
+                              camera_num=int(picamera.group(1) or 0))
     if spec.isdigit() or spec.startswith("/dev/video"):
         return OpenCVSource(int(spec) if spec.isdigit() else spec, width, height, fps)
     if is_stream_url(spec):

@@ -28,6 +28,14 @@ LORES_FORMAT = "YUV420"
 NOT_INSTALLED = "picamera2 is not installed (apt install python3-picamera2 on Raspberry Pi OS)"
 
 
+def lores_size(width: int, height: int, detect_width: int = 320) -> tuple[int, int]:
+    """The greyscale stream at the detector's width and the main stream's aspect ratio, even-sized
+    for YUV420: a fixed 320x240 would not fit a smaller main stream and would squash a 16:9 one."""
+    lores_width = max(2, min(detect_width, width) // 2 * 2)
+    lores_height = max(2, min(height, round(lores_width * height / width)) // 2 * 2)
+    return lores_width, lores_height
+
+
 class PiCameraSource(FrameSource):
     """A CSI camera. ``lores=None`` skips the greyscale stream and leaves ``Frame.gray`` None."""
 

@@ -1,0 +1,32 @@
+"""Everything ``run`` would refuse, found before it starts or before a reload replaces a config.
+
+``validate-config`` is the unit's ``ExecStartPre`` and the check users run before ``systemctl
+reload``, so it has to catch what would stop the daemon: a model file that does not match its
+manifest, labels that do not fit the model, a cascade OpenCV cannot load, a source it cannot
+build, MQTT without its client. The camera itself is not opened: a running daemon holds it.
+"""
+
+from __future__ import annotations
+
+from edge.config import EdgeConfig
+from edge.manifest import Manifest
+
+
+def preflight(config: EdgeConfig) -> Manifest:
+    """The config's manifest, once everything the daemon needs has been loaded once; EdgeError if not."""
+    from edge.classifier import Classifier
+    from edge.faces import FaceDetector
+    from edge.sources import open_source
+
+    d = config.detector
+    FaceDetector(d.cascade, d.scale_factor, d.min_neighbors, d.min_size, d.detect_width, d.max_faces)
+    with Classifier(config.model.manifest, config.model.artifact, threads=1) as classifier:
+        manifest = classifier.manifest
+    s = config.source
+    open_source(s.uri, s.width, s.height, s.fps, loop=s.loop, realtime=s.realtime,
+                detect_width=d.detect_width).close()
+    if config.mqtt.enabled:
+        from edge.mqtt import require_paho
+
+        require_paho()
+    return manifest
