@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify(args: argparse.Namespace, default: tuple[str, str]) -> int:
+    from convert.errors import ConvertError
     from convert.pipeline import with_metrics
     from convert.verify import verify
     from edge.manifest import load_manifest, write_manifest
@@ -134,7 +135,10 @@ def _verify(args: argparse.Namespace, default: tuple[str, str]) -> int:
     result = verify(manifest, data, split, keras_model=model, artifacts=artifacts, max_drop=args.max_drop)
     if args.write:
         path = args.manifest / "manifest.json" if args.manifest.is_dir() else args.manifest
-        write_manifest(with_metrics(manifest, result), path)
+        try:
+            write_manifest(with_metrics(manifest, result), path)
+        except OSError as exc:
+            raise ConvertError(f"cannot write {path}: {exc.strerror or exc}") from None
     print(json.dumps({"data": result.data, "images": result.images, "keras": result.keras,
                       "artifacts": result.artifacts}, indent=2) if args.json else _table(result))
     return 0

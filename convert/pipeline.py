@@ -74,6 +74,10 @@ def _check_options(options: ConvertOptions) -> None:
 
     if options.views not in VIEW_COUNTS:
         raise ConvertError(f"--views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {options.views}")
+    name = options.manifest_name
+    if not name.endswith(".json") or Path(name).name != name or name.startswith("."):
+        # artifact paths in a manifest are relative to its folder, so it must sit beside them in --out
+        raise ConvertError(f"--manifest must be a file name ending in .json inside --out, not {name!r}")
     out = options.out_dir
     if out.exists() and not out.is_dir():
         raise ConvertError(f"output {out} exists and is not a folder")
@@ -134,6 +138,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         raise ConvertError(str(exc)) from None
     labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels, run_info)
     name = options.name or model_path.stem
+    kept = _kept_artifacts(options, sha256_file(model_path), labels, manifest_name(options.views))
     data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
     load_options = recorded_options(run_info)
     calibration = None
@@ -187,16 +192,56 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         result = verify(manifest, options.verify_data, options.verify_split, keras_model=model,
                         max_drop=options.max_drop)
         manifest = with_metrics(manifest, result)
-        for path in paths.values():
-            os.replace(path, options.out_dir / path.name)
         final = Manifest(manifest.name, manifest.labels, manifest.input_shape, manifest.preprocessing,
-                         manifest.artifacts, options.out_dir, manifest.info)
+                         {**kept, **manifest.artifacts}, options.out_dir, manifest.info)
         manifest_path = options.out_dir / options.manifest_name
-        write_manifest(final, manifest_path)
+        # the new manifest is written in full before any artifact moves, so a failure here leaves
+        # the old artifacts and the old manifest that describes them
+        staged_manifest = stage / options.manifest_name
+        try:
+            write_manifest(final, staged_manifest)
+            for path in paths.values():
+                os.replace(path, options.out_dir / path.name)
+            os.replace(staged_manifest, manifest_path)
+        except OSError as exc:
+            raise ConvertError(f"cannot write {manifest_path}: {exc.strerror or exc}") from None
+        if kept:
+            log.info("kept from the existing manifest (same model): %s", ", ".join(kept))
         log.info("manifest: %s", manifest_path)
         return manifest_path, result
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _kept_artifacts(options: ConvertOptions, model_sha: str, labels: tuple[str, ...],
+                    views: str) -> dict[str, Artifact]:
+    """Entries of an existing manifest in --out that this run does not rebuild.
+
+    Converting one format into a folder that already holds others must not drop them from the
+    manifest (the edge would lose artifacts that are still on disk). They are kept only when they
+    come from the same model, labels and views; entries of another model would mismatch the new
+    ones, so that is refused before any work is done.
+    """
+    from edge.errors import EdgeError
+    from edge.manifest import load_manifest
+
+    path = options.out_dir / options.manifest_name
+    if not path.exists():
+        return {}
+    try:
+        existing = load_manifest(path)
+    except EdgeError as exc:
+        raise ConvertError(f"{path} exists but cannot be read ({exc}); move it away or choose another --out") from None
+    others = {name: a for name, a in existing.artifacts.items() if name not in options.formats}
+    if not others:
+        return {}
+    same = (existing.info.get("source_model", {}).get("sha256") == model_sha and existing.labels == labels
+            and existing.info.get("test_time_augmentation", "none") == views)
+    if not same:
+        raise ConvertError(f"{path} describes another model with artifacts {', '.join(others)} that this run "
+                           f"does not rebuild: add them to --formats, or choose another --out")
+    missing = [name for name, a in others.items() if not (options.out_dir / a.path).is_file()]
+    return {name: a for name, a in others.items() if name not in missing}
 
 
 def with_metrics(manifest: Manifest, result: VerifyResult) -> Manifest:

@@ -48,6 +48,19 @@ def default_verify_data() -> tuple[str, str]:
     return str(root / "tests" / "data" / "fer2013_sample"), "test"
 
 
+def check_keras_model(model: Any, manifest: Manifest, image_shape: tuple[int, ...]) -> None:
+    """A Keras model that cannot be the artifacts' source is a one-line error, not numpy's traceback."""
+    want_in = tuple(image_shape[:2]) + (1,)
+    got_in = tuple(model.input_shape[1:])
+    if got_in != want_in:
+        raise ConvertError(f"the Keras model takes {list(got_in)} but the verification faces are {list(want_in)} "
+                           f"(greyscale at the manifest's size): not this manifest's model")
+    classes = int(model.output_shape[-1])
+    if classes != len(manifest.labels):
+        raise ConvertError(f"the Keras model has {classes} outputs but the manifest names {len(manifest.labels)} "
+                           f"labels: not this manifest's model")
+
+
 def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_model: Any | None = None,
            artifacts: list[str] | None = None, max_drop: float = 1.0, threads: int = 2) -> VerifyResult:
     """Score each artifact; raise VerificationError when int8 loses more than ``max_drop`` points."""
@@ -65,6 +78,8 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
         raise ConvertError(f"verification data: {exc}") from None
     if dataset.labels != manifest.labels:
         raise ConvertError(f"verification data labels {dataset.labels} differ from the manifest's {manifest.labels}")
+    if keras_model is not None:
+        check_keras_model(keras_model, manifest, dataset.images.shape[1:])
     reference = keras_probs(keras_model, dataset.images) if keras_model is not None else None
     keras_metrics = None
     if reference is not None:

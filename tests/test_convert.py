@@ -226,3 +226,75 @@ def test_int8_drop_gate_never_asks_for_less_than_one_face() -> None:
     check_drop(result(1), max_drop=1.0)
     with pytest.raises(VerificationError, match=r"2.86 points below .*\(allowed: 1.43, one face of 70\)"):
         check_drop(result(2), max_drop=1.0)
+
+
+def test_converting_some_formats_keeps_the_others_of_the_same_model(converted: Path, tiny_model: Path,
+                                                                    tmp_path: Path) -> None:
+    """Rebuilding only int8 into a folder that also holds float32 and ONNX must not drop them."""
+    import shutil
+
+    from tests.conftest import SAMPLE
+
+    out = tmp_path / "out"
+    shutil.copytree(converted, out)
+    before = load_manifest(out)
+    assert main([str(tiny_model), "--out", str(out), "--formats", "int8", "--calibration-data", str(SAMPLE),
+                 "--verify-data", str(SAMPLE), "--name", "tiny"]) == 0
+    after = load_manifest(out)
+    assert set(after.artifacts) == set(before.artifacts)
+    assert after.artifact("onnx") == before.artifact("onnx")
+    with Classifier(out, "float32") as classifier:  # still listed, still loads
+        assert classifier.predict(np.zeros((1, 48, 48), np.uint8)).shape == (1, 7)
+
+
+def test_another_model_cannot_orphan_the_entries_it_does_not_rebuild(converted: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    import keras
+
+    from tests.conftest import SAMPLE
+
+    out = tmp_path / "out"
+    shutil.copytree(converted, out)
+    manifest_before = (out / "manifest.json").read_bytes()
+    inputs = keras.Input((48, 48, 1))
+    other = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
+    path = tmp_path / "other.keras"
+    other.save(path)
+    err = _run_bad([str(path), "--out", str(out), "--formats", "float32", "--calibration-data", str(SAMPLE),
+                    "--verify-data", str(SAMPLE), "--name", "tiny"], capsys)
+    assert "describes another model" in err and "add them to --formats" in err
+    assert (out / "manifest.json").read_bytes() == manifest_before
+    assert load_manifest(out).artifact("float32").sha256 == load_manifest(converted).artifact("float32").sha256
+
+
+def test_a_manifest_name_outside_out_is_refused_before_anything_moves(tiny_model: Path, converted: Path,
+                                                                       tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from tests.conftest import SAMPLE
+
+    out = tmp_path / "out"
+    shutil.copytree(converted, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    err = _run_bad([str(tiny_model), "--out", str(out), "--formats", "float32", "--manifest", "sub/manifest.json",
+                    "--calibration-data", str(SAMPLE), "--verify-data", str(SAMPLE)], capsys)
+    assert "--manifest must be a file name" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_verify_with_a_keras_model_of_another_shape_is_one_line(converted: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    from tests.conftest import SAMPLE
+
+    for shape, classes, fragment in (((48, 48, 1), 3, "has 3 outputs but the manifest names 7"),
+                                     ((64, 64, 1), 7, "takes [64, 64, 1] but the verification faces")):
+        inputs = keras.Input(shape)
+        model = keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(keras.layers.Flatten()(inputs)))
+        path = tmp_path / f"m{classes}.keras"
+        model.save(path)
+        assert fragment in _run_bad(["verify", str(converted), "--keras", str(path), "--data", str(SAMPLE)], capsys)
