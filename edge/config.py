@@ -96,6 +96,9 @@ class DaemonSection:
     queue_size: int = 2
     max_frames: int = 0  # stop after this many frames (0 = run until stopped)
     stall_seconds: float = 10.0  # no frame for this long: health is degraded
+    # a camera or stream call blocked this long (a hung libcamera request, a stalled RTSP read):
+    # health is failed and the systemd watchdog is no longer fed, so systemd restarts the daemon
+    hang_seconds: float = 60.0
     log_level: str = "info"
 
 
@@ -185,6 +188,7 @@ def validate(config: EdgeConfig) -> None:
         (c.daemon.queue_size >= 1, "daemon.queue_size must be >= 1"),
         (c.daemon.max_frames >= 0, "daemon.max_frames must be >= 0"),
         (c.daemon.stall_seconds > 0, "daemon.stall_seconds must be > 0"),
+        (c.daemon.hang_seconds > 0, "daemon.hang_seconds must be > 0"),
         (c.daemon.log_level in LOG_LEVELS, f"daemon.log_level must be one of {', '.join(LOG_LEVELS)}"),
     ]
     for ok, message in checks:

@@ -118,6 +118,7 @@ class Daemon:
         self.event_log_failing = False
         self._last_snapshot = 0.0  # time of the last opt-in snapshot
         self.server: Any = None
+        self._blocked_since: float | None = None  # monotonic time the capture thread entered open/read
 
     # --- signals -----------------------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -208,17 +209,22 @@ class Daemon:
             try:
                 if source is None:
                     source = self._open_source(config)
+                    self._blocked_since = time.monotonic()
                     source.open()
+                    self._blocked_since = None
                     self.m_reopens.inc()
                     log.info("reopened %s", source.description)
                 backoff = config.source.reopen_min_seconds
                 while not halt.is_set():
+                    self._blocked_since = time.monotonic()
                     frame = source.read()
+                    self._blocked_since = None
                     if frame is None:
                         done.set()
                         return
                     self._offer(frames, frame, source.live, halt)
             except SourceError as exc:
+                self._blocked_since = None
                 self.health.set("degraded", f"source: {exc}")
                 log.warning("source failed: %s; reopening in %.1f s", exc, backoff)
                 halt.wait(backoff)
@@ -323,6 +329,7 @@ class Daemon:
         last_ping = fps_mark = time.monotonic()
         fps_frames = self.counts["frames"]
         reason = "stopped"
+        hung = False
         try:
             while True:
                 if self.stop_event.is_set():
@@ -335,7 +342,8 @@ class Daemon:
                     reason = "max_frames"
                     break
                 now = time.monotonic()
-                if ping is not None and now - last_ping >= ping:
+                hung = self._hung(config, now, hung)
+                if ping is not None and now - last_ping >= ping and not hung:
                     notify("WATCHDOG=1")
                     last_ping = now
                 if now - fps_mark >= 5.0:
@@ -374,6 +382,24 @@ class Daemon:
         self.m_reloads.inc()
         log.info("reloaded config %s", self.config_path)
         return candidate
+
+    def _hung(self, config: EdgeConfig, now: float, was_hung: bool) -> bool:
+        """Whether the capture thread has been stuck in one open/read for ``hang_seconds``.
+
+        Reopening handles a camera that fails; a call that never returns (a libcamera request
+        that times out inside the driver) raises nothing, so only a restart frees the device.
+        Under systemd the watchdog stops being fed and systemd restarts the daemon; elsewhere
+        /healthz says failed so whatever supervises it can.
+        """
+        since = self._blocked_since
+        hung = since is not None and now - since >= config.daemon.hang_seconds
+        if hung and not was_hung:
+            assert since is not None
+            message = f"the source has been blocked in one call for {now - since:.0f} s"
+            self.health.set("failed", message)
+            log.error("%s: %s", message, "no more watchdog pings, systemd will restart the daemon"
+                      if watchdog_interval() is not None else "restart the daemon")
+        return hung
 
     def run(self) -> RunSummary:
         self._install_signals()

@@ -239,6 +239,76 @@ def test_camera_that_vanishes_is_reopened_while_health_is_degraded(tmp_path: Pat
     assert daemon.stop() == 0
 
 
+HANGING_SHIM = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from tests.fake_picamera2 import make_module
+
+_base = make_module()
+HANG = {hang!r}
+
+
+class Picamera2(_base.Picamera2):
+    '''While the HANG file exists a capture never returns and raises nothing, like a libcamera
+    request stuck in the driver.'''
+
+    def capture_request(self, *args, **kwargs):
+        time.sleep(0.03)
+        while os.path.exists(HANG):
+            time.sleep(0.05)
+        return super().capture_request(*args, **kwargs)
+"""
+
+
+def test_a_camera_call_that_never_returns_stops_the_watchdog_pings(tmp_path: Path, daemons: list) -> None:
+    """Reopening cannot help a call that never returns; systemd's watchdog restart can, so the
+    daemon stops feeding it and /healthz says failed, and both recover if the call returns."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    hang = tmp_path / "camera-hangs"
+    (shim / "picamera2.py").write_text(HANGING_SHIM.format(root=str(ROOT), hang=str(hang)))
+    notify_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    sock.settimeout(0.1)
+    messages: list[tuple[float, str]] = []
+
+    def pings_since(moment: float) -> int:
+        while True:
+            try:
+                messages.append((time.monotonic(), sock.recv(4096).decode()))
+            except (TimeoutError, socket.timeout):
+                break
+        return sum(1 for at, text in messages if at >= moment and "WATCHDOG=1" in text)
+
+    port = free_port()
+    config = write_config(tmp_path, "picamera2", port, "hang_seconds = 1.0\n")
+    daemon = Daemon(config, tmp_path, env={"PYTHONPATH": f"{shim}{os.pathsep}{ROOT}",
+                                           "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
+    daemons.append(daemon)
+    try:
+        wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="healthy camera")
+        start = time.monotonic()
+        wait_for(lambda: pings_since(start) >= 2, what="watchdog pings")
+
+        hang.touch()
+        wait_for(lambda: json.loads(http_get(port, "/healthz")[1])["status"] == "failed", what="failed health")
+        assert "blocked in one call" in json.loads(http_get(port, "/healthz")[1])["reason"]
+        pings_since(0)  # collect what was sent before the hang was noticed
+        quiet_from = time.monotonic()
+        time.sleep(1.5)  # the ping interval is 0.2 s: several would have been sent
+        assert pings_since(quiet_from) == 0
+        assert daemon.process.poll() is None
+
+        hang.unlink()
+        wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="recovered camera")
+        resumed = time.monotonic()
+        wait_for(lambda: pings_since(resumed) >= 1, what="watchdog pings again")
+        assert "systemd will restart the daemon" in daemon.log()
+    finally:
+        sock.close()
+
+
 def test_full_disk_for_the_event_log_degrades_health_but_keeps_running(face_video: Path, tmp_path: Path,
                                                                        daemons: list) -> None:
     port = free_port()
