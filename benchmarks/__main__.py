@@ -1,14 +1,15 @@
 """``fer-bench``: run the benchmark, soak, compare with a reference, refresh the README table.
 
-    fer-bench [run] [--quick] [--artifacts int8,float32] [--threads 1,2] [--no-peer] [--out DIR]
+    fer-bench [run] [--quick] [--artifacts int8,float32] [--threads 1,2] [--no-peer] [--out DIR [--force]]
     fer-bench setup-peer                  # builds .venv-bench-fer with the PyPI `fer` package
-    fer-bench soak --frames 10000         # memory over a long run, merged into today's results
+    fer-bench soak --frames 10000         # memory over a long run, added to today's newest run of that model
     fer-bench compare RESULTS --reference benchmarks/reference/x86_64.csv
     fer-bench reference RESULTS           # write benchmarks/reference/<device class>.csv
     fer-bench readme RESULTS [--update README.md]
     fer-bench report RESULTS_DIR          # re-render report.md and charts from results.json
 
-Parsing and exit codes only; errors become one line on stderr and exit code 2.
+Parsing and exit codes only; errors become one line on stderr and exit code 2, and every path a
+run writes is checked before it measures anything (benchmarks/outputs.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,36 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "results"
 SUBCOMMANDS = ("run", "setup-peer", "soak", "compare", "reference", "readme", "report")
 log = logging.getLogger("fer-bench")
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type for an integer >= ``minimum``: a bad value is a usage error before anything runs."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {value:g}")
+    return value
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -50,12 +75,13 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--artifacts", help="comma-separated (default: every artifact in the manifest)")
     parser.add_argument("--threads", type=_ints, default=None, help="e.g. 1,2 (default: 1..cores)")
     parser.add_argument("--batch", type=_ints, default=(1, 8), help="batch sizes for model latency (default: 1,8)")
-    parser.add_argument("--runs", type=int, help="minimum timed runs per configuration")
-    parser.add_argument("--min-time", type=float, help="minimum seconds per configuration")
+    parser.add_argument("--runs", type=_count(1), help="minimum timed runs per configuration")
+    parser.add_argument("--min-time", type=_seconds, help="minimum seconds per configuration")
     parser.add_argument("--quick", action="store_true", help="tiny run counts: proves it works, figures unstable")
-    parser.add_argument("--frames", type=int, default=120, help="distinct clip frames to use (default: 120)")
+    parser.add_argument("--frames", type=_count(1), default=120, help="distinct clip frames to use (default: 120)")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with a ground-truth sidecar")
-    parser.add_argument("--limit-faces", type=int, default=0, help="score every k-th face, at most N (0: all)")
+    parser.add_argument("--limit-faces", type=_count(0), default=0,
+                        help="score every k-th face, at most N (0: all)")
     parser.add_argument("--no-keras", action="store_true", help="float reference from the float32 artifact")
     parser.add_argument("--also", action="append", type=Path, default=[], metavar="MANIFEST",
                         help="another model to set beside this one (repeatable): accuracy and model latency of "
@@ -63,7 +89,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-peer", action="store_true", help="skip the `fer` package comparison")
     parser.add_argument("--setup-peer", action="store_true", help="build the peer venv first if needed")
     parser.add_argument("--peer-python", type=Path, help="python of a venv with `fer` (default: .venv-bench-fer)")
-    parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<host>-<date>)")
+    parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<host>-<date>, "
+                        "with -2, -3, ... for another run the same day)")
+    parser.add_argument("--force", action="store_true", help="let --out replace a folder holding a full run's results")
     parser.add_argument("--write-reference", nargs="?", const="", metavar="CSV",
                         help="also write the reference CSV (default: benchmarks/reference/<device class>.csv)")
     parser.add_argument("--readme", type=Path, metavar="README", help="replace the table between the README's "
@@ -71,21 +99,65 @@ def _run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_out() -> Path:
+def _today() -> tuple[str, str]:
     from benchmarks.system import host_name, system_info
 
-    return RESULTS_ROOT / f"{host_name()}-{system_info()['date']}"
+    return host_name(), system_info()["date"]
 
 
-def _write_latest(results: dict, out: Path) -> str:
-    """The README block, also kept as latest.md beside the run folders (not for --quick runs)."""
+def _default_out() -> Path:
+    """A new folder for this run: <host>-<date>, or -2, -3, ... so a second run never replaces the first."""
+    from benchmarks.outputs import new_run_folder
+
+    return new_run_folder(RESULTS_ROOT, *_today())
+
+
+def _source(folder: Path) -> str:
+    where = folder.resolve()
+    return str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where)
+
+
+def _write_latest(results: dict, out: Path, refresh_only: bool = False) -> str:
+    """The README block; also kept as benchmarks/results/latest.md, but only for a full run in that folder
+    (and, with ``refresh_only``, only when latest.md already shows that run)."""
+    from benchmarks.outputs import latest_md
     from benchmarks.report import readme_table
 
-    where = out.resolve()
-    table = readme_table(results, str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where))
-    if not results["config"].get("quick"):
-        (where.parent / "latest.md").write_text(table)
+    table = readme_table(results, _source(out))
+    latest = latest_md(out, bool(results["config"].get("quick")), RESULTS_ROOT, refresh_only)
+    if latest is not None:
+        latest.write_text(table)
     return table
+
+
+def _check_outputs(args: argparse.Namespace) -> tuple[Path, list[str]]:
+    """Every path the run will write, checked before measuring; the results folder and notices to print."""
+    from benchmarks.outputs import check_replace, check_writable_dir, check_writable_file
+
+    out = args.out or _default_out()
+    check_writable_dir(out)
+    notices = [check_replace(out, args.force)] if args.out else []
+    if args.write_reference is not None:
+        from benchmarks.reference import REFERENCE_DIR
+        from benchmarks.system import device_class
+
+        check_writable_file(Path(args.write_reference) if args.write_reference else
+                            REFERENCE_DIR / f"{device_class()}.csv", "--write-reference")
+    if args.readme:
+        from benchmarks.report import check_readme
+
+        check_readme(args.readme)
+    return out, [n for n in notices if n]
+
+
+def _soak_candidates(out: Path, explicit: bool) -> list[Path]:
+    """Folders a soak of the same model may be carried over from: the replaced folder, then today's runs."""
+    from benchmarks.outputs import todays_runs
+
+    candidates = [out] if out.is_dir() else []
+    if not explicit or out.resolve().parent == RESULTS_ROOT.resolve():
+        candidates += [p for p in reversed(todays_runs(RESULTS_ROOT, *_today())) if p.resolve() != out.resolve()]
+    return candidates
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -108,25 +180,29 @@ def cmd_run(argv: list[str]) -> int:
     from benchmarks.system import cores
 
     threads = args.threads or tuple(range(1, cores() + 1))
+    out, notices = _check_outputs(args)
     model, pipeline, peer = policies(args.quick, args.runs, args.min_time, args.frames)
-    if args.setup_peer and not args.no_peer and args.peer_python is None:
-        from benchmarks.peer import setup_peer
-
-        setup_peer()
     settings = RunSettings(manifest=args.manifest.resolve(), data=args.data, split=args.split, artifacts=artifacts,
                            threads=threads, batches=args.batch, clip=args.clip, frames=args.frames, model_policy=model,
                            pipeline_policy=pipeline, peer_policy=peer, peer=not args.no_peer,
                            peer_python=args.peer_python, keras=not args.no_keras, limit_faces=args.limit_faces,
                            quick=args.quick, command="fer-bench " + " ".join(argv),
                            also=tuple(path.resolve() for path in args.also))
-    results = run(settings)
-    out = args.out or _default_out()
-    if (out / "results.json").is_file():
-        from benchmarks.report import load_results
+    from benchmarks.runner import check_settings
 
-        previous = load_results(out)
-        if previous.get("soak"):
-            results["soak"] = previous["soak"]  # a soak from the same day stays in the report
+    check_settings(settings)  # the manifest, clip and data, before the peer venv is built or anything timed
+    if args.setup_peer and not args.no_peer and args.peer_python is None:
+        from benchmarks.peer import setup_peer
+
+        setup_peer()
+    for notice in notices:
+        print(f"fer-bench: {notice}")
+    results = run(settings)
+    from benchmarks.outputs import carried_soak
+
+    soak = carried_soak(results, _soak_candidates(out, args.out is not None))
+    if soak is not None:
+        results["soak"] = soak  # the same model's soak, labelled as carried over with where and when it ran
     report = write_results(results, out)
     print(f"fer-bench: wrote {report}")
     table = _write_latest(results, out)
@@ -150,29 +226,35 @@ def cmd_soak(argv: list[str]) -> int:
     from benchmarks.soak import run_soak
 
     parser = argparse.ArgumentParser(prog="fer-bench soak", description="RSS over a long pipeline run (clip looped).")
-    parser.add_argument("--frames", type=int, default=10_000)
-    parser.add_argument("--every", type=int, default=100, help="sample RSS every N frames")
+    parser.add_argument("--frames", type=_count(1), default=10_000)
+    parser.add_argument("--every", type=_count(1), default=100, help="sample RSS every N frames")
     parser.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
     parser.add_argument("--artifact", default="int8")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=_count(1), default=1)
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
-    parser.add_argument("--out", type=Path, help="results folder to add the soak to (default: today's)")
+    parser.add_argument("--out", type=Path, help="results folder to add the soak to (default: today's newest)")
     args = parser.parse_args(argv)
     from edge.errors import EdgeError
     from edge.manifest import check_artifact, load_manifest
     from benchmarks.errors import BenchError
+    from benchmarks.frames import check_clip
+    from benchmarks.outputs import check_soak_target, check_writable_dir, todays_folder
 
     try:
-        check_artifact(load_manifest(args.manifest), args.artifact)
+        manifest = load_manifest(args.manifest)
+        check_artifact(manifest, args.artifact)
     except EdgeError as exc:
         raise BenchError(str(exc)) from None
+    check_clip(args.clip)
+    out = args.out or todays_folder(RESULTS_ROOT, *_today())
+    check_writable_dir(out)  # before an eleven-minute soak, not after it
+    check_soak_target(out, args.artifact, manifest.artifact(args.artifact).sha256)
 
     def progress(frame: int, rss: float) -> None:
         if frame % max(args.every, args.frames // 20 or 1) == 0:
             log.info("soak: frame %d, RSS %.1f MB", frame, rss)
 
     soak = run_soak(args.manifest, args.clip, args.frames, args.every, args.artifact, args.threads, progress)
-    out = args.out or _default_out()
     out.mkdir(parents=True, exist_ok=True)
     import json
 
@@ -181,7 +263,7 @@ def cmd_soak(argv: list[str]) -> int:
         results = load_results(out)
         results["soak"] = soak.to_dict()
         write_results(results, out)
-        _write_latest(results, out)
+        _write_latest(results, out, refresh_only=True)
         print(f"fer-bench: added the soak to {out / 'report.md'}")
     else:
         print(f"fer-bench: wrote {out / 'soak.json'} (no results.json there to add it to)")
@@ -238,8 +320,7 @@ def cmd_readme(argv: list[str]) -> int:
 
             raise BenchError("no results under benchmarks/results/: run fer-bench first")
         path = runs[-1]
-    where = Path(path).resolve()
-    table = readme_table(load_results(path), str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where))
+    table = readme_table(load_results(path), _source(Path(path)))
     if args.update:
         update_readme(args.update, table)
         print(f"fer-bench: updated {args.update}")
@@ -257,7 +338,7 @@ def cmd_report(argv: list[str]) -> int:
     folder = args.results if args.results.is_dir() else args.results.parent
     results = load_results(args.results)
     print(f"fer-bench: wrote {write_results(results, folder)}")
-    _write_latest(results, folder)
+    _write_latest(results, folder, refresh_only=True)
     return 0
 
 

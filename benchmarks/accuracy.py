@@ -7,6 +7,7 @@ is optional: without it the float reference is the float32 TFLite artifact, and 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -64,11 +65,13 @@ class AccuracyResult:
     reference_note: str
     models: tuple[ModelAccuracy, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    data_sha256: str = ""  # faces_fingerprint: what makes two runs' accuracies comparable
+    reference_views: int = 1  # test-time views the Keras reference ran with, as the artifacts do
 
     def to_dict(self) -> dict[str, Any]:
         return {"data": self.data, "images": self.images, "labels": list(self.labels), "reference": self.reference,
                 "reference_note": self.reference_note, "models": [m.to_dict() for m in self.models],
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "data_sha256": self.data_sha256, "reference_views": self.reference_views}
 
 
 def default_data() -> tuple[Path, str]:
@@ -110,11 +113,40 @@ def keras_available() -> bool:
         return False
 
 
-def keras_probs(path: Path, images: np.ndarray) -> np.ndarray:
+def manifest_views(info: dict[str, Any]) -> int:
+    """How many test-time views the manifest's artifacts average (1: none), read as fer-convert wrote it."""
+    value = info.get("test_time_augmentation")
+    if value in (None, "none"):
+        return 1
+    from convert.tta import views_from_manifest  # only reached with tensorflow present, as convert needs it
+
+    return views_from_manifest(value)
+
+
+def keras_probs(path: Path, images: np.ndarray, views: int = 1) -> np.ndarray:
+    """The Keras model's probabilities, wrapped in the same test-time views the artifacts bake in.
+
+    An artifact built with ``--views N`` averages N views of each face inside its graph; comparing
+    it with the bare Keras model would count that average as "points lost to quantization".
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from train.evaluate import load_keras_model, predict_probs
 
-    return predict_probs(load_keras_model(path), images, batch_size=BATCH).astype(np.float32)
+    model = load_keras_model(path)
+    if views > 1:
+        from convert.tta import with_views
+
+        model = with_views(model, views)
+    return predict_probs(model, images, batch_size=BATCH).astype(np.float32)
+
+
+def faces_fingerprint(faces: LabelledFaces) -> str:
+    """sha256 of the scored pixels, labels and label order: two runs' accuracies compare only when it matches."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(faces.labels).encode())
+    digest.update(np.ascontiguousarray(faces.images, dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(faces.targets, dtype=np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def artifact_probs(manifest: Any, name: str, images: np.ndarray, threads: int) -> tuple[np.ndarray, str]:
@@ -163,7 +195,7 @@ def measure_accuracy(manifest_path: Path, artifacts: list[str], faces: LabelledF
         predictions[name] = probs.argmax(1)
     source = manifest.info.get("source_model", {}).get("path")
     keras_path = manifest.base_dir / source if source else None
-    reference, note, ref_pred = "", "", None
+    reference, note, ref_pred, views = "", "", None, 1
     if not use_keras:
         note = "Keras not used (--no-keras)"
     elif not keras_available():
@@ -172,8 +204,11 @@ def measure_accuracy(manifest_path: Path, artifacts: list[str], faces: LabelledF
         note = f"Keras model {keras_path or '(none in manifest)'} not found"
     else:
         try:
-            predictions["keras"] = keras_probs(keras_path, faces.images).argmax(1)
-            reference, ref_pred, note = "keras", predictions["keras"], f"float reference: Keras {keras_path.name}"
+            views = manifest_views(manifest.info)
+            predictions["keras"] = keras_probs(keras_path, faces.images, views).argmax(1)
+            reference, ref_pred = "keras", predictions["keras"]
+            note = f"float reference: Keras {keras_path.name}" + (
+                f" with the manifest's {views} test-time views, as its artifacts run it" if views > 1 else "")
         except Exception as exc:  # a Keras that cannot load the file: fall back, say why
             note = f"Keras could not load {keras_path.name} ({type(exc).__name__})"
     if not reference:
@@ -189,5 +224,5 @@ def measure_accuracy(manifest_path: Path, artifacts: list[str], faces: LabelledF
         models.append(scored(name, manifest.artifact(name).format, faces, predictions[name], ref_pred,
                              runtimes[name]))
     result = AccuracyResult(faces.source, len(faces.targets), faces.labels, reference, note.lstrip(", "),
-                            tuple(models), tuple(notes))
+                            tuple(models), tuple(notes), faces_fingerprint(faces), views if reference == "keras" else 1)
     return result, predictions

@@ -49,6 +49,27 @@ def load_truth(clip: Path) -> Truth | None:
     return [by_index.get(i, []) for i in range(max(by_index, default=-1) + 1)]
 
 
+def check_clip(clip: Path) -> None:
+    """Fail in one line before any timing when ``clip`` is missing or decodes to no frame.
+
+    The clip is only read after minutes of model timing, so a typo or a non-video file must be
+    caught here rather than lose those measurements.
+    """
+    from edge.errors import EdgeError
+    from edge.sources import open_source
+
+    clip = Path(clip)
+    if not clip.is_file():
+        raise BenchError(f"clip {clip} does not exist")
+    try:
+        with open_source(str(clip)) as source:
+            frame = source.read()
+    except EdgeError as exc:
+        raise BenchError(f"clip {clip} cannot be read as a video: {exc}") from None
+    if frame is None:
+        raise BenchError(f"clip {clip} has no frames")
+
+
 def load_frames(clip: Path, count: int) -> ClipFrames:
     """Up to ``count`` distinct frames (the clip's length at most), each decode timed."""
     from edge.errors import SourceError

@@ -3,6 +3,16 @@
 It times the very ``Pipeline.process`` the daemon runs (its per-stage timings), plus the decode
 measured when the frames were read, and CPU time per frame from ``time.process_time`` (all of the
 process's threads). Frames are processed in order, looping the clip, as a camera would deliver them.
+
+Two schedules are timed, because they answer different questions. The daemon's defaults run the
+full-frame detector only every ``tracker.detect_every``-th frame and look near tracked faces in
+between, so their median is mostly a cheap frame: that is what the daemon costs, and the frames
+that did run the full detector are summarised separately. Full detection on every frame
+(``detect_every=1``) is what the `fer` package does, so only that one is compared with it.
+
+Threads: the classifier gets ``threads``; OpenCV's Haar detection uses OpenCV's own thread pool,
+which neither the daemon nor this benchmark sets, so its size (``cv2.getNumThreads()``) is recorded
+with every row instead of being passed off as "1 thread".
 """
 
 from __future__ import annotations
@@ -35,17 +45,32 @@ class PipelineRow:
     fps: float  # frames processed per wall-clock second, decode excluded
     cpu_ms_per_frame: Stats
     faces_per_frame: float
+    detect_every: int  # the full-frame detector ran on every N-th frame
+    opencv_threads: int  # cv2.getNumThreads() while timing: Haar detection's own threads
+    detected_frames: int  # frames on which the full-frame detector ran
+    total_detected: Stats | None  # Pipeline.process on those frames only
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
-        for key in ("total", "total_with_decode", "cpu_ms_per_frame"):
-            data[key] = getattr(self, key).to_dict()
+        for key in ("total", "total_with_decode", "cpu_ms_per_frame", "total_detected"):
+            value = getattr(self, key)
+            data[key] = value.to_dict() if value is not None else None
         return data
 
 
-def build_pipeline(manifest: Path, artifact: str, threads: int) -> Any:
-    """The daemon's default detector and tracker settings (edge.config), so we time what ships."""
+def opencv_threads() -> int:
+    """OpenCV's thread pool size, which Haar detection uses whatever the classifier's thread count."""
+    import cv2
+
+    return int(cv2.getNumThreads())
+
+
+def build_pipeline(manifest: Path, artifact: str, threads: int, detect_every: int | None = None) -> Any:
+    """The daemon's default detector and tracker settings (edge.config), so we time what ships.
+
+    ``detect_every`` overrides only the full-detection schedule (1: every frame, as `fer` does).
+    """
     from edge.classifier import Classifier
     from edge.config import DetectorSection, TrackerSection
     from edge.faces import FaceDetector
@@ -56,12 +81,12 @@ def build_pipeline(manifest: Path, artifact: str, threads: int) -> Any:
     detector = FaceDetector(d.cascade, d.scale_factor, d.min_neighbors, d.min_size, d.detect_width, d.max_faces)
     classifier = Classifier(manifest, artifact, threads=threads)
     tracker = IouTracker(t.iou_threshold, t.max_age, t.smoothing) if t.enabled else None
-    return Pipeline(detector, classifier, tracker, t.detect_every)
+    return Pipeline(detector, classifier, tracker, t.detect_every if detect_every is None else detect_every)
 
 
-def measure_pipeline(manifest: Path, artifact: str, threads: int, clip: ClipFrames,
-                     policy: TimingPolicy) -> tuple[PipelineRow, DetectionScore | None]:
-    pipeline = build_pipeline(manifest, artifact, threads)
+def measure_pipeline(manifest: Path, artifact: str, threads: int, clip: ClipFrames, policy: TimingPolicy,
+                     detect_every: int | None = None) -> tuple[PipelineRow, DetectionScore | None]:
+    pipeline = build_pipeline(manifest, artifact, threads, detect_every)
     frames = clip.frames
     n = len(frames)
     for i in range(policy.warmup):
@@ -71,6 +96,7 @@ def measure_pipeline(manifest: Path, artifact: str, threads: int, clip: ClipFram
     totals: list[float] = []
     with_decode: list[float] = []
     cpu: list[float] = []
+    detected: list[float] = []  # totals of the frames that ran the full-frame detector
     faces = 0
     found: list[list[tuple[Any, str]]] = []
     start = time.perf_counter_ns()
@@ -83,6 +109,8 @@ def measure_pipeline(manifest: Path, artifact: str, threads: int, clip: ClipFram
         for stage in stage_ms:
             stage_ms[stage].append(result.timings_ms[stage])
         totals.append(result.timings_ms["total"])
+        if result.detected:
+            detected.append(result.timings_ms["total"])
         with_decode.append(result.timings_ms["total"] + clip.decode_ms[index % n])
         faces += len(result.faces)
         if index < n:
@@ -98,15 +126,20 @@ def measure_pipeline(manifest: Path, artifact: str, threads: int, clip: ClipFram
     stages = {"decode": summarize(clip.decode_ms), **{s: summarize(v) for s, v in stage_ms.items()}}
     row = PipelineRow(artifact, pipeline.classifier.runtime, threads, index, stages, summarize(totals),
                       summarize(with_decode), round(index / wall, 2) if wall else 0.0, summarize(cpu),
-                      round(faces / index, 3))
+                      round(faces / index, 3), pipeline.detect_every if pipeline.tracker else 1, opencv_threads(),
+                      len(detected), summarize(detected) if detected else None)
     detection = score_detections(clip.truth, found) if clip.truth is not None else None
     return row, detection
 
 
-def measure_pipelines(manifest: Path, artifacts: list[str], threads: int, clip: ClipFrames, policy: TimingPolicy
+def measure_pipelines(manifest: Path, artifacts: list[str], threads: int, clip: ClipFrames, policy: TimingPolicy,
+                      detect_every: int | None = None
                       ) -> tuple[list[PipelineRow], dict[str, DetectionScore], list[str]]:
     """One row per artifact, the clip's detection score with each (recall is the same for all:
-    detection does not depend on the classifier; label accuracy does), and why any was skipped."""
+    detection does not depend on the classifier; label accuracy does), and why any was skipped.
+
+    ``detect_every`` None is the daemon's default schedule; 1 runs the full detector on every frame.
+    """
     from edge.errors import EdgeError
 
     rows = []
@@ -114,9 +147,10 @@ def measure_pipelines(manifest: Path, artifacts: list[str], threads: int, clip: 
     skipped = []
     for artifact in artifacts:
         try:
-            row, score = measure_pipeline(manifest, artifact, threads, clip, policy)
+            row, score = measure_pipeline(manifest, artifact, threads, clip, policy, detect_every)
         except EdgeError as exc:  # a runtime missing here (onnxruntime on a Pi): measure the others
-            skipped.append(f"pipeline with {artifact} not measured: {exc}")
+            every = "" if detect_every is None else f" (full detection every {detect_every} frame(s))"
+            skipped.append(f"pipeline with {artifact}{every} not measured: {exc}")
             continue
         rows.append(row)
         if score is not None:

@@ -4,6 +4,11 @@ A reference is written by the tool from a real run (never typed), one row per me
 configuration, each marked with the device it was measured on. A run on another machine is
 compared row by row as ratios (this / reference), matched on kind, artifact, backend, threads
 and batch.
+
+Latency compares across machines; accuracy does not, unless both runs scored the same model on
+the same faces. Each row records the scored data (path, image count, a sha256 of the pixels and
+labels) and the model's sha256, and an accuracy difference is shown only when all of them match.
+A reference written before these columns existed is read as "unknown": latency still compares.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = ROOT / "benchmarks" / "reference"
 COLUMNS = ("device_class", "measured_on", "host", "date", "commit", "kind", "artifact", "backend", "threads", "batch",
            "p50_ms", "p95_ms", "p99_ms", "iqr_ms", "runs", "ms_per_face", "gmacs_per_s", "fps", "cpu_ms_per_frame",
-           "load_ms", "peak_rss_mb", "top1", "macro_f1", "recall", "quick", "load_avg_start")
+           "load_ms", "peak_rss_mb", "top1", "macro_f1", "recall", "quick", "load_avg_start", "data", "images",
+           "data_sha256", "model_sha256")
 KEY = ("kind", "artifact", "backend", "threads", "batch")
+# what must match for two top-1 figures to differ only by the machine (or not at all)
+SAME_ACCURACY = (("data_sha256", "test data"), ("images", "image count"), ("model_sha256", "model"))
 
 
 def reference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -28,7 +36,10 @@ def reference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     base = {"device_class": s["device_class"], "measured_on": s.get("device_model") or s["cpu"], "host": s["host"],
             "date": s["date"], "commit": s.get("git_commit", ""), "quick": results["config"].get("quick", False),
             "load_avg_start": (s.get("load_average_start") or [""])[0]}
-    acc = {m["name"]: m for m in (results.get("accuracy") or {}).get("models", [])}
+    accuracy = results.get("accuracy") or {}
+    acc = {m["name"]: m for m in accuracy.get("models", [])}
+    base |= {"data": accuracy.get("data"), "images": accuracy.get("images"), "data_sha256": accuracy.get("data_sha256")}
+    shas = {name: art.get("sha256") for name, art in results.get("manifest", {}).get("artifacts", {}).items()}
     rows = []
     for r in results.get("model_latency", {}).get("rows", []):
         st = r["stats"]
@@ -37,7 +48,7 @@ def reference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "iqr_ms": st["iqr"], "runs": st["runs"], "ms_per_face": r["per_face_ms"],
                      "gmacs_per_s": r.get("gmacs_per_s"), "load_ms": r["load_ms"], "peak_rss_mb": r["peak_rss_mb"],
                      "top1": acc.get(r["artifact"], {}).get("accuracy"),
-                     "macro_f1": acc.get(r["artifact"], {}).get("macro_f1")})
+                     "macro_f1": acc.get(r["artifact"], {}).get("macro_f1"), "model_sha256": shas.get(r["artifact"])})
     detection = results.get("pipeline", {}).get("detection", {})
     for r in results.get("pipeline", {}).get("rows", []):
         st = r["total"]
@@ -45,7 +56,13 @@ def reference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "threads": r["threads"], "batch": "", "p50_ms": st["p50"], "p95_ms": st["p95"], "p99_ms": st["p99"],
                      "iqr_ms": st["iqr"], "runs": st["runs"], "fps": r["fps"],
                      "cpu_ms_per_frame": r["cpu_ms_per_frame"]["p50"],
-                     "recall": detection.get(r["artifact"], {}).get("recall")})
+                     "recall": detection.get(r["artifact"], {}).get("recall"), "model_sha256": shas.get(r["artifact"])})
+    for r in results.get("pipeline", {}).get("full_detection_rows", []):
+        st = r["total"]
+        rows.append({**base, "kind": "pipeline_every_frame", "artifact": r["artifact"], "backend": r["runtime"],
+                     "threads": r["threads"], "batch": "", "p50_ms": st["p50"], "p95_ms": st["p95"],
+                     "p99_ms": st["p99"], "iqr_ms": st["iqr"], "runs": st["runs"], "fps": r["fps"],
+                     "cpu_ms_per_frame": r["cpu_ms_per_frame"]["p50"], "model_sha256": shas.get(r["artifact"])})
     peer = results.get("peer") or {}
     if peer.get("available") and peer.get("latency"):
         st = peer["latency"]
@@ -55,8 +72,15 @@ def reference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "iqr_ms": st["iqr"], "runs": st["runs"], "fps": peer.get("fps"),
                      "cpu_ms_per_frame": (peer.get("cpu_ms_per_frame") or {}).get("p50"), "load_ms": peer.get("load_ms"),
                      "peak_rss_mb": peer.get("peak_rss_mb"), "top1": fer_acc.get("accuracy"),
-                     "macro_f1": fer_acc.get("macro_f1"), "recall": (peer.get("detection") or {}).get("recall")})
+                     "macro_f1": fer_acc.get("macro_f1"), "recall": (peer.get("detection") or {}).get("recall"),
+                     "model_sha256": _peer_model(peer)})
     return rows
+
+
+def _peer_model(peer: dict[str, Any]) -> str:
+    """fer's model is pinned by its package version and model files: the identity its accuracy depends on."""
+    files = ",".join(f"{name}:{size}" for name, size in sorted((peer.get("model_files") or {}).items()))
+    return f"{peer.get('package', '?')} [{files}]" if files else str(peer.get("package", ""))
 
 
 def write_reference(results: dict[str, Any], path: Path | None = None, allow_quick: bool = False) -> Path:
@@ -97,8 +121,28 @@ def _float(value: Any) -> float | None:
         return None
 
 
+def accuracy_comparable(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """Why the two rows' top-1 cannot be compared ('' when they can): different faces or model, or unknown."""
+    mine, reference = _float(ours.get("top1")), _float(theirs.get("top1"))
+    if mine is None and reference is None:
+        return ""  # a latency-only row (pipeline): nothing to compare, nothing to explain
+    if mine is None or reference is None:
+        return "no accuracy in " + ("this run" if mine is None else "the reference")
+    for column, what in SAME_ACCURACY:
+        a, b = str(ours.get(column) or ""), str(theirs.get(column) or "")
+        if not a or not b:
+            return f"{what} not recorded in {'this run' if not a else 'the reference'}"
+        if a != b:
+            return f"different {what}"
+    return ""
+
+
 def compare(results: dict[str, Any], reference: list[dict[str, str]]) -> tuple[list[dict[str, Any]], str]:
-    """Rows present in both, with ratios this/reference; and a markdown table of them."""
+    """Rows present in both, with ratios this/reference; and a markdown table of them.
+
+    Latency ratios are always shown; an accuracy difference only for the same model on the same faces
+    (otherwise the row says why not), since a different test set or model is not a machine's doing.
+    """
     ours = {_key(r): r for r in reference_rows(results)}
     theirs = {_key(r): r for r in reference}
     matched = []
@@ -106,21 +150,25 @@ def compare(results: dict[str, Any], reference: list[dict[str, str]]) -> tuple[l
         a, b = ours[key], theirs[key]
         p50_a, p50_b = _float(a.get("p50_ms")), _float(b.get("p50_ms"))
         top_a, top_b = _float(a.get("top1")), _float(b.get("top1"))
+        why_not = accuracy_comparable(a, b)
         matched.append({"kind": key[0], "artifact": key[1], "backend": key[2], "threads": key[3], "batch": key[4],
                         "reference_p50_ms": p50_b, "this_p50_ms": p50_a,
                         "ratio": round(p50_a / p50_b, 3) if p50_a and p50_b else None,
-                        "top1_diff_points": round((top_a - top_b) * 100, 2) if top_a is not None and top_b is not None
-                        else None, "reference_on": b.get("measured_on", "")})
+                        "top1_diff_points": round((top_a - top_b) * 100, 2) if not why_not and top_a is not None
+                        and top_b is not None else None, "top1_not_comparable": why_not,
+                        "reference_on": b.get("measured_on", "")})
     if not matched:
         raise BenchError("no configuration of this run matches the reference (kind, artifact, backend, threads, batch)")
     on = {m["reference_on"] for m in matched}
     lines = [f"Reference measured on: {', '.join(sorted(on))}; this run: {results['system'].get('device_model') or results['system']['cpu']} "
-             f"({results['system']['host']}, {results['system']['date']}). ratio = this / reference (> 1: slower here).",
+             f"({results['system']['host']}, {results['system']['date']}). ratio = this / reference (> 1: slower here). "
+             "A top-1 difference is shown only for the same model on the same test faces.",
              "", "| kind | artifact | backend | threads | batch | reference p50 ms | this p50 ms | ratio | top-1 diff (points) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for m in matched:
         ratio = "–" if m["ratio"] is None else f"{m['ratio']:.2f}"
-        diff = "–" if m["top1_diff_points"] is None else f"{m['top1_diff_points']:+.2f}"
+        diff = f"{m['top1_diff_points']:+.2f}" if m["top1_diff_points"] is not None else \
+            f"not comparable: {m['top1_not_comparable']}" if m["top1_not_comparable"] else "–"
         lines.append(f"| {m['kind']} | {m['artifact']} | {m['backend']} | {m['threads']} | {m['batch']} | "
                      f"{m['reference_p50_ms']:.3f} | {m['this_p50_ms']:.3f} | {ratio} | {diff} |")
     return matched, "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ and calls memory flat when the fitted growth over the whole run stays under ``FL
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,14 @@ class SoakResult:
     growth_mb: float  # fitted growth over the run, after the warm-up
     flat: bool
     p50_ms: float
+    # which model and when: a soak is its own run, and may only be reported beside the same model's figures
+    artifact_sha256: str = ""
+    manifest: str = ""
+    measured_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"frames": self.frames, "every": self.every, "artifact": self.artifact, "threads": self.threads,
+                "artifact_sha256": self.artifact_sha256, "manifest": self.manifest, "measured_at": self.measured_at,
                 "seconds": round(self.seconds, 1), "samples": [list(s) for s in self.samples],
                 "start_mb": round(self.start_mb, 2), "warm_mb": round(warm_rss(self.samples, self.frames), 2),
                 "end_mb": round(self.end_mb, 2), "max_mb": round(self.max_mb, 2),
@@ -75,6 +81,8 @@ def run_soak(manifest: Path, clip: Path, frames: int, every: int = 100, artifact
     if not Path(clip).is_file():
         raise BenchError(f"clip {clip} does not exist")
     pipeline = build_pipeline(manifest, artifact, threads)
+    sha256 = pipeline.classifier.manifest.artifact(artifact).sha256
+    measured_at = dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
     samples: list[tuple[int, float]] = [(0, rss_mb())]
     totals: list[float] = []
     start = time.perf_counter()
@@ -91,4 +99,5 @@ def run_soak(manifest: Path, clip: Path, frames: int, every: int = 100, artifact
     slope, growth = fit_growth(samples, frames)
     values = [s[1] for s in samples]
     return SoakResult(frames, every, artifact, threads, time.perf_counter() - start, tuple(samples), values[0],
-                      values[-1], max(values), slope, growth, abs(growth) < FLAT_MB, float(np.median(totals)))
+                      values[-1], max(values), slope, growth, abs(growth) < FLAT_MB, float(np.median(totals)), sha256,
+                      str(manifest), measured_at)

@@ -304,3 +304,370 @@ def test_report_explains_int8_no_faster_than_float32_only_when_it_is_not() -> No
     # with the instructions present, or unknown, the report gives the ratio and no explanation
     assert "instructions" not in int8_speed_note(results(8.0, ["avx512_vnni"]))
     assert "instructions" not in int8_speed_note(results(8.0, None))
+
+
+# --- like-for-like pipeline latency, honest labels, safe outputs (review of fer-bench) ---
+
+COMMITTED = sorted((ROOT / "benchmarks" / "results").glob("*/results.json"))
+NOT_MEASURED = "not measured in this run"
+
+
+def _results(quick_run: Path) -> dict:
+    return json.loads((quick_run / "results.json").read_text())
+
+
+def test_pipeline_times_the_daemon_schedule_and_full_detection_every_frame(quick_run: Path) -> None:
+    """The daemon's schedule skips most full detections; those frames are reported apart, and a second
+    measurement runs the full detector on every frame, the one fer (which detects every frame) is set against."""
+    import cv2
+
+    from edge.config import TrackerSection
+
+    pipeline = _results(quick_run)["pipeline"]
+    every = TrackerSection().detect_every
+    assert pipeline["detect_every"] == every and pipeline["opencv_threads"] == cv2.getNumThreads()
+    for row in pipeline["rows"]:
+        assert row["detect_every"] == every
+        assert 0 < row["detected_frames"] <= -(-row["frames"] // every)
+        assert row["total_detected"]["runs"] == row["detected_frames"]
+    full = {r["artifact"]: r for r in pipeline["full_detection_rows"]}
+    assert set(full) == {r["artifact"] for r in pipeline["rows"]}
+    for row in full.values():
+        assert row["detect_every"] == 1 and row["detected_frames"] == row["frames"]
+    report = (quick_run / "report.md").read_text()
+    assert f"classifier 1 thread, OpenCV {cv2.getNumThreads()} thread" in report
+    assert "### Full detection on every frame" in report
+    latency = next(t for t in _results(quick_run)["targets"] if t["name"] == "latency")
+    assert "daemon defaults" in latency["target"] and f"OpenCV {cv2.getNumThreads()} thread" in latency["target"]
+    assert "full-detection frames p50" in latency["measured"]
+
+
+def test_fer_is_compared_with_full_detection_on_every_frame() -> None:
+    """The ratio to fer uses our every-frame row, not the daemon's cheaper tracked frames."""
+    from benchmarks.runner import ratios
+
+    stats = {"p50": 0.0, "p95": 0.0}
+
+    def row(p50: float, every: int) -> dict:
+        return {"artifact": "int8", "total": {**stats, "p50": p50}, "cpu_ms_per_frame": {**stats, "p50": p50},
+                "detect_every": every}
+
+    daemon, full, fer = row(4.0, 3), row(16.0, 1), {"p50": 20.0, "p95": 25.0}
+    results = {"config": {"target_artifact": "int8"}, "pipeline": {"rows": [daemon], "full_detection_rows": [full]},
+               "peer": {"available": True, "latency": fer, "cpu_ms_per_frame": fer}}
+    got = ratios(results)
+    assert got["latency_p50_ours_over_fer"] == pytest.approx(full["total"]["p50"] / fer["p50"])
+    assert got["ours_detect_every"] == 1
+    results["pipeline"]["full_detection_rows"] = []
+    assert ratios(results) == {}  # no like-for-like figure of ours: no ratio, rather than the daemon's
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name)
+def test_committed_results_render_and_say_what_they_did_not_measure(path: Path) -> None:
+    """Every committed run renders; a run from before a field existed says it did not measure it (nothing
+    is filled in), and fer's figures sit only beside our full detection on every frame."""
+    from benchmarks.report import load_results
+
+    _renders_honestly(load_results(path))
+
+
+def test_a_new_run_renders_both_schedules(quick_run: Path) -> None:
+    _renders_honestly(_results(quick_run))
+
+
+def _renders_honestly(results: dict) -> None:
+    from benchmarks.report import _stat, readme_table, render, summary_table
+
+    table = "\n".join(summary_table(results))
+    header = _cells(table.splitlines()[0])
+    every_frame = "pipeline ms/frame p50 ± IQR/2, full detection every frame"
+    full = {r["artifact"]: r for r in results["pipeline"].get("full_detection_rows", [])}
+    for artifact in results["manifest"]["artifacts"]:
+        line = next(line for line in table.splitlines() if line.startswith(f"| {artifact} |"))
+        cells = dict(zip(header, _cells(line)))
+        assert cells[every_frame] == (_stat(full[artifact]["total"]) if artifact in full else NOT_MEASURED)
+    readme = readme_table(results)
+    assert ("OpenCV threads not recorded" in readme) == ("opencv_threads" not in results["pipeline"])
+    cold = "load ms (ours cold: includes importing the runtime)" in table
+    assert cold == (not results["model_latency"].get("load_ms_excludes_import"))
+    latency = next(line for line in readme.splitlines() if line.startswith("| end-to-end"))
+    assert "daemon defaults" in latency
+    assert (f"full-detection frames: {NOT_MEASURED}" in latency) == ("total_detected" not in results["pipeline"]["rows"][0])
+    report = render(results, [])
+    if results["peer"].get("available"):
+        peer_line = next(line for line in table.splitlines() if "fer (TFLite, default)" in line)
+        images = results["accuracy"]["images"]
+        assert f"(all {images:,} faces in one call)" in peer_line, "fer's ms/face is not at our batch size"
+        cells = dict(zip(header, _cells(peer_line)))
+        daemon = next(k for k in cells if k.startswith("pipeline ms/frame") and "daemon defaults" in k)
+        assert cells[daemon] == "–"  # fer has no tracked frames: it sits only beside our every-frame figure
+        assert cells[every_frame] == _stat(results["peer"]["latency"])
+        like_for_like = (results.get("ratios") or {}).get("ours_detect_every") == 1
+        assert ("not like for like" in report) == (not like_for_like and bool(results.get("ratios")))
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_readme_block_is_rendered_from_the_committed_results_it_names() -> None:
+    import re
+
+    from benchmarks.report import load_results, readme_table
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- fer-bench:start -->\n", 1)[1].split("<!-- fer-bench:end -->", 1)[0]
+    source = re.search(r" — (benchmarks/results/\S+?)\. Regenerate", block.splitlines()[0]).group(1)
+    assert block == readme_table(load_results(ROOT / source), source), \
+        f"re-render it: fer-bench readme {source} --update README.md"
+
+
+def test_readme_quotes_fer_and_the_views10_run_as_measured() -> None:
+    """No typed figure for fer that the table contradicts; the views10 command is the one its run recorded."""
+    import re
+    import shlex
+
+    from benchmarks.report import load_results
+
+    text = (ROOT / "README.md").read_text()
+    outside = text.split("<!-- fer-bench:start -->", 1)[0] + text.split("<!-- fer-bench:end -->", 1)[1]
+    block = text.split("<!-- fer-bench:start -->\n")[1]
+    source = re.search(r" — (benchmarks/results/\S+?)\. Regenerate", block).group(1)
+    peer = load_results(ROOT / source)["peer"]
+    for quoted in re.findall(r"PyPI `fer`[^.]*?(\d+(?:\.\d+)?) ?%", outside):
+        measured = peer["accuracy"][0]["accuracy"] * 100
+        assert abs(float(quoted) - measured) < 0.5, f"README says fer scores {quoted}%, the table {measured:.2f}%"
+    report = re.search(r"views10/manifest\.json.*?its report:\s+`(benchmarks/results/[^`]+)`", outside, re.S)
+    assert report is not None, "README names the views10 run's report"
+    run = load_results(ROOT / report.group(1))
+    recorded = shlex.split(run["config"]["command"])
+    recorded = recorded[:recorded.index("--out")] if "--out" in recorded else recorded
+    quoted = re.search(r"`(fer-bench --manifest\s+models/views10/manifest\.json[^`]*)`", outside)
+    assert quoted is not None and shlex.split(quoted.group(1)) == recorded
+
+
+def test_an_out_that_cannot_be_a_folder_fails_before_measuring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import benchmarks.runner
+    import benchmarks.soak
+
+    def measured(*_: object, **__: object) -> None:
+        raise AssertionError("measured before checking the output path")
+
+    monkeypatch.setattr(benchmarks.runner, "run", measured)
+    monkeypatch.setattr(benchmarks.soak, "run_soak", measured)
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    no_markers = tmp_path / "README.md"
+    no_markers.write_text("# no table markers\n")
+    for argv in (["run", *QUICK, "--no-peer", "--out", str(taken)],
+                 ["run", *QUICK, "--no-peer", "--out", str(taken / "sub")],
+                 ["run", *QUICK, "--no-peer", "--out", str(tmp_path / "ok"), "--readme", str(no_markers)],
+                 ["soak", "--frames", "2", "--out", str(taken)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("fer-bench: error: "), (argv, err)
+
+
+def test_bad_limit_faces_and_clip_fail_before_any_timing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import benchmarks.model_latency
+
+    def timed(*_: object, **__: object) -> None:
+        raise AssertionError("timed models before checking the arguments")
+
+    monkeypatch.setattr(benchmarks.model_latency, "measure_models", timed)
+    assert main(["run", *QUICK, "--no-peer", "--limit-faces", "-1", "--out", str(tmp_path / "a")]) == 2
+    assert "--limit-faces" in capsys.readouterr().err
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n")
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video either\n")
+    for clip in (text, fake):
+        assert main(["run", *QUICK, "--no-peer", "--clip", str(clip), "--out", str(tmp_path / "b")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"clip {clip}" in err[0], err
+
+
+def test_default_folder_never_replaces_an_earlier_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.__main__ as cli
+    import benchmarks.system
+
+    monkeypatch.setattr(cli, "RESULTS_ROOT", tmp_path)
+    monkeypatch.setattr(benchmarks.system, "host_name", lambda: "host")
+    monkeypatch.setattr(benchmarks.system, "system_info", lambda: {"date": "2030-01-02"})
+    first = cli._default_out()
+    first.mkdir()
+    (first / "results.json").write_text("{}")
+    second = cli._default_out()
+    assert second != first and not second.exists() and second.parent == tmp_path
+    second.mkdir()
+    assert cli._default_out() not in (first, second)
+    (tmp_path / "host-2030-01-02-views10").mkdir()  # a named run of that day is not one of the numbered ones
+    from benchmarks.outputs import todays_folder
+
+    assert todays_folder(tmp_path, "host", "2030-01-02") == second
+
+
+def test_explicit_out_keeps_a_full_run_unless_forced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    import benchmarks.runner
+
+    def measured(*_: object, **__: object) -> None:
+        raise AssertionError("measured before refusing to replace a full run")
+
+    monkeypatch.setattr(benchmarks.runner, "run", measured)
+    full = tmp_path / "full"
+    full.mkdir()
+    shutil.copy(COMMITTED[0], full / "results.json")
+    assert main(["run", *QUICK, "--no-peer", "--out", str(full)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_a_soak_of_another_model_is_not_carried_into_a_new_run(quick_run: Path, tmp_path: Path) -> None:
+    """Rerunning into a folder (here a quick run's) must not keep a soak measured on another model."""
+    import shutil
+
+    reused = tmp_path / "reused"
+    shutil.copytree(quick_run, reused)
+    results = _results(reused)
+    soak = json.loads(json.dumps(COMMITTED_SOAK))
+    soak["artifact_sha256"] = "0" * 64  # another int8 file
+    results["soak"] = soak
+    (reused / "results.json").write_text(json.dumps(results))
+    assert main(["run", *QUICK, "--no-peer", "--artifacts", "int8", "--batch", "1", "--out", str(reused)]) == 0
+    assert "soak" not in _results(reused)
+    assert "Not run." in (reused / "report.md").read_text().split("## Memory soak", 1)[1]
+
+
+COMMITTED_SOAK = next(json.loads(p.read_text())["soak"] for p in COMMITTED if "soak" in json.loads(p.read_text()))
+
+
+def test_only_the_same_models_soak_is_carried_and_it_is_labelled(quick_run: Path, tmp_path: Path) -> None:
+    from benchmarks.outputs import carried_soak
+    from benchmarks.report import render
+    from benchmarks.targets import judge
+
+    results = _results(quick_run)
+    sha = results["manifest"]["artifacts"]["int8"]["sha256"]
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    soak = {**COMMITTED_SOAK, "artifact": "int8", "measured_at": "2030-01-02T03:04:05+00:00"}
+    for recorded, carried in ((None, False), ("0" * 64, False), (sha, True)):
+        entry = {**soak, "artifact_sha256": recorded} if recorded else dict(soak)
+        (earlier / "soak.json").write_text(json.dumps(entry))
+        got = carried_soak(results, [earlier])
+        assert (got is not None) == carried, recorded
+    results["soak"] = got
+    report = render(results, [])
+    assert "except the memory soak, carried over" in report and "2030-01-02T03:04:05" in report
+    memory = next(t for t in judge(results) if t["name"] == "memory")
+    assert "carried over from the run of 2030-01-02T03:04:05" in memory["measured"]
+
+
+def test_latest_md_is_written_only_into_the_results_root(tmp_path: Path) -> None:
+    """Re-rendering a full run elsewhere must not drop a latest.md beside it."""
+    import shutil
+
+    run = tmp_path / "x" / "run"
+    run.mkdir(parents=True)
+    source = next(p for p in COMMITTED if not json.loads(p.read_text())["config"].get("quick"))
+    shutil.copy(source, run / "results.json")
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.md").is_file() and not (tmp_path / "x" / "latest.md").exists()
+    from benchmarks.outputs import RESULTS_ROOT, latest_md
+
+    assert latest_md(run, quick=False) is None
+    assert latest_md(RESULTS_ROOT / "vm-2030-01-01", quick=True) is None
+    assert latest_md(RESULTS_ROOT / "vm-2030-01-01", quick=False) == RESULTS_ROOT / "latest.md"
+
+
+def test_compare_shows_accuracy_only_for_the_same_model_on_the_same_faces(
+        quick_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    from benchmarks.reference import COLUMNS
+
+    path = tmp_path / "ref.csv"
+    assert main(["reference", str(quick_run), "--out", str(path), "--allow-quick"]) == 0
+    rows = list(csv.DictReader(path.open()))
+    assert all(r["data_sha256"] and r["images"] for r in rows)
+    assert all(r["model_sha256"] for r in rows if r["kind"] == "model")
+
+    def compared(edit: dict[str, str], drop: tuple[str, ...] = ()) -> str:
+        columns = [c for c in COLUMNS if c not in drop]
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({**r, **edit} for r in rows)
+        capsys.readouterr()
+        assert main(["compare", str(quick_run), "--reference", str(path)]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        return next(line for line in printed if line.startswith("| model | int8 | litert | 1 | 1 |"))
+
+    assert compared({}).endswith("| +0.00 |")
+    assert "not comparable: different test data" in compared({"data_sha256": "f" * 64})
+    assert "not comparable: different model" in compared({"model_sha256": "f" * 64})
+    old = compared({}, drop=("data", "images", "data_sha256", "model_sha256"))  # a reference from before
+    assert "| 1.00 |" in old and "not comparable: test data not recorded in the reference" in old
+
+
+def test_fer_per_face_time_is_labelled_with_the_batch_it_was_timed_at() -> None:
+    from benchmarks.report import summary_table
+
+    peer = {"available": True, "package": "fer 0", "ms_per_face": {"fer (TFLite, default)": 0.5,
+                                                                   "fer (Keras .hdf5)": 2.5},
+            "ms_per_face_batch": {"fer (TFLite, default)": 70, "fer (Keras .hdf5)": 32},
+            "accuracy": [{"name": n, "accuracy": 0.5, "macro_f1": 0.5} for n in ("fer (TFLite, default)",
+                                                                                 "fer (Keras .hdf5)")]}
+    results = {"accuracy": {"images": 70, "models": []}, "config": {"batches": [1, 8]}, "peer": peer,
+               "manifest": {"artifacts": {}}, "pipeline": {}}
+    table = "\n".join(summary_table(results))
+    assert "| 0.500 (all 70 faces in one call) |" in table and "| 2.50 (batches of 32) |" in table
+
+
+def test_load_time_is_timed_after_the_runtime_is_imported(tmp_path: Path) -> None:
+    """A fresh worker's first load must not include importing LiteRT: it is imported before the clock starts."""
+    code = (
+        "import json, sys\n"
+        "import edge.classifier as c\n"
+        "seen = []\n"
+        "class Spy(c.Classifier):\n"
+        "    def __init__(self, *a, **k):\n"
+        "        seen.append(k.get('tflite_module') in sys.modules)\n"
+        "        super().__init__(*a, **k)\n"
+        "c.Classifier = Spy\n"
+        "from benchmarks.model_worker import run_job\n"
+        "job = json.loads(sys.argv[1])\n"
+        "out = run_job(job)\n"
+        "print(json.dumps({'seen': seen, 'rows': len(out['rows'])}))\n")
+    faces = tmp_path / "faces.npy"
+    np.save(faces, np.zeros((1, 48, 48), np.uint8))
+    job = {"manifest": str(MANIFEST), "artifact": "int8", "tflite_module": "ai_edge_litert.interpreter",
+           "threads": [1, 2], "batches": [1], "faces": str(faces),
+           "policy": {"warmup": 0, "min_runs": 1, "min_seconds": 0.0, "max_seconds": 0.1}}
+    result = subprocess.run([sys.executable, "-c", code, json.dumps(job)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out == {"seen": [True, True], "rows": 2}
+
+
+def test_keras_reference_runs_the_views_a_views_artifact_bakes_in() -> None:
+    """models/views10 is the Keras model with ten views inside: against Keras with the same views its float32
+    loses nothing; against the bare Keras model it would appear to lose points it never lost."""
+    from benchmarks.accuracy import keras_available, load_faces, measure_accuracy
+    from edge.manifest import load_manifest
+
+    views10 = MODELS / "views10" / "manifest.json"
+    if not views10.is_file() or not keras_available():
+        pytest.skip("needs models/views10 and Keras")
+    manifest = load_manifest(views10)
+    faces = load_faces(SAMPLE, "test", manifest.labels)
+    result, predictions = measure_accuracy(views10, ["float32"], faces, use_keras=True, threads=1)
+    float32 = next(m for m in result.models if m.name == "float32")
+    # the same graph in float32: at most one borderline face may fall the other way
+    assert result.reference == "keras" and float32.agreement >= 1 - 1 / len(faces.targets), float32
+    assert "10 test-time views" in result.reference_note
