@@ -157,6 +157,7 @@ def box() -> Container:
         for name, tarball in (("a", a), ("b", b)):
             shutil.copyfile(tarball, bundles / f"{name}.tar.gz")  # a symlink would point outside the container
         (bundles / "edge.toml").write_text(USER_CONFIG)
+        (bundles / "broken.toml").write_text(USER_CONFIG.replace('artifact = "float32"', 'artifact = "float16"'))
         root = work / "root"
         sh("cp", "-a", "--reflink=auto", str(ROOTFS), str(root))
         container = Container(root, {bundles: "/srv/bundles", WHEELS: "/srv/wheels"})
@@ -263,6 +264,21 @@ def test_a_release_that_does_not_start_is_rolled_back(box: Container, installed)
     assert set(box.run("ls /opt/fer-edge/releases").stdout.split()) == releases  # the failed one is gone
     _wait(box, "systemctl is-active fer-edge")
     assert 'artifact = "float32"' in box.run("cat /etc/fer-edge/edge.toml").stdout
+
+
+def test_a_new_config_that_does_not_start_is_rolled_back_with_the_release(box: Container, installed) -> None:
+    """Upgrading with --config: if the service does not start, the previous release comes back with
+    the config it ran with (the rejected one is kept beside it), so the camera keeps working."""
+    release = box.run("readlink /opt/fer-edge/current").stdout.strip()
+    config = box.run("cat /etc/fer-edge/edge.toml").stdout
+    time.sleep(1)
+    failed = box.run(INSTALL.format(name="a") + " --config /srv/bundles/broken.toml", check=False)
+    assert failed.returncode == 2, failed.stdout[-3000:] + failed.stderr[-3000:]
+    assert "and to the previous config" in failed.stderr
+    assert box.run("readlink /opt/fer-edge/current").stdout.strip() == release
+    assert box.run("cat /etc/fer-edge/edge.toml").stdout == config
+    assert 'artifact = "float16"' in box.run("cat /etc/fer-edge/edge.toml.rejected-*").stdout
+    _wait(box, "systemctl is-active fer-edge")
 
 
 def test_uninstall_removes_the_service_user_and_files(box: Container, installed) -> None:

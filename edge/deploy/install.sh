@@ -105,7 +105,7 @@ uninstall() {
     fi
     rm -rf -- "$APP/releases" "$APP/current" "$APP/venv" "$APP/models" "$APP/demo" "$APP/.staging" "$RECORD"
     if [ "$KEEP_DATA" = 0 ]; then
-        rm -f -- "$CONFIG" "$CONFIG.new" "$CONFIG".bak-*
+        rm -f -- "$CONFIG" "$CONFIG.new" "$CONFIG".bak-* "$CONFIG".rejected-*
         rm -rf -- "$STATE"
         rmdir -- "$ETC" 2>/dev/null || true
         if [ -n "$PREFIX" ]; then rmdir -p -- "$PREFIX/var/lib" 2>/dev/null || true; fi
@@ -336,9 +336,11 @@ STAGE=""
 
 # config: never overwrite the user's
 mkdir_tracked "$ETC"
+CONFIG_BACKUP=""  # the config --config replaced: put back if this release is rolled back
 if [ -n "$CONFIG_SRC" ]; then
     if [ -f "$CONFIG" ] && ! cmp -s "$CONFIG_SRC" "$CONFIG"; then
-        cp -p "$CONFIG" "$CONFIG.bak-$(date -u +%Y%m%dT%H%M%SZ)"; say "config: saved the old one beside it (.bak-*)"
+        CONFIG_BACKUP="$CONFIG.bak-$(date -u +%Y%m%dT%H%M%SZ)"
+        cp -p "$CONFIG" "$CONFIG_BACKUP"; say "config: saved the old one beside it ($(basename "$CONFIG_BACKUP"))"
     fi
     install -m 0640 "$CONFIG_SRC" "$CONFIG.tmp" && mv -f "$CONFIG.tmp" "$CONFIG"
     say "config: installed $CONFIG_SRC as $CONFIG"
@@ -375,10 +377,16 @@ if [ "$SYSTEMD" = 1 ]; then
         journal=$(journalctl -u fer-edge.service -n 5 --no-pager 2>/dev/null | tail -n 5 || true)
         if [ -n "$PREVIOUS" ]; then
             ln -sfn "$PREVIOUS" "$APP/.current.tmp" && mv -Tf "$APP/.current.tmp" "$APP/current"
+            restored=""
+            if [ -n "$CONFIG_BACKUP" ]; then  # the previous release ran with the previous config
+                cp -p "$CONFIG" "$CONFIG.rejected-${CONFIG_BACKUP##*.bak-}"
+                cp -p "$CONFIG_BACKUP" "$CONFIG.tmp" && mv -f "$CONFIG.tmp" "$CONFIG"
+                restored=" and to the previous config (the new one is $CONFIG.rejected-${CONFIG_BACKUP##*.bak-})"
+            fi
             systemctl restart fer-edge.service || true
             rm -rf -- "$REL"
             DONE=1
-            die "fer-edge.service did not start with release $RELEASE, rolled back to $(basename "$PREVIOUS"): $journal"
+            die "fer-edge.service did not start with release $RELEASE, rolled back to $(basename "$PREVIOUS")$restored: $journal"
         fi
         say "warning: fer-edge.service did not start (fix $CONFIG, then: systemctl restart fer-edge): $journal"
     fi
