@@ -64,9 +64,10 @@ bench: install
 	$(PY) -m benchmarks run --setup-peer --write-reference --readme README.md \
 		$(if $(wildcard models/mnv2/manifest.json),--also models/mnv2/manifest.json)
 
-# Memory over 10,000 frames of the demo clip; added to today's report.
+# Memory over 10,000 frames of the demo clip; added to today's newest run, whose table README shows.
 bench-soak: install
 	$(PY) -m benchmarks soak --frames 10000
+	$(PY) -m benchmarks readme --update README.md
 
 clean-venv:
 	rm -rf $(VENV) $(EDGE_VENV)

@@ -336,9 +336,11 @@ def _pipeline(results: dict[str, Any]) -> list[str]:
 
 def _detection(results: dict[str, Any]) -> list[str]:
     det = results.get("pipeline", {}).get("detection", {})
+    every = results.get("pipeline", {}).get("detection_every_frame", {})
     main = results["config"]["target_artifact"]
     peer = results.get("peer") or {}
-    entries = [(f"ours ({main})", det.get(main))]
+    entries = [(f"ours ({main}, full detection every frame)", every.get(main)),
+               (f"ours ({main}, daemon defaults)", det.get(main))]
     if peer.get("available"):
         entries.append((f"{peer['package']}", peer.get("detection")))
     entries = [(n, d) for n, d in entries if d]

@@ -65,6 +65,12 @@ class Pipeline:
         self.labels = classifier.labels
         self._frames = 0
 
+    def reset(self) -> None:
+        """Forget tracks and start the schedule over, so the next frame gets a full detector pass."""
+        if self.tracker is not None:
+            self.tracker.reset()
+        self._frames = 0
+
     def crops(self, gray: np.ndarray, boxes: list[Box]) -> np.ndarray:
         width, height = self.size
         if not boxes:

@@ -62,6 +62,7 @@ def test_quick_run_writes_report_json_and_charts(quick_run: Path) -> None:
         assert row["total"]["p50"] > 0 and row["fps"] > 0 and row["cpu_ms_per_frame"]["runs"] >= 3
     assert pipeline["frame_size"] == [640, 480]
     assert 0.0 <= pipeline["detection"]["int8"]["recall"] <= 1.0
+    assert 0.0 <= pipeline["detection_every_frame"]["int8"]["recall"] <= 1.0
     assert [t["name"] for t in results["targets"]] == ["latency", "recall", "memory"]
     for png in ("latency_stages.png", "accuracy.png", "model_latency.png", "confusion_int8.png"):
         assert (quick_run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
@@ -201,6 +202,25 @@ def test_targets_are_judged_from_the_json() -> None:
     results["pipeline"]["rows"][0]["total"] = {"p50": 12.0, "p95": 14.0}
     results["soak"]["frames"] = 2_000
     assert [t["met"] for t in judge(results)] == [False, True, None]
+    # fer detects on every frame: once a run has our every-frame detection, recall is judged on it
+    results["pipeline"]["detection_every_frame"] = {"int8": {"recall": 0.7, "precision": 1.0, "frames": 10,
+                                                             "truth": 15}}
+    recall = judge(results)[1]
+    assert recall["met"] is False and "full detection every frame" in recall["target"]
+
+
+def test_the_timed_pass_starts_with_a_full_detection_whatever_the_warm_up() -> None:
+    """Warm-up frames must not shift which frames get the full detector (that moved recall)."""
+    from benchmarks.pipeline_latency import build_pipeline
+
+    import cv2
+
+    frame = cv2.imread(str(sorted((SAMPLE / "test" / "happy").glob("*.jpg"))[0]))
+    pipeline = build_pipeline(MANIFEST, "int8", 1)
+    for index in range(2):  # a warm-up that is not a multiple of detect_every
+        pipeline.process(frame, index)
+    pipeline.reset()
+    assert [pipeline.process(frame, index).detected for index in range(4)] == [True, False, False, True]
 
 
 def test_soak_samples_rss_and_fits_a_slope(tmp_path: Path) -> None:
