@@ -78,6 +78,15 @@ def _model_copy(tmp_path: Path) -> Path:
     return models / "manifest.json"
 
 
+def _refused(tmp_path: Path, text: str, fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """validate-config on ``text`` exits 2 with one line naming ``fragment``."""
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    assert main(["validate-config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-edge: error:") and "\n" not in err and fragment in err
+
+
 @pytest.mark.parametrize("problem, fragment", [
     ("missing artifact file", "does not exist"),
     ("labels one short", "the model has 7 outputs but the manifest names 6 labels"),
@@ -103,11 +112,7 @@ def test_validate_config_refuses_what_run_would_refuse(problem: str, fragment: s
     if problem == "missing video":
         source = str(tmp_path / "nope.mp4")
     manifest.write_text(json.dumps(data))
-    path = tmp_path / "edge.toml"
-    path.write_text(f"[model]\nmanifest = '{manifest}'\n[source]\nuri = '{source}'\n")
-    assert main(["validate-config", str(path)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("fer-edge: error:") and "\n" not in err and fragment in err
+    _refused(tmp_path, f"[model]\nmanifest = '{manifest}'\n[source]\nuri = '{source}'\n", fragment, capsys)
 
 
 @pytest.mark.parametrize("edit, fragment", [
@@ -124,11 +129,7 @@ def test_malformed_manifest_fields_are_one_line_errors(edit, fragment: str, tmp_
     data = json.loads(manifest.read_text())
     edit(data)
     manifest.write_text(json.dumps(data))
-    path = tmp_path / "edge.toml"
-    path.write_text(f"[model]\nmanifest = '{manifest}'\n")
-    assert main(["validate-config", str(path)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("fer-edge: error:") and "\n" not in err and fragment in err
+    _refused(tmp_path, f"[model]\nmanifest = '{manifest}'\n", fragment, capsys)
 
 
 def test_mqtt_without_paho_is_caught_by_validate_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
