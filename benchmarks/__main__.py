@@ -112,18 +112,13 @@ def _default_out() -> Path:
     return new_run_folder(RESULTS_ROOT, *_today())
 
 
-def _source(folder: Path) -> str:
-    where = folder.resolve()
-    return str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where)
-
-
 def _write_latest(results: dict, out: Path, refresh_only: bool = False) -> str:
     """The README block; also kept as benchmarks/results/latest.md, but only for a full run in that folder
     (and, with ``refresh_only``, only when latest.md already shows that run)."""
-    from benchmarks.outputs import latest_md
+    from benchmarks.outputs import display_path, latest_md
     from benchmarks.report import readme_table
 
-    table = readme_table(results, _source(out))
+    table = readme_table(results, display_path(out))
     latest = latest_md(out, bool(results["config"].get("quick")), RESULTS_ROOT, refresh_only)
     if latest is not None:
         latest.write_text(table)
@@ -306,6 +301,7 @@ def cmd_reference(argv: list[str]) -> int:
 
 
 def cmd_readme(argv: list[str]) -> int:
+    from benchmarks.outputs import display_path
     from benchmarks.report import load_results, readme_table, update_readme
 
     parser = argparse.ArgumentParser(prog="fer-bench readme", description="The README's table from a run.")
@@ -320,7 +316,7 @@ def cmd_readme(argv: list[str]) -> int:
 
             raise BenchError("no results under benchmarks/results/: run fer-bench first")
         path = runs[-1]
-    table = readme_table(load_results(path), _source(Path(path)))
+    table = readme_table(load_results(path), display_path(Path(path)))
     if args.update:
         update_readme(args.update, table)
         print(f"fer-bench: updated {args.update}")

@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "results"
 
 
+def display_path(folder: Path) -> str:
+    """A results folder as reports name it: relative to the repository when inside it."""
+    where = Path(folder).resolve()
+    return str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where)
+
+
 def check_writable_dir(out: Path, what: str = "--out") -> None:
     """Fail in one line unless ``out`` is, or can be created as, a writable folder."""
     out = Path(out)
@@ -155,10 +161,7 @@ def carried_soak(results: dict[str, Any], candidates: list[Path]) -> dict[str, A
         if soak is None or not same_model(soak, artifacts):
             continue
         carried = dict(soak)
-        where = Path(folder).resolve()
-        carried.setdefault("carried_over", {
-            "folder": str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where),
-            "measured_at": soak.get("measured_at")})
+        carried.setdefault("carried_over", {"folder": display_path(folder), "measured_at": soak.get("measured_at")})
         return carried
     return None
 

@@ -77,8 +77,8 @@ def build_pipeline(manifest: Path, artifact: str, threads: int, detect_every: in
     from edge.pipeline import Pipeline
     from edge.tracker import IouTracker
 
-    d, t = DetectorSection(), TrackerSection()
-    detector = FaceDetector(d.cascade, d.scale_factor, d.min_neighbors, d.min_size, d.detect_width, d.max_faces)
+    t = TrackerSection()
+    detector = FaceDetector.from_config(DetectorSection())
     classifier = Classifier(manifest, artifact, threads=threads)
     tracker = IouTracker(t.iou_threshold, t.max_age, t.smoothing) if t.enabled else None
     return Pipeline(detector, classifier, tracker, t.detect_every if detect_every is None else detect_every)

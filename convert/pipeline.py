@@ -138,7 +138,8 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         raise ConvertError(str(exc)) from None
     labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels, run_info)
     name = options.name or model_path.stem
-    kept = _kept_artifacts(options, sha256_file(model_path), labels, manifest_name(options.views))
+    model_sha = sha256_file(model_path)
+    kept = _kept_artifacts(options, model_sha, labels, manifest_name(options.views))
     data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
     load_options = recorded_options(run_info)
     calibration = None
@@ -177,7 +178,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         info = {
             "created": created,
             "source_model": {"path": os.path.relpath(model_path.resolve(), options.out_dir.resolve()),
-                             "sha256": sha256_file(model_path), "parameters": parameters},
+                             "sha256": model_sha, "parameters": parameters},
             "test_time_augmentation": manifest_name(options.views),
             "calibration": {"data": str(options.calibration_data), "split": "train",
                             "images": 0 if calibration is None else int(len(calibration))},
@@ -240,8 +241,7 @@ def _kept_artifacts(options: ConvertOptions, model_sha: str, labels: tuple[str, 
     if not same:
         raise ConvertError(f"{path} describes another model with artifacts {', '.join(others)} that this run "
                            f"does not rebuild: add them to --formats, or choose another --out")
-    missing = [name for name, a in others.items() if not (options.out_dir / a.path).is_file()]
-    return {name: a for name, a in others.items() if name not in missing}
+    return {name: a for name, a in others.items() if (options.out_dir / a.path).is_file()}
 
 
 def with_metrics(manifest: Manifest, result: VerifyResult) -> Manifest:

@@ -114,8 +114,7 @@ def detect(args: argparse.Namespace) -> int:
     from edge.pipeline import Pipeline, annotate
 
     config = load_config(args.config, _overrides(args))
-    d = config.detector
-    detector = FaceDetector(d.cascade, d.scale_factor, d.min_neighbors, d.min_size, d.detect_width, d.max_faces)
+    detector = FaceDetector.from_config(config.detector)
     classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
     pipeline = Pipeline(detector, classifier)
     if args.annotate:

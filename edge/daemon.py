@@ -8,6 +8,7 @@ costs MQTT delivery; SIGTERM/SIGINT stop cleanly with exit 0 and SIGHUP reloads 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import resource
@@ -15,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,8 +139,7 @@ class Daemon:
         from edge.tracker import IouTracker
 
         classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
-        d = config.detector
-        detector = FaceDetector(d.cascade, d.scale_factor, d.min_neighbors, d.min_size, d.detect_width, d.max_faces)
+        detector = FaceDetector.from_config(config.detector)
         t = config.tracker
         tracker = IouTracker(t.iou_threshold, t.max_age, t.smoothing) if t.enabled else None
         log.info("model %s (%s, %s) with %d thread(s); labels: %s", config.model.manifest, config.model.artifact,
@@ -146,11 +147,9 @@ class Daemon:
         return Pipeline(detector, classifier, tracker, t.detect_every)
 
     def _open_source(self, config: EdgeConfig) -> Any:
-        from edge.sources import open_source
+        from edge.sources import source_from_config
 
-        s = config.source
-        return open_source(s.uri, s.width, s.height, s.fps, loop=s.loop, realtime=s.realtime,
-                           detect_width=config.detector.detect_width)
+        return source_from_config(config)
 
     def _start_outputs(self, config: EdgeConfig) -> None:
         from edge.events import EventLog
@@ -209,22 +208,19 @@ class Daemon:
             try:
                 if source is None:
                     source = self._open_source(config)
-                    self._blocked_since = time.monotonic()
-                    source.open()
-                    self._blocked_since = None
+                    with self._in_source_call():
+                        source.open()
                     self.m_reopens.inc()
                     log.info("reopened %s", source.description)
                 backoff = config.source.reopen_min_seconds
                 while not halt.is_set():
-                    self._blocked_since = time.monotonic()
-                    frame = source.read()
-                    self._blocked_since = None
+                    with self._in_source_call():
+                        frame = source.read()
                     if frame is None:
                         done.set()
                         return
                     self._offer(frames, frame, source.live, halt)
             except SourceError as exc:
-                self._blocked_since = None
                 self.health.set("degraded", f"source: {exc}")
                 log.warning("source failed: %s; reopening in %.1f s", exc, backoff)
                 halt.wait(backoff)
@@ -234,6 +230,15 @@ class Daemon:
                     source.close()
                     source = None
         done.set()
+
+    @contextlib.contextmanager
+    def _in_source_call(self) -> Iterator[None]:
+        """Mark the capture thread as inside a camera call, which ``_hung`` times."""
+        self._blocked_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._blocked_since = None
 
     def _offer(self, frames: "queue.Queue[Any]", frame: Any, live: bool, halt: threading.Event) -> None:
         if not live:  # a file: process every frame, paced by the consumer

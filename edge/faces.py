@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.errors import EdgeError
+
+if TYPE_CHECKING:
+    from edge.config import DetectorSection
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,12 @@ class FaceDetector:
         self.min_size = min_size
         self.detect_width = detect_width
         self.max_faces = max_faces
+
+    @classmethod
+    def from_config(cls, d: DetectorSection) -> FaceDetector:
+        """The detector a config's ``[detector]`` section describes: the daemon, ``detect``,
+        ``validate-config`` and fer-bench all build it here, so they cannot drift apart."""
+        return cls(d.cascade, d.scale_factor, d.min_neighbors, d.min_size, d.detect_width, d.max_faces)
 
     def detect(self, gray: np.ndarray, frame_shape: tuple[int, int] | None = None) -> list[Box]:
         """Faces in ``gray``; ``frame_shape`` (h, w) when ``gray`` is a smaller plane (picamera2's lores)."""

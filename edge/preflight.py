@@ -16,15 +16,12 @@ def preflight(config: EdgeConfig) -> Manifest:
     """The config's manifest, once everything the daemon needs has been loaded once; EdgeError if not."""
     from edge.classifier import Classifier
     from edge.faces import FaceDetector
-    from edge.sources import open_source
+    from edge.sources import source_from_config
 
-    d = config.detector
-    FaceDetector(d.cascade, d.scale_factor, d.min_neighbors, d.min_size, d.detect_width, d.max_faces)
+    FaceDetector.from_config(config.detector)
     with Classifier(config.model.manifest, config.model.artifact, threads=1) as classifier:
         manifest = classifier.manifest
-    s = config.source
-    open_source(s.uri, s.width, s.height, s.fps, loop=s.loop, realtime=s.realtime,
-                detect_width=d.detect_width).close()
+    source_from_config(config).close()
     if config.mqtt.enabled:
         from edge.mqtt import require_paho
 

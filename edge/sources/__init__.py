@@ -5,6 +5,6 @@ the right adapter so the choice is made in one place.
 """
 
 from edge.sources.base import Frame, FrameSource
-from edge.sources.factory import open_source
+from edge.sources.factory import open_source, source_from_config
 
-__all__ = ["Frame", "FrameSource", "open_source"]
+__all__ = ["Frame", "FrameSource", "open_source", "source_from_config"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.errors import SourceError
 from edge.sources.base import FrameSource
@@ -11,8 +12,19 @@ from edge.sources.images import ImageSource, is_glob, is_image_path
 from edge.sources.opencv import OpenCVSource, is_stream_url
 from edge.sources.picamera import PiCameraSource, lores_size
 
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
+
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg"})
 PICAMERA = re.compile(r"picamera2(?::(\d+))?")
+
+
+def source_from_config(config: EdgeConfig) -> FrameSource:
+    """The source a config's ``[source]`` section names, not yet opened; the Pi camera's greyscale
+    stream is sized for ``[detector] detect_width``."""
+    s = config.source
+    return open_source(s.uri, s.width, s.height, s.fps, loop=s.loop, realtime=s.realtime,
+                       detect_width=config.detector.detect_width)
 
 
 def open_source(spec: str, width: int | None = None, height: int | None = None, fps: float | None = None,
