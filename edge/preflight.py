@@ -1,9 +1,9 @@
 """Everything ``run`` would refuse, found before it starts or before a reload replaces a config.
 
-``validate-config`` is the unit's ``ExecStartPre`` and the check users run before ``systemctl
-reload``, so it has to catch what would stop the daemon: a model file that does not match its
-manifest, labels that do not fit the model, a cascade OpenCV cannot load, a source it cannot
-build, MQTT without its client. The camera itself is not opened: a running daemon holds it.
+``validate-config`` is install.sh's check before it switches releases and the one users run
+before ``systemctl reload``, so it has to catch what would stop the daemon: a model file that does
+not match its manifest, labels that do not fit the model, a cascade OpenCV cannot load, a source it
+cannot build, MQTT without its client. The camera itself is not opened: a running daemon holds it.
 """
 
 from __future__ import annotations

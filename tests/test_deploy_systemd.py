@@ -255,7 +255,7 @@ def test_a_release_that_does_not_start_is_rolled_back(box: Container, installed)
     release = box.run("readlink /opt/fer-edge/current").stdout.strip()
     releases = set(box.run("ls /opt/fer-edge/releases").stdout.split())
     time.sleep(1)
-    # bundle B has no float32 artifact, which the user's config names: the unit's validate-config fails
+    # bundle B has no float32 artifact, which the user's config names: the daemon exits 2
     failed = box.run(INSTALL.format(name="b"), check=False)
     assert failed.returncode == 2, failed.stdout[-3000:] + failed.stderr[-3000:]
     err = failed.stderr.strip().splitlines()
@@ -278,6 +278,25 @@ def test_a_new_config_that_does_not_start_is_rolled_back_with_the_release(box: C
     assert box.run("readlink /opt/fer-edge/current").stdout.strip() == release
     assert box.run("cat /etc/fer-edge/edge.toml").stdout == config
     assert 'artifact = "float16"' in box.run("cat /etc/fer-edge/edge.toml.rejected-*").stdout
+    _wait(box, "systemctl is-active fer-edge")
+
+
+def test_a_config_that_cannot_run_fails_the_unit_once_instead_of_restarting(box: Container, installed) -> None:
+    """Exit 2 means a bad config or model, which restarting cannot fix: the unit says failed at once,
+    with the reason in the journal, instead of retrying until systemd's start limit. (systemd's
+    RestartPreventExitStatus covers the main process only, not an ExecStartPre check.)"""
+    box.run("cp /etc/fer-edge/edge.toml /root/edge.toml.good")
+    box.run("sed -i 's/artifact = \"float32\"/artifact = \"float16\"/' /etc/fer-edge/edge.toml")
+    try:
+        assert box.run("systemctl restart fer-edge", check=False).returncode != 0
+        time.sleep(14)  # RestartSec=5: two restarts would have happened by now
+        assert box.run("systemctl show -p NRestarts --value fer-edge").stdout.strip() == "0"
+        assert box.run("systemctl is-active fer-edge", check=False).stdout.strip() == "failed"
+        journal = box.run("journalctl -u fer-edge -n 20 --no-pager -o cat").stdout
+        assert "float16" in journal, journal
+    finally:
+        box.run("cp /root/edge.toml.good /etc/fer-edge/edge.toml && systemctl reset-failed fer-edge "
+                "&& systemctl restart fer-edge", check=False)
     _wait(box, "systemctl is-active fer-edge")
 
 

@@ -95,7 +95,7 @@ def _refused(tmp_path: Path, text: str, fragment: str, capsys: pytest.CaptureFix
 ])
 def test_validate_config_refuses_what_run_would_refuse(problem: str, fragment: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """validate-config is the unit's ExecStartPre and the check before a reload: an ok from it must
+    """validate-config is install.sh's check and the one before a reload: an ok from it must
     mean the daemon starts, so it loads the model, the labels against it, and the source."""
     import json
 
