@@ -75,3 +75,14 @@ def test_report_on_missing_data_is_one_line(tmp_path: Path, capsys: pytest.Captu
     assert main(["report", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fer-train: error:") and "does not exist" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("fraction", ["3", "-1", "half"])
+def test_report_refuses_a_test_fraction_training_would_refuse(fraction: str, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from train.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(tmp_path), "--test-fraction", fraction])
+    assert stop.value.code == 2
+    assert "--test-fraction" in capsys.readouterr().err

@@ -62,6 +62,17 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _test_fraction(text: str) -> float:
+    """The trainer's bound on data.test_fraction, so a report shows the split training would make."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 0.5)")
+    return value
+
+
 def _report_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-train report",
@@ -72,8 +83,8 @@ def _report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="output folder (default: report/ in the current folder)")
     parser.add_argument("--labels", default="detect",
                         help="fer2013, auto or a,b,c (default: fer2013 when every class is a FER2013 class, else auto)")
-    parser.add_argument("--test-fraction", type=float, default=None,
-                        help="for data without a test split (default: the trainer's, 0.1)")
+    parser.add_argument("--test-fraction", type=_test_fraction, default=None,
+                        help="for data without a test split, in [0, 0.5) as data.test_fraction (default: 0.1)")
     parser.add_argument("--near-distance", type=int, default=2,
                         help="largest Hamming distance between 64-bit dHashes that counts as a near duplicate (default 2: "
                         "on FER2013, 1-2 are the same photo re-cropped or re-watermarked; at 4 about half are different faces)")
@@ -200,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except TrainError as exc:
         print(f"fer-train: error: {exc}", file=sys.stderr)
         return ExitStatus.BAD_INPUT
+    except OSError as exc:  # a path that cannot be read or written (an --out that is a file, a full disk)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fer-train: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return ExitStatus.ERROR
     except KeyboardInterrupt:
         print("fer-train: interrupted (checkpoints so far are kept; continue with --resume)", file=sys.stderr)
         return ExitStatus.INTERRUPTED

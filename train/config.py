@@ -6,6 +6,7 @@ should fail in the first second.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -115,6 +116,7 @@ OPTIMIZERS = ("adamw", "sgd")
 TEACHER_VIEWS = (1, 2, 6, 10)  # train.distill.VIEW_OFFSETS's keys, kept here so config needs no numpy
 TEACHER_MODES = ("fixed", "consistent")
 CONSISTENT_VIEWS = (1, 2)  # consistent teaching: the augmented batch, and its mirror image too
+MAX_EPOCHS = 100_000  # far beyond any schedule; larger ones overflow the optimizer's step count
 
 
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
@@ -176,8 +178,10 @@ def validate(config: Config) -> None:
          "the teachers label the blended faces"),
         (config.train.epochs >= 1, "train.epochs must be >= 1"),
         (config.train.batch_size >= 1, "train.batch_size must be >= 1"),
-        (config.train.learning_rate > 0, "train.learning_rate must be > 0"),
-        (config.train.weight_decay >= 0, "train.weight_decay must be >= 0"),
+        (0 < config.train.learning_rate < math.inf, "train.learning_rate must be > 0 and finite"),
+        (0 <= config.train.weight_decay < math.inf, "train.weight_decay must be >= 0 and finite"),
+        (0 <= config.train.seed < 2**32, "train.seed must be in [0, 2**32)"),
+        (config.train.epochs <= MAX_EPOCHS, f"train.epochs must be at most {MAX_EPOCHS}"),
         (0 <= config.train.warmup_epochs < config.train.epochs,
          f"train.warmup_epochs ({config.train.warmup_epochs}) must be at least 0 and less than train.epochs "
          f"({config.train.epochs}); for a short run add --set train.warmup_epochs=0"),
@@ -216,6 +220,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raw = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, or not text
+            raise ConfigError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     for text in overrides or []:

@@ -8,7 +8,6 @@ without it a test split is generated). Pixel rows may hold any square image (48x
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from train.data import csv_rows
 from train.errors import DataError
 from train.labels import AUTO, FER2013_LABELS, LabelSpec, is_fer2013
 from train.layout import POOL, Tree, split_name
@@ -80,12 +80,12 @@ def _label_name(value: str, spec: LabelSpec, where: str) -> str:
 def csv_tree(path: Path, spec: LabelSpec, columns: CsvColumns = CsvColumns()) -> Tree:
     """Every row, grouped by split and label name; pixels are parsed only for the split used."""
     try:
-        handle = path.open(newline="")
+        handle = path.open(newline="", encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no column name
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
     tree: Tree = {}
     with handle:
-        reader = csv.reader(handle)
+        reader = csv_rows(handle, path)
         header = next(reader, None)
         if not header:
             raise DataError(f"{path} is empty")
@@ -101,7 +101,7 @@ def csv_tree(path: Path, spec: LabelSpec, columns: CsvColumns = CsvColumns()) ->
             if not row:
                 continue
             where = f"{path} row {row_number}"
-            if len(row) < needed:
+            if len(row) < needed or len(row) > len(header):  # more: an unquoted comma shifted the columns
                 raise DataError(f"{where}: expected {len(header)} fields, got {len(row)}")
             split = split_name(row[split_i]) if split_i is not None else POOL
             name = _label_name(row[label_i], spec, where)  # type: ignore[index]

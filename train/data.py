@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 
 from train.errors import DataError
 from train.labels import FER2013_LABELS, IMAGE_SIZE, LabelSpec, is_fer2013, parse_label_spec
-from train.layout import DEFAULT_TEST_FRACTION, SPLIT_SEED
+from train.layout import DEFAULT_TEST_FRACTION, SPLIT_SEED, split_name
 
 if TYPE_CHECKING:  # the CSV module is imported where it is used
     from train.csv_data import CsvColumns
@@ -68,7 +69,9 @@ def to_face_array(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
         image = cv2.cvtColor(image, code) if image.shape[2] in (3, 4) else image[:, :, 0]
-    if image.dtype != np.uint8:
+    if image.dtype == np.uint16:  # 16-bit PNG/TIFF: its high byte, as cv2.IMREAD_COLOR gives the edge
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
         interpolation = cv2.INTER_AREA if min(image.shape) > IMAGE_SIZE else cv2.INTER_LINEAR
@@ -77,11 +80,15 @@ def to_face_array(image: np.ndarray) -> np.ndarray:
 
 
 def read_image(data: bytes, name: str) -> np.ndarray:
-    """An encoded image file at full size, as stored (grey, BGR or BGRA)."""
+    """An encoded image file at full size, grey or BGR at its own bit depth, turned upright by its EXIF
+    orientation as the edge's ``cv2.IMREAD_COLOR`` turns it (``IMREAD_UNCHANGED`` would not)."""
     import cv2
 
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if buffer.size else None
+    except cv2.error:  # OpenCV's own checks, such as a header claiming more than 2**30 pixels
+        image = None
     if image is None:
         raise DataError(f"cannot decode image {name}: corrupt or not an image")
     return image
@@ -140,7 +147,7 @@ def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS, decode: De
     for class_dir in class_dirs:
         target = labels.index(class_dir.name)
         for path in sorted(class_dir.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):  # not macOS's ._ files
                 image = decode(path.read_bytes(), str(path))
                 if image is not None:
                     items.append((image, target))
@@ -155,8 +162,17 @@ def _zip_members(archive: zipfile.ZipFile, split: str) -> Iterator[tuple[zipfile
         parts = Path(info.filename).parts
         if "__MACOSX" in parts or len(parts) < 3 or parts[-3] != split:
             continue
-        if Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES:
+        if Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES and not parts[-1].startswith("."):
             yield info, parts[-2]
+
+
+def read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    """One member's bytes; a damaged member (a bad CRC, torn compressed data) is a DataError naming it."""
+    try:
+        return archive.read(name)
+    # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile cannot read
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+        raise DataError(f"cannot read {name} from zip {path}: {exc}") from None
 
 
 def load_zip(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS, decode: Decode = decode_image) -> Dataset:
@@ -170,7 +186,7 @@ def load_zip(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS, d
             raise DataError(f"zip {path} has no '{split}/<class>/' images")
         _check_labels((name for _, name in members), f"{path}:{split}/", labels)
         decoded = [
-            (decode(archive.read(info), f"{path}:{info.filename}"), labels.index(name))
+            (decode(read_member(archive, info.filename, path), f"{path}:{info.filename}"), labels.index(name))
             for info, name in sorted(members, key=lambda m: m[0].filename)
         ]
         items = [(image, target) for image, target in decoded if image is not None]
@@ -184,19 +200,19 @@ def load_csv(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS) -
     usage = CSV_USAGE[split]
     items: list[tuple[np.ndarray, int]] = []
     try:
-        handle = path.open(newline="")
+        handle = path.open(newline="", encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no column name
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
-        reader = csv.reader(handle)
+        reader = csv_rows(handle, path)
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:3]] != ["emotion", "pixels", "Usage"]:
             raise DataError(f"{path}: expected header 'emotion,pixels,Usage', got {header!r}")
         for row_number, row in enumerate(reader, start=2):
             if not row:
                 continue
-            if len(row) < 3:
-                raise DataError(f"{path} row {row_number}: expected 3 fields, got {len(row)}")
+            if len(row) < 3 or len(row) > len(header):  # more: an unquoted comma shifted the Usage column
+                raise DataError(f"{path} row {row_number}: expected {len(header)} fields, got {len(row)}")
             if row[2].strip() != usage:
                 continue
             try:
@@ -214,11 +230,23 @@ def load_csv(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS) -
     return _stack(items, labels, f"{path}:{usage}")
 
 
+def csv_rows(handle: Any, path: Path) -> Iterator[list[str]]:
+    """``csv.reader``'s rows, with a file that is not UTF-8 text or a malformed line as a DataError."""
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # a pixel row of a large image is one long field
+    reader = csv.reader(handle)
+    try:
+        yield from reader
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a UTF-8 text CSV (a binary file, or text in another encoding)") from None
+    except csv.Error as exc:
+        raise DataError(f"{path} line {reader.line_num}: {exc}") from None
+
+
 def _is_fer2013_csv(path: Path) -> bool:
     try:
-        with path.open(newline="") as handle:
-            header = next(csv.reader(handle), None)
-    except OSError:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv_rows(handle, path), None)
+    except (OSError, DataError):
         return True  # let load_csv report it
     return header is not None and [h.strip() for h in header[:3]] == ["emotion", "pixels", "Usage"]
 
@@ -236,7 +264,12 @@ def load_dataset(path: str | Path, split: str = "train", labels: str | Sequence[
     ``split_seed``. ``crop_faces`` crops the largest Haar face of each image first.
     """
     spec = parse_label_spec(labels)
-    path = Path(path).expanduser()
+    if not str(path).strip():  # Path("") is the current folder, which is no data set
+        raise DataError("no data given: --data (data.dir) is empty")
+    try:
+        path = Path(path).expanduser()
+    except RuntimeError:  # ~someone who does not exist
+        raise DataError(f"data path {path}: cannot expand '~' (no such user or no home folder)") from None
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
     cropper = None
@@ -277,6 +310,13 @@ def _load_fer2013(path: Path, split: str, decode: Decode, legacy_csv: bool) -> D
     if (path / "fer2013.csv").is_file():
         csv_path = path / "fer2013.csv"
         return load_csv(csv_path, split) if legacy_csv and _is_fer2013_csv(csv_path) else None
+    splits = sorted(p.name for p in path.iterdir()
+                    if p.is_dir() and split_name(p.name) in ("train", "test", "private", "val"))
+    spelled = [name for name in splits if split_name(name) == split]  # Train/, Training/, PublicTest/
+    if len(spelled) == 1:
+        return load_folder(path / spelled[0], FER2013_LABELS, decode)
+    if splits:  # split folders, just not this one (their names are no class folders to complain about)
+        raise DataError(f"{path} has no '{split}' split folder (found: {', '.join(splits)})")
     return load_folder(path, FER2013_LABELS, decode)
 
 

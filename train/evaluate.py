@@ -119,7 +119,12 @@ def _float32_model(keras: Any, path: Path) -> Any:
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # keras raises many types for a bad file
-        raise TrainError(f"{path} is not a readable Keras model: {str(exc).splitlines()[0][:200]}") from None
+        import zipfile
+
+        # keras says "File not found" for a .keras file that exists but is no zip (empty, truncated, text)
+        reason = ("not a .keras archive (empty, truncated or another kind of file)"
+                  if path.suffix == ".keras" and not zipfile.is_zipfile(path) else str(exc).splitlines()[0][:200])
+        raise TrainError(f"{path} is not a readable Keras model: {reason}") from None
     if any(getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.name != "float32"
            for layer in model.layers):
         model = with_policy(model, "float32")
@@ -228,6 +233,8 @@ def evaluate_model(model_path: Path | str, data: str | Path, split: str = "test"
 
     paths = teacher_paths(str(model_path))
     views = max(views, 2 if tta else 1)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():  # found out before scoring, not after
+        raise TrainError(f"--out {out} is a file, not a folder for metrics.json and the confusion matrix")
     dataset, model = _load_for_evaluation(paths[0], data, split, labels)
     members = [model] + [_load_for_evaluation(path, data, split, labels, dataset)[1] for path in paths[1:]]
     if split == "val" and len(paths) > 1:

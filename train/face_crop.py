@@ -45,7 +45,9 @@ class FaceCropper:
         from edge.faces import crop_face, to_gray
         from train.data import to_face_array
 
-        if image.dtype != np.uint8:
+        if image.dtype == np.uint16:  # 16-bit: its high byte, as to_face_array and the edge read it
+            image = (image >> 8).astype(np.uint8)
+        elif image.dtype != np.uint8:
             image = np.clip(image, 0, 255).astype(np.uint8)
         gray = to_gray(image)
         boxes = self.detector.detect(gray)

@@ -32,7 +32,8 @@ def _visible_dirs(folder: Path) -> list[Path]:
 def _class_folders(folder: Path) -> dict[str, list[ImageRef]]:
     classes: dict[str, list[ImageRef]] = {}
     for class_dir in _visible_dirs(folder):
-        files = sorted(p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in class_dir.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         classes[class_dir.name] = [ImageRef(str(p), p.read_bytes) for p in files]
     return classes
 
@@ -75,6 +76,8 @@ def zip_tree(path: Path) -> Tree:
             parts = Path(info.filename).parts
             if info.is_dir() or "__MACOSX" in parts or len(parts) < 2 or Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
+            if parts[-1].startswith("."):  # macOS's ._ resource forks, other hidden files
+                continue
             members.append((info.filename, parts))
     split_layout = any(len(parts) >= 3 and split_name(parts[-3]) in ("train", "test") for _, parts in members)
     source = _ZipSource(path)
@@ -98,6 +101,8 @@ class _ZipSource:
         self._archive: zipfile.ZipFile | None = None
 
     def read(self, name: str) -> bytes:
+        from train.data import read_member
+
         if self._archive is None:
             self._archive = zipfile.ZipFile(self.path)
-        return self._archive.read(name)
+        return read_member(self._archive, name, self.path)

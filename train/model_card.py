@@ -106,21 +106,36 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     that raises validation accuracy without lowering macro-F1 (``train.prior``); "undo" and "keep"
     decide it outright, which a refit (no validation split) must.
     """
-    from train.evaluate import load_keras_model, validation_split
+    from train.data import load_dataset
+    from train.evaluate import load_keras_model, model_labels, validation_split
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     best = run_dir / "best.keras"
     if not best.is_file():
         raise TrainError(f"{run_dir} has no best.keras yet")
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise TrainError(f"--name {name!r} must be a plain file name (no folders, not hidden)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainError(f"--out {out_dir} is a file, not a folder")
     history = _history(run_dir)
-    state = json.loads((run_dir / "state.json").read_text())
-    dataset = json.loads((run_dir / "dataset.json").read_text())
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        state = json.loads((run_dir / "state.json").read_text())
+        dataset = json.loads((run_dir / "dataset.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"{run_dir} is not a complete training run: {exc}") from None
 
     model = load_keras_model(best)  # float32, no optimizer: a third of the checkpoint's size
     refit = int(dataset.get("val_images", 1)) == 0
     # decoded once: the prior choice and the card both score it
     val_data = None if refit else validation_split(best, data)
+    # the split scored is decoded before anything is written: a wrong --data or --split must fail here,
+    # not after a model already shipped under this name has been replaced
+    if split == "val":
+        test_data = val_data if val_data is not None else validation_split(best, data)
+    else:
+        spec, options = model_labels(best)
+        test_data = load_dataset(data, split, spec, **options)
+    out_dir.mkdir(parents=True, exist_ok=True)
     prior, weights = _prior_choice(model, best, val_data, prior_correction)
     if prior.applied:
         from train.prior import apply_to_model
@@ -135,7 +150,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
         shutil.copyfile(run_dir / source, out_dir / target)
 
     eval_dir = out_dir / f"{name}_eval"
-    report, tta = evaluate_with_and_without_flips(model_path, data, split, eval_dir)
+    report, tta = evaluate_with_and_without_flips(model_path, data, split, eval_dir, dataset=test_data)
     # choices such as baking flips into the exported model are made on validation, never on test
     validation = None
     if val_data is not None:

@@ -47,6 +47,10 @@ def load_splits(data: str | Path, labels: str, test_fraction: float) -> tuple[di
             splits[split] = load_dataset(data, split, mode, test_fraction=test_fraction)
         except DataError as exc:
             notes.append(f"no {split} split: {exc}")
+            continue
+        if splits[split].source == first.source:  # fer2013 class folders given directly: one split, not two
+            del splits[split]
+            notes.append(f"no {split} split: {data} is a single split (class folders without split folders)")
     label_mode = mode if isinstance(mode, str) else ",".join(mode)
     return splits, label_mode, notes
 

@@ -142,6 +142,27 @@ def append_history(path: Path, row: dict[str, float]) -> None:
     os.replace(tmp, path)
 
 
+def drop_unsaved_epochs(path: Path, epochs_done: int) -> None:
+    """Remove history rows past the last checkpoint: a run stopped after an epoch's row was appended but
+    before its state.json was written runs that epoch again, and must not list it twice."""
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    kept = [row for row in rows if int(float(row["epoch"])) <= epochs_done]
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(kept)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float, int], total_epochs: int,
                    schedule: list[dict[str, Any]], average: Any = None, val_ds: Any = None,
                    swa_from: int = 0, config_text: str = "", calibration: np.ndarray | None = None) -> Any:
@@ -437,10 +458,15 @@ def _global_policy_kept() -> Iterator[None]:
 
 def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, stop_after: int | None,
            started: dict[str, Any]) -> RunResult:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainError(f"--out {run_dir} is a file, not a run directory")
     if resume:
         if not (run_dir / "last.keras").exists() or not (run_dir / STATE).exists():
             raise TrainError(f"cannot resume: {run_dir} has no last.keras and state.json")
-        state = json.loads((run_dir / STATE).read_text())
+        try:
+            state = json.loads((run_dir / STATE).read_text())
+        except (OSError, ValueError) as exc:
+            raise TrainError(f"cannot resume: {run_dir / STATE} is not readable JSON ({exc})") from None
     else:
         if (run_dir / "last.keras").exists():
             raise TrainError(f"{run_dir} already holds a run; use --resume or another --out")
@@ -501,9 +527,14 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     keras.utils.set_random_seed(config.train.seed + int(state["epochs_done"]))
     # bfloat16 runs ~1.8x faster on CPUs with AMX/AVX512-BF16; exported models are float32 anyway
     keras.mixed_precision.set_global_policy(config.train.precision)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainError(f"cannot create run directory {run_dir}: {exc.strerror}") from None
     if not resume:
         atomic_write_text(run_dir / "config.toml", recorded_config)
+    else:
+        drop_unsaved_epochs(run_dir / HISTORY, int(state["epochs_done"]))
     # a resumed part's config is written with its first epoch: stopped sooner, the next resume
     # still sees (and records) what this part changed
     dataset_info = {
@@ -522,7 +553,11 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     num_classes = len(train_data.labels)
     steps_per_epoch = int(np.ceil(len(train_data) / config.train.batch_size))
     if resume:
-        model = keras.saving.load_model(run_dir / "last.keras")
+        try:
+            model = keras.saving.load_model(run_dir / "last.keras")
+        except Exception as exc:  # keras raises many types for a bad file ("File not found" for a torn one)
+            raise TrainError(f"cannot resume: {run_dir / 'last.keras'} is not a readable Keras model "
+                             f"({str(exc).splitlines()[0][:200]})") from None
         if precision_of(model) != config.train.precision:
             model = _with_precision(keras, model, config, num_classes, _learning_rate(keras, config, steps_per_epoch))
         # The schedule follows this config's epochs, not the one saved in last.keras, so a run can be
@@ -598,7 +633,12 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
 def train_from_files(config_path: str | None, overrides: list[str], run_dir: Path, resume: bool,
                      stop_after: int | None = None) -> RunResult:
     if resume and (run_dir / "config.toml").exists():
-        return train(resumed_config(config_path, overrides, run_dir), run_dir, resume=resume, stop_after=stop_after)
+        config = resumed_config(config_path, overrides, run_dir)
+        if not (run_dir / "last.keras").exists() and not (run_dir / STATE).exists():
+            # stopped (Ctrl-C) before its first epoch ended: nothing to continue, so it starts as it was set up
+            print(f"{run_dir} was stopped before its first checkpoint: starting it again", flush=True)
+            return train(config, run_dir, stop_after=stop_after, started=start_record(config_path, config))
+        return train(config, run_dir, resume=resume, stop_after=stop_after)
     config = load_config(config_path, overrides)
     started = None if resume else start_record(config_path, config)
     return train(config, run_dir, resume=resume, stop_after=stop_after, started=started)
