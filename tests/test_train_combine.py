@@ -80,6 +80,7 @@ def test_combined_model_converts_to_one_artifact(members: list[Path], tmp_path: 
 @pytest.mark.parametrize("case, message", [
     ("one", "at least two models"),
     ("exists", "already exists"),
+    ("sidecar", "out.dataset.json already exists"),
     ("suffix", "must be a .keras file"),
     ("missing", "does not exist"),
 ])
@@ -91,6 +92,8 @@ def test_bad_combine_is_a_one_line_error(case: str, message: str, members: list[
         spec = str(members[0])
     elif case == "exists":
         out.write_bytes(b"already here")
+    elif case == "sidecar":  # another model's record, whose .keras was moved away
+        (tmp_path / "out.dataset.json").write_text("already here")
     elif case == "suffix":
         out = tmp_path / "out.h5"
     elif case == "missing":
@@ -100,5 +103,7 @@ def test_bad_combine_is_a_one_line_error(case: str, message: str, members: list[
     assert message in err and "\n" not in err
     if case == "exists":
         assert out.read_bytes() == b"already here"
+    elif case == "sidecar":
+        assert (tmp_path / "out.dataset.json").read_text() == "already here" and not out.exists()
     else:
         assert not out.exists()

@@ -43,8 +43,9 @@ def combine_models(spec: str, out: Path) -> Combined:
         raise TrainError(f"combine needs at least two models separated by commas, got {spec!r}")
     if out.suffix != ".keras":
         raise TrainError(f"{out}: the combined model must be a .keras file")
-    if out.exists():
-        raise TrainError(f"{out} already exists; choose a new file")
+    for path in (out, out.with_name(f"{out.stem}.dataset.json"), out.with_name(f"{out.stem}.config.toml")):
+        if path.exists():  # its sidecars too: another model's record beside it would be replaced
+            raise TrainError(f"{path} already exists; choose a new file")
     members = [load_keras_model(path) for path in paths]
     infos = [read_dataset_info(path) for path in paths]
     for path, member, info in zip(paths[1:], members[1:], infos[1:]):
