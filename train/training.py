@@ -132,6 +132,11 @@ def append_history(path: Path, row: dict[str, float]) -> None:
             rows = list(csv.DictReader(handle))  # as written: epochs stay integers
     rows.append(row)
     fields = fields + [name for name in row if name not in fields]
+    _write_history(path, fields, rows)
+
+
+def _write_history(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    """The whole file anew, beside it and then renamed, so a kill mid-write leaves the old one."""
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, restval="")
@@ -153,14 +158,7 @@ def drop_unsaved_epochs(path: Path, epochs_done: int) -> None:
     kept = [row for row in rows if int(float(row["epoch"])) <= epochs_done]
     if len(kept) == len(rows):
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(kept)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    _write_history(path, fields, kept)
 
 
 def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float, int], total_epochs: int,
