@@ -62,6 +62,15 @@ class Dataset:
         return Dataset(self.images[index], self.targets[index], self.labels, self.source, sizes, self.info)
 
 
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """uint8 pixels: a 16-bit PNG/TIFF's high byte, as cv2.IMREAD_COLOR gives the edge; other depths clipped."""
+    if image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)
+    if image.dtype != np.uint8:
+        return np.clip(image, 0, 255).astype(np.uint8)
+    return image
+
+
 def to_face_array(image: np.ndarray) -> np.ndarray:
     """Any size or colour to 48x48 greyscale uint8, the one transform training and the edge share."""
     import cv2
@@ -69,10 +78,7 @@ def to_face_array(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
         image = cv2.cvtColor(image, code) if image.shape[2] in (3, 4) else image[:, :, 0]
-    if image.dtype == np.uint16:  # 16-bit PNG/TIFF: its high byte, as cv2.IMREAD_COLOR gives the edge
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
+    image = to_8bit(image)
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
         interpolation = cv2.INTER_AREA if min(image.shape) > IMAGE_SIZE else cv2.INTER_LINEAR
         image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interpolation)

@@ -43,13 +43,9 @@ class FaceCropper:
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
         """The face crop, the whole image when no face is found (``keep``), or None (``skip``)."""
         from edge.faces import crop_face, to_gray
-        from train.data import to_face_array
+        from train.data import to_8bit, to_face_array
 
-        if image.dtype == np.uint16:  # 16-bit: its high byte, as to_face_array and the edge read it
-            image = (image >> 8).astype(np.uint8)
-        elif image.dtype != np.uint8:
-            image = np.clip(image, 0, 255).astype(np.uint8)
-        gray = to_gray(image)
+        gray = to_gray(to_8bit(image))
         boxes = self.detector.detect(gray)
         if not boxes:
             self.missing += 1
