@@ -53,6 +53,29 @@ def test_folder_zip_and_csv_load_identically(sample_dir: Path, tmp_path: Path) -
         assert folder.fingerprint() == from_zip.fingerprint()
 
 
+def test_zip_takes_the_split_spellings_and_bare_class_folders_the_folder_loader_takes(
+        sample_dir: Path, tmp_path: Path) -> None:
+    """A zip is the same data as the folder it was made from, however its folders are spelled."""
+    spelled = tmp_path / "spelled.zip"
+    with zipfile.ZipFile(spelled, "w") as archive:
+        for file in sorted(sample_dir.rglob("*.jpg")):
+            split, *rest = file.relative_to(sample_dir).parts
+            archive.write(file, Path("FER") / {"train": "Training", "test": "PublicTest"}[split] / Path(*rest))
+    bare = tmp_path / "bare.zip"
+    with zipfile.ZipFile(bare, "w") as archive:
+        for file in sorted((sample_dir / "test").rglob("*.jpg")):
+            archive.write(file, file.relative_to(sample_dir / "test"))
+    for split in ("train", "test"):
+        assert load_dataset(spelled, split).fingerprint() == load_dataset(sample_dir, split).fingerprint()
+    assert load_dataset(bare, "test").fingerprint() == load_dataset(sample_dir / "test").fingerprint()
+    train_only = tmp_path / "train_only.zip"
+    with zipfile.ZipFile(train_only, "w") as archive:
+        for file in sorted((sample_dir / "train").rglob("*.jpg")):
+            archive.write(file, file.relative_to(sample_dir))
+    with pytest.raises(DataError, match=r"has no 'test' split folder \(found: train\)"):
+        load_dataset(train_only, "test")
+
+
 def test_split_folder_given_directly(sample_dir: Path) -> None:
     assert load_dataset(sample_dir / "test").fingerprint() == load_dataset(sample_dir, "test").fingerprint()
 

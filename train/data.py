@@ -160,16 +160,27 @@ def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS, decode: De
     return _stack(items, labels, str(root))
 
 
-def _zip_members(archive: zipfile.ZipFile, split: str) -> Iterator[tuple[zipfile.ZipInfo, str]]:
-    """Members under ``.../<split>/<class>/<file>`` at whatever depth the zip nests them."""
+def _zip_members(archive: zipfile.ZipFile, split: str, path: Path) -> list[tuple[zipfile.ZipInfo, str]]:
+    """Members under ``.../<split>/<class>/<file>`` at whatever depth the zip nests them.
+
+    Split folders are spelled as the folder loader takes them (``Train/``, ``Training/``,
+    ``PublicTest/``); a zip of bare ``<class>/`` folders is the split asked for, as a bare folder is.
+    """
+    images: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
     for info in archive.infolist():
-        if info.is_dir():
-            continue
         parts = Path(info.filename).parts
-        if "__MACOSX" in parts or len(parts) < 3 or parts[-3] != split:
+        if info.is_dir() or "__MACOSX" in parts or len(parts) < 2:
             continue
         if Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES and not parts[-1].startswith("."):
-            yield info, parts[-2]
+            images.append((info, parts))
+    splits = sorted({parts[-3] for _, parts in images
+                     if len(parts) >= 3 and split_name(parts[-3]) in ("train", "test", "private", "val")})
+    if not splits:
+        return [(info, parts[-2]) for info, parts in images]
+    chosen = [(info, parts[-2]) for info, parts in images if len(parts) >= 3 and split_name(parts[-3]) == split]
+    if not chosen:
+        raise DataError(f"zip {path} has no '{split}' split folder (found: {', '.join(splits)})")
+    return chosen
 
 
 def read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
@@ -187,9 +198,9 @@ def load_zip(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS, d
     except (zipfile.BadZipFile, OSError) as exc:
         raise DataError(f"cannot open zip {path}: {exc}") from None
     with archive:
-        members = list(_zip_members(archive, split))
+        members = _zip_members(archive, split, path)
         if not members:
-            raise DataError(f"zip {path} has no '{split}/<class>/' images")
+            raise DataError(f"zip {path} has no '<class>/' or '{split}/<class>/' images")
         _check_labels((name for _, name in members), f"{path}:{split}/", labels)
         decoded = [
             (decode(read_member(archive, info.filename, path), f"{path}:{info.filename}"), labels.index(name))
