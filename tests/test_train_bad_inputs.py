@@ -227,7 +227,8 @@ def test_an_out_that_is_a_file_is_refused_and_kept(sample_dir: Path, tmp_path: P
     (run / "best.keras").write_bytes(b"checked later")
     assert "is a file" in _one_line_error(["ship", str(run), "--out", str(precious)], capsys)
     assert "--name" in _one_line_error(["ship", str(run), "--out", str(tmp_path / "m"), "--name", "a/b"], capsys)
-    _one_line_error(["report", str(sample_dir), "--out", str(precious)], capsys, code=1)
+    assert "is a file" in _one_line_error(["report", str(sample_dir), "--out", str(precious)], capsys)
+    assert "cannot create" in _one_line_error(["report", str(sample_dir), "--out", str(precious / "r")], capsys)
     assert precious.read_text() == "keep me"
 
 

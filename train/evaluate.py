@@ -15,6 +15,7 @@ import numpy as np
 
 from train.data import load_dataset
 from train.errors import TrainError
+from train.outputs import output_folder
 
 
 @dataclass(frozen=True)
@@ -233,8 +234,8 @@ def evaluate_model(model_path: Path | str, data: str | Path, split: str = "test"
 
     paths = teacher_paths(str(model_path))
     views = max(views, 2 if tta else 1)
-    if out is not None and Path(out).exists() and not Path(out).is_dir():  # found out before scoring, not after
-        raise TrainError(f"--out {out} is a file, not a folder for metrics.json and the confusion matrix")
+    if out is not None:  # found out before scoring, not after
+        output_folder(out, "metrics.json and the confusion matrix")
     dataset, model = _load_for_evaluation(paths[0], data, split, labels)
     members = [model] + [_load_for_evaluation(path, data, split, labels, dataset)[1] for path in paths[1:]]
     if split == "val" and len(paths) > 1:

@@ -17,6 +17,7 @@ from typing import Any
 from train.errors import TrainError
 from train.evaluate import Report, evaluate_with_and_without_flips, format_report
 from train.labels import is_fer2013
+from train.outputs import output_folder
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
@@ -115,8 +116,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
         raise TrainError(f"{run_dir} has no best.keras yet")
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise TrainError(f"--name {name!r} must be a plain file name (no folders, not hidden)")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise TrainError(f"--out {out_dir} is a file, not a folder")
+    output_folder(out_dir, "the shipped model and its card")
     history = _history(run_dir)
     try:
         state = json.loads((run_dir / "state.json").read_text())

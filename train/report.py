@@ -18,6 +18,7 @@ from train.data import Dataset, load_dataset
 from train.errors import DataError
 from train.labels import AUTO, FER2013, parse_label_spec
 from train.layout import DEFAULT_TEST_FRACTION
+from train.outputs import output_folder
 
 SAMPLES_PER_CLASS = 8
 UNIFORM_STD = 2.0  # an image whose pixels vary less than this is blank, not a face
@@ -258,10 +259,9 @@ def write_report(data: str | Path, out: Path, labels: str = "detect", test_fract
     """Write report.md, report.json and the PNGs into ``out``; return a one-paragraph summary."""
     if not 0 <= near_distance <= 16:
         raise DataError("--near-distance must be in 0..16")
+    out = output_folder(out, "the report")
     splits, label_mode, notes = load_splits(data, labels, DEFAULT_TEST_FRACTION if test_fraction is None
                                             else test_fraction)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     basics = basic_figures(splits)
     dups = duplicate_figures(splits, near_distance)
     plot_class_counts(splits, out / "class_counts.png")
