@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -24,10 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "results"
 SUBCOMMANDS = ("run", "setup-peer", "soak", "compare", "reference", "readme", "report")
+# Each runtime starts one OS thread per requested thread and sizes its buffers per thread and per
+# face: --threads 100000 took 16 GB and a load average of 1,500 before the first figure. Beyond these
+# a figure measures the scheduler or the allocator, not the model (no frame holds 256 faces).
+MAX_THREADS = 64
+MAX_BATCH = 256
 log = logging.getLogger("fer-bench")
 
 
-def _count(minimum: int) -> Callable[[str], int]:
+def _count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse type for an integer >= ``minimum``: a bad value is a usage error before anything runs."""
     def parse(text: str) -> int:
         try:
@@ -36,6 +42,8 @@ def _count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer <= {maximum}, got {value}")
         return value
     return parse
 
@@ -45,19 +53,26 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
+    if not math.isfinite(value):  # NaN passes every comparison's "no" and lands in results.json; inf never stops
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds, got '{text}'")
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {value:g}")
     return value
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got '{text}'")
-    return values
+def _ints(maximum: int) -> Callable[[str], tuple[int, ...]]:
+    """An argparse type for comma-separated integers in 1..``maximum``."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+        if not values or any(v < 1 for v in values):
+            raise argparse.ArgumentTypeError(f"expected positive integers, got '{text}'")
+        if any(v > maximum for v in values):
+            raise argparse.ArgumentTypeError(f"expected integers <= {maximum}, got '{text}'")
+        return values
+    return parse
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -73,8 +88,9 @@ def _run_parser() -> argparse.ArgumentParser:
                         "bundled sample; now %(default)s)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--artifacts", help="comma-separated (default: every artifact in the manifest)")
-    parser.add_argument("--threads", type=_ints, default=None, help="e.g. 1,2 (default: 1..cores)")
-    parser.add_argument("--batch", type=_ints, default=(1, 8), help="batch sizes for model latency (default: 1,8)")
+    parser.add_argument("--threads", type=_ints(MAX_THREADS), default=None, help="e.g. 1,2 (default: 1..cores)")
+    parser.add_argument("--batch", type=_ints(MAX_BATCH), default=(1, 8),
+                        help="batch sizes for model latency (default: 1,8)")
     parser.add_argument("--runs", type=_count(1), help="minimum timed runs per configuration")
     parser.add_argument("--min-time", type=_seconds, help="minimum seconds per configuration")
     parser.add_argument("--quick", action="store_true", help="tiny run counts: proves it works, figures unstable")
@@ -225,7 +241,7 @@ def cmd_soak(argv: list[str]) -> int:
     parser.add_argument("--every", type=_count(1), default=100, help="sample RSS every N frames")
     parser.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
     parser.add_argument("--artifact", default="int8")
-    parser.add_argument("--threads", type=_count(1), default=1)
+    parser.add_argument("--threads", type=_count(1, MAX_THREADS), default=1)
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--out", type=Path, help="results folder to add the soak to (default: today's newest)")
     args = parser.parse_args(argv)
@@ -244,6 +260,11 @@ def cmd_soak(argv: list[str]) -> int:
     out = args.out or todays_folder(RESULTS_ROOT, *_today())
     check_writable_dir(out)  # before an eleven-minute soak, not after it
     check_soak_target(out, args.artifact, manifest.artifact(args.artifact).sha256)
+    if (out / "results.json").is_file():
+        from benchmarks.report import render, reading
+
+        with reading(out):  # the report it is added to must render, before the soak and not after it
+            render(load_results(out), [])
 
     def progress(frame: int, rss: float) -> None:
         if frame % max(args.every, args.frames // 20 or 1) == 0:
@@ -270,39 +291,43 @@ def cmd_soak(argv: list[str]) -> int:
 
 def cmd_compare(argv: list[str]) -> int:
     from benchmarks.reference import REFERENCE_DIR, compare, read_reference
-    from benchmarks.report import load_results
+    from benchmarks.report import load_results, reading
 
     parser = argparse.ArgumentParser(prog="fer-bench compare", description="Ratios of a run to a reference CSV.")
     parser.add_argument("results", type=Path, help="results.json or its folder")
     parser.add_argument("--reference", type=Path, help="reference CSV (default: the run's device class, else x86_64)")
     args = parser.parse_args(argv)
     results = load_results(args.results)
-    reference = args.reference
-    if reference is None:
-        reference = REFERENCE_DIR / f"{results['system']['device_class']}.csv"
-        if not reference.is_file():
-            reference = REFERENCE_DIR / "x86_64.csv"
-    _, table = compare(results, read_reference(reference))
+    with reading(args.results):
+        reference = args.reference
+        if reference is None:
+            reference = REFERENCE_DIR / f"{results['system']['device_class']}.csv"
+            if not reference.is_file():
+                reference = REFERENCE_DIR / "x86_64.csv"
+        _, table = compare(results, read_reference(reference))
     print(table, end="")
     return 0
 
 
 def cmd_reference(argv: list[str]) -> int:
     from benchmarks.reference import write_reference
-    from benchmarks.report import load_results
+    from benchmarks.report import load_results, reading
 
     parser = argparse.ArgumentParser(prog="fer-bench reference", description="Write a device-class reference CSV.")
     parser.add_argument("results", type=Path)
     parser.add_argument("--out", type=Path, help="CSV (default: benchmarks/reference/<device class>.csv)")
     parser.add_argument("--allow-quick", action="store_true")
     args = parser.parse_args(argv)
-    print(f"fer-bench: wrote {write_reference(load_results(args.results), args.out, args.allow_quick)}")
+    results = load_results(args.results)
+    with reading(args.results):
+        written = write_reference(results, args.out, args.allow_quick)
+    print(f"fer-bench: wrote {written}")
     return 0
 
 
 def cmd_readme(argv: list[str]) -> int:
     from benchmarks.outputs import display_path
-    from benchmarks.report import load_results, readme_table, update_readme
+    from benchmarks.report import load_results, readme_table, reading, update_readme
 
     parser = argparse.ArgumentParser(prog="fer-bench readme", description="The README's table from a run.")
     parser.add_argument("results", type=Path, nargs="?", help="results.json or folder (default: newest run)")
@@ -316,7 +341,9 @@ def cmd_readme(argv: list[str]) -> int:
 
             raise BenchError("no results under benchmarks/results/: run fer-bench first")
         path = runs[-1]
-    table = readme_table(load_results(path), display_path(Path(path)))
+    results = load_results(path)
+    with reading(path):
+        table = readme_table(results, display_path(Path(path)))
     if args.update:
         update_readme(args.update, table)
         print(f"fer-bench: updated {args.update}")
@@ -326,15 +353,17 @@ def cmd_readme(argv: list[str]) -> int:
 
 
 def cmd_report(argv: list[str]) -> int:
-    from benchmarks.report import load_results, write_results
+    from benchmarks.report import load_results, reading, render, write_results
 
     parser = argparse.ArgumentParser(prog="fer-bench report", description="Re-render report.md from results.json.")
     parser.add_argument("results", type=Path, help="results folder")
     args = parser.parse_args(argv)
     folder = args.results if args.results.is_dir() else args.results.parent
     results = load_results(args.results)
-    print(f"fer-bench: wrote {write_results(results, folder)}")
-    _write_latest(results, folder, refresh_only=True)
+    with reading(args.results):
+        render(results, [])  # in memory first: a results.json that cannot render rewrites nothing
+        print(f"fer-bench: wrote {write_results(results, folder)}")
+        _write_latest(results, folder, refresh_only=True)
     return 0
 
 

@@ -96,7 +96,11 @@ def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
     except ImportError as exc:
         raise BenchError(f"cannot load labelled faces: the 'train' package is not importable ({exc})") from None
     try:
-        dataset = load_dataset(data, split, labels, **manifest_options(manifest_info or {}))
+        options = manifest_options(manifest_info or {})
+    except TypeError as exc:  # an unknown csv_columns key in a hand-edited manifest
+        raise BenchError(f"the manifest's 'data_loading' is malformed ({exc})") from None
+    try:
+        dataset = load_dataset(data, split, labels, **options)
     except DataError as exc:
         raise BenchError(f"accuracy data: {exc}") from None
     images, targets = dataset.images, dataset.targets
@@ -104,6 +108,18 @@ def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
         pick = np.arange(0, len(targets), len(targets) / limit).astype(np.int64)[:limit]  # every k-th: keeps the mix
         images, targets = images[pick], targets[pick]
     return LabelledFaces(images, targets, dataset.labels, dataset.source)
+
+
+def train_available() -> bool:
+    """Whether labelled faces can be loaded at all (what ``load_faces`` imports): an edge-only install
+    may lack the ``train`` package, and then a run without accuracy is expected, not an error."""
+    try:
+        import train.data  # noqa: F401
+        import train.errors  # noqa: F401
+        import train.run_info  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def keras_available() -> bool:

@@ -104,7 +104,26 @@ def check_replace(out: Path, force: bool) -> str:
     if quick is False and not force:
         raise BenchError(f"--out {out} already holds a full run's results: pass --force to replace them, "
                          "or choose another folder")
+    if quick is None and not force:  # torn or foreign: it may be a full run's, and its report.md is still whole
+        raise BenchError(f"--out {out} holds a results.json that cannot be read as a quick run's: pass --force "
+                         "to replace it, or choose another folder")
     return f"replacing the results in {out}"
+
+
+def write_text_atomic(path: Path, text: str, what: str) -> None:
+    """Write beside ``path`` and rename over it: a full disk or a Ctrl-C mid-write leaves the old file
+    (a README, a reference CSV) whole instead of half of it, and a failure is one line."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BenchError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def latest_md(out: Path, quick: bool, root: Path = RESULTS_ROOT, refresh_only: bool = False) -> Path | None:

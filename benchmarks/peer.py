@@ -59,6 +59,7 @@ def setup_peer(venv: Path = DEFAULT_VENV, force: bool = False) -> Path:
     if not force and python.is_file() and stamp.is_file() and stamp.read_text() == wanted:
         log.info("peer venv %s is up to date", venv)
         return python
+    _check_venv_folder(venv)
     steps = [
         [sys.executable, "-m", "venv", "--clear", str(venv)],
         [str(python), "-m", "pip", "install", "-q", "--no-deps", f"fer=={FER_VERSION}"],
@@ -74,8 +75,18 @@ def setup_peer(venv: Path = DEFAULT_VENV, force: bool = False) -> Path:
         if result.returncode != 0:
             tail = [line for line in result.stderr.strip().splitlines() if line.strip()] or ["no output"]
             raise PeerUnavailable(f"peer setup failed at '{' '.join(step[-3:])}': {tail[-1][:300]}")
+        if step is steps[0]:
+            stamp.write_text("")  # ours from now on: a setup that fails later may clear it again
     stamp.write_text(wanted)
     return python
+
+
+def _check_venv_folder(venv: Path) -> None:
+    """`python -m venv --clear` empties the folder first: only one this command built (it holds the stamp)
+    or an empty one, never a folder of the user's (or the project's own .venv) given as --venv by mistake."""
+    if venv.is_dir() and not (venv / STAMP).is_file() and any(venv.iterdir()):
+        raise PeerUnavailable(f"--venv {venv} is not empty and was not built by fer-bench setup-peer, so it would "
+                              "be emptied: choose a new folder, or delete it yourself")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -86,14 +87,20 @@ def _peer_model(peer: dict[str, Any]) -> str:
 def write_reference(results: dict[str, Any], path: Path | None = None, allow_quick: bool = False) -> Path:
     if results["config"].get("quick") and not allow_quick:
         raise BenchError("refusing to write a reference from a --quick run (its figures are not stable)")
+    from benchmarks.outputs import check_writable_file, write_text_atomic
+
     path = Path(path) if path else REFERENCE_DIR / f"{results['system']['device_class']}.csv"
+    check_writable_file(path, "reference")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in reference_rows(results):
         writer.writerow({k: ("" if row.get(k) is None else row.get(k, "")) for k in COLUMNS})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(buffer.getvalue())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot create the folder of reference {path}: {exc.strerror or exc}") from None
+    write_text_atomic(path, buffer.getvalue(), "reference")
     return path
 
 
@@ -104,6 +111,8 @@ def read_reference(path: Path) -> list[dict[str, str]]:
         raise BenchError(f"reference {path} does not exist (write one with `fer-bench reference RESULTS`)") from None
     except OSError as exc:
         raise BenchError(f"cannot read reference {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise BenchError(f"{path} is not a fer-bench reference CSV (not UTF-8 text)") from None
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows or any(column not in rows[0] for column in KEY + ("p50_ms",)):
         raise BenchError(f"{path} is not a fer-bench reference CSV")
@@ -115,10 +124,16 @@ def _key(row: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _float(value: Any) -> float | None:
+    """A CSV cell as a number; None when it is empty or not a finite number (nothing to divide by)."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
+
+
+def _ms_cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def accuracy_comparable(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
@@ -170,5 +185,5 @@ def compare(results: dict[str, Any], reference: list[dict[str, str]]) -> tuple[l
         diff = f"{m['top1_diff_points']:+.2f}" if m["top1_diff_points"] is not None else \
             f"not comparable: {m['top1_not_comparable']}" if m["top1_not_comparable"] else "–"
         lines.append(f"| {m['kind']} | {m['artifact']} | {m['backend']} | {m['threads']} | {m['batch']} | "
-                     f"{m['reference_p50_ms']:.3f} | {m['this_p50_ms']:.3f} | {ratio} | {diff} |")
+                     f"{_ms_cell(m['reference_p50_ms'])} | {_ms_cell(m['this_p50_ms'])} | {ratio} | {diff} |")
     return matched, "\n".join(lines) + "\n"

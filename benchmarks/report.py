@@ -7,8 +7,10 @@ a measured value in the JSON: nothing here computes a number that was not measur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -524,7 +526,21 @@ def check_readme(readme: Path, start: str = START, end: str = END) -> str:
 
 def update_readme(readme: Path, block: str, start: str = START, end: str = END) -> None:
     """Replace the text between the markers; the README must already have them."""
+    from benchmarks.outputs import write_text_atomic
+
     text = check_readme(readme, start, end)
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
-    readme.write_text(f"{before}{start}\n{block}{end}{after}")
+    write_text_atomic(readme, f"{before}{start}\n{block}{end}{after}", "README")
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Renderers index results.json directly. A file that carries the schema tag but lost or retyped a
+    field (hand-edited, or cut by a tool) must fail as one line naming it, not as a KeyError in a table."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        path = Path(path) / "results.json" if Path(path).is_dir() else path
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise BenchError(f"{path} is not a complete fer-bench results.json ({detail})") from None

@@ -86,6 +86,8 @@ def check_settings(settings: RunSettings) -> Any:
             check_artifact(manifest, name)
     except EdgeError as exc:
         raise BenchError(str(exc)) from None
+    if not settings.artifacts:  # results.json names its target artifact: there must be one
+        raise BenchError(f"no artifact to measure: {settings.manifest} lists none, or --artifacts named none")
     from benchmarks.frames import check_clip
 
     check_clip(settings.clip)
@@ -122,6 +124,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
         faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info)
         faces_error = ""
     except BenchError as exc:
+        if acc.train_available():
+            raise  # the user's --data or --split loads no faces: an error before any timing, not a note
         faces, faces_error = None, str(exc)
         notes.append(f"Accuracy not measured: {exc}")
     import numpy as np

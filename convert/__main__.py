@@ -117,8 +117,9 @@ def _verify(args: argparse.Namespace, default: tuple[str, str]) -> int:
     manifest = load_manifest(args.manifest)
     data, split = (args.data, args.split) if args.data else default
     keras_path = args.keras
-    if keras_path is None and "source_model" in manifest.info:
-        candidate = manifest.base_dir / manifest.info["source_model"]["path"]
+    source = manifest.info.get("source_model", {})
+    if keras_path is None and "path" in source:
+        candidate = manifest.base_dir / source["path"]
         keras_path = candidate if candidate.is_file() else None
     model = None
     if keras_path is not None:

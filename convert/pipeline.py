@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from convert.calibration import load_calibration
+from convert.calibration import MIN_IMAGES, load_calibration
 from convert.errors import ConvertError
 from convert.formats import FORMATS, ONNX_OPSET, export_onnx, export_onnx_int8, export_tflite
-from convert.verify import VerifyResult, verify
+from convert.verify import VerifyResult, check_max_drop, verify
 from edge.manifest import Artifact, Manifest, Preprocessing, sha256_file, write_manifest
 from edge.quant import TensorSpec
-from train.labels import DEFAULT_CROP_MARGIN
+from train.labels import DEFAULT_CROP_MARGIN, IMAGE_SIZE
 
 log = logging.getLogger("fer-convert")
 
@@ -70,6 +70,15 @@ def _check_options(options: ConvertOptions) -> None:
         raise ConvertError("onnx_int8 is quantized from the float ONNX model: add 'onnx' to --formats")
     if not 0 <= options.crop_margin < 1:
         raise ConvertError("crop margin must be in [0, 1)")
+    check_max_drop(options.max_drop)
+    if any(f in options.formats for f in ("int8", "onnx_int8")) and options.calibration_count < MIN_IMAGES:
+        # a count below the minimum would be blamed on the data ("has 7 images") after loading it
+        raise ConvertError(f"--calibration-count must be at least {MIN_IMAGES} for int8, "
+                           f"not {options.calibration_count}")
+    if options.name is not None and Path(options.name).name != options.name:
+        # artifacts are written into the staging folder as <name>_<format>; a name with folders in it would
+        # land outside it, replacing a file in --out before verification
+        raise ConvertError(f"--name must be a plain file name without folders, not {options.name!r}")
     from convert.tta import VIEW_COUNTS
 
     if options.views not in VIEW_COUNTS:
@@ -93,6 +102,12 @@ def _check_image_model(model: Any, path: Path) -> tuple[int, int, int]:
     shape = tuple(model.input_shape)
     if len(shape) != 4 or shape[3] not in (1, 3) or not all(isinstance(d, int) for d in shape[1:]):
         raise ConvertError(f"{path}: input shape {shape} is not an image (expected (None, H, W, 1 or 3))")
+    if shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1):
+        # calibration and verification faces come from train.data, always 48x48 grey: any other input
+        # would fail inside the TFLite calibrator or onnxruntime after the conversion work
+        raise ConvertError(f"{path}: input shape {shape}: fer-convert calibrates and verifies on "
+                           f"{IMAGE_SIZE}x{IMAGE_SIZE} greyscale faces, so the model must take "
+                           f"(None, {IMAGE_SIZE}, {IMAGE_SIZE}, 1)")
     if len(model.output_shape) != 2:
         raise ConvertError(f"{path}: output shape {model.output_shape} is not a class vector")
     return shape[1], shape[2], shape[3]
@@ -141,7 +156,10 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     model_sha = sha256_file(model_path)
     kept = _kept_artifacts(options, model_sha, labels, manifest_name(options.views))
     data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
-    load_options = recorded_options(run_info)
+    try:
+        load_options = recorded_options(run_info)
+    except TypeError as exc:  # an unknown csv_columns key in a hand-edited dataset.json
+        raise ConvertError(f"the run's dataset.json beside {model_path}: 'load_options' is malformed ({exc})") from None
     calibration = None
     if any(f in options.formats for f in ("int8", "onnx_int8")):
         calibration = load_calibration(options.calibration_data, options.calibration_count, labels=labels,

@@ -68,12 +68,17 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
     from train.errors import DataError
     from train.evaluate import score
 
+    check_max_drop(max_drop)
     try:
         # The run's loading options travel in the manifest: a model trained on Haar-cropped faces, or
         # with its own generated test split, is scored on the same kind of faces and the same held-out images.
         from train.run_info import manifest_options
 
-        dataset = load_dataset(data, split, manifest.labels, **manifest_options(manifest.info))
+        options = manifest_options(manifest.info)
+    except TypeError as exc:  # an unknown csv_columns key in a hand-edited manifest
+        raise ConvertError(f"the manifest's 'data_loading' is malformed ({exc})") from None
+    try:
+        dataset = load_dataset(data, split, manifest.labels, **options)
     except DataError as exc:
         raise ConvertError(f"verification data: {exc}") from None
     if dataset.labels != manifest.labels:
@@ -103,6 +108,13 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
     result = VerifyResult(dataset.source, len(dataset), keras_metrics, results)
     check_drop(result, max_drop)
     return result
+
+
+def check_max_drop(max_drop: float) -> None:
+    """NaN compares false with every drop, so a NaN gate passed any int8 model; a negative one asks int8
+    to beat float, which is no loss limit at all."""
+    if not max_drop >= 0:
+        raise ConvertError(f"--max-drop must be a number of points >= 0, not {max_drop}")
 
 
 def check_drop(result: VerifyResult, max_drop: float) -> None:

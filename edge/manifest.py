@@ -107,6 +107,21 @@ def _tensor(data: Any, where: str) -> TensorSpec:
         raise ManifestError(f"{where}: 'scale' must be a number and 'zero_point' an integer") from None
 
 
+def _check_source_model(data: dict[str, Any], where: str) -> None:
+    """fer-convert and fer-bench read ``source_model`` (which Keras model, its hash and size) to
+    keep entries, find the float reference and label the report; one of the wrong shape is refused
+    here, where every reader loads the manifest, not as a TypeError after minutes of work."""
+    if "source_model" not in data:
+        return
+    source = data["source_model"]
+    at = f"{where}: 'source_model'"
+    if not isinstance(source, dict):
+        raise ManifestError(f"{at} must be an object")
+    for key, kind in (("path", str), ("sha256", str), ("parameters", int)):
+        if key in source:
+            _require(source, key, kind, at)
+
+
 KNOWN_ARTIFACT_KEYS = {"path", "format", "sha256", "bytes", "input", "output", "metrics"}
 
 
@@ -141,6 +156,7 @@ def parse_manifest(data: Any, base_dir: Path, where: str = "manifest") -> Manife
         raise ManifestError(f"{where}: unknown interpolation '{preprocessing.interpolation}'")
     if not 0.0 <= preprocessing.crop_margin < 1.0:
         raise ManifestError(f"{where}: crop_margin must be in [0, 1)")
+    _check_source_model(data, where)
     artifacts: dict[str, Artifact] = {}
     for name, entry in _require(data, "artifacts", dict, where).items():
         at = f"{where}: artifact '{name}'"
