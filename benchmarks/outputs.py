@@ -113,17 +113,12 @@ def check_replace(out: Path, force: bool) -> str:
 def write_text_atomic(path: Path, text: str, what: str) -> None:
     """Write beside ``path`` and rename over it: a full disk or a Ctrl-C mid-write leaves the old file
     (a README, a reference CSV) whole instead of half of it, and a failure is one line."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    from edge.atomic import write_text_atomic as write
+
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write(Path(path), text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise BenchError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def latest_md(out: Path, quick: bool, root: Path = RESULTS_ROOT, refresh_only: bool = False) -> Path | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -27,16 +26,12 @@ ONNX_OPSET = 17
 
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    from edge.atomic import write_atomic
+
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        write_atomic(path, write)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConvertError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _logged(name: str, path: Path, started: float) -> Path:

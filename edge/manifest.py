@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.atomic import write_text_atomic
 from edge.errors import ManifestError
 from edge.quant import DTYPES, TensorSpec
 
@@ -201,7 +201,4 @@ def check_artifact(manifest: Manifest, name: str) -> Path:
 
 def write_manifest(manifest: Manifest, path: Path) -> None:
     """Atomic: a reader never sees half a manifest."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(Path(path), json.dumps(manifest.to_dict(), indent=2) + "\n")
