@@ -96,11 +96,7 @@ def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
     except ImportError as exc:
         raise BenchError(f"cannot load labelled faces: the 'train' package is not importable ({exc})") from None
     try:
-        options = manifest_options(manifest_info or {})
-    except TypeError as exc:  # an unknown csv_columns key in a hand-edited manifest
-        raise BenchError(f"the manifest's 'data_loading' is malformed ({exc})") from None
-    try:
-        dataset = load_dataset(data, split, labels, **options)
+        dataset = load_dataset(data, split, labels, **manifest_options(manifest_info or {}))
     except DataError as exc:
         raise BenchError(f"accuracy data: {exc}") from None
     images, targets = dataset.images, dataset.targets

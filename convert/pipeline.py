@@ -156,10 +156,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     model_sha = sha256_file(model_path)
     kept = _kept_artifacts(options, model_sha, labels, manifest_name(options.views))
     data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
-    try:
-        load_options = recorded_options(run_info)
-    except TypeError as exc:  # an unknown csv_columns key in a hand-edited dataset.json
-        raise ConvertError(f"the run's dataset.json beside {model_path}: 'load_options' is malformed ({exc})") from None
+    load_options = recorded_options(run_info, f"the run's dataset.json beside {model_path}")
     calibration = None
     if any(f in options.formats for f in ("int8", "onnx_int8")):
         calibration = load_calibration(options.calibration_data, options.calibration_count, labels=labels,

@@ -74,11 +74,7 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
         # with its own generated test split, is scored on the same kind of faces and the same held-out images.
         from train.run_info import manifest_options
 
-        options = manifest_options(manifest.info)
-    except TypeError as exc:  # an unknown csv_columns key in a hand-edited manifest
-        raise ConvertError(f"the manifest's 'data_loading' is malformed ({exc})") from None
-    try:
-        dataset = load_dataset(data, split, manifest.labels, **options)
+        dataset = load_dataset(data, split, manifest.labels, **manifest_options(manifest.info))
     except DataError as exc:
         raise ConvertError(f"verification data: {exc}") from None
     if dataset.labels != manifest.labels:

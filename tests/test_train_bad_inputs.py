@@ -303,3 +303,17 @@ def test_a_failed_ship_keeps_the_model_already_shipped(trained_run: Path, sample
     assert "no 'private' split" in err
     assert (models / "m.keras").read_bytes() == b"the shipped model"
     assert (models / "m.config.toml").read_text() == "its config"
+
+
+@pytest.mark.slow
+def test_evaluate_with_a_malformed_recorded_csv_columns_is_one_line(trained_run: Path, sample_dir: Path,
+                                                                    tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """dataset.json is the run's record and users edit it: an unknown column key names it."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    info = json.loads((run / "dataset.json").read_text())
+    info["load_options"] = {"csv_columns": {"no_such_column": "x"}}
+    (run / "dataset.json").write_text(json.dumps(info))
+    err = _one_line_error(["evaluate", str(run / "model.keras"), "--data", str(sample_dir)], capsys)
+    assert "'load_options' is malformed" in err

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from train.config import DataConfig
-from train.errors import TrainError
+from train.errors import DataError, TrainError
 
 
 def run_file(model_path: Path, name: str) -> Path | None:
@@ -52,17 +52,25 @@ def load_options(data: DataConfig) -> dict[str, Any]:
 
 def manifest_options(manifest_info: dict[str, Any]) -> dict[str, Any]:
     """``load_options`` from a manifest's ``data_loading`` (what fer-convert copied from the run)."""
-    return recorded_options({"load_options": manifest_info.get("data_loading")})
+    return _options(manifest_info.get("data_loading"), "the manifest's 'data_loading'")
 
 
-def recorded_options(info: dict[str, Any]) -> dict[str, Any]:
+def recorded_options(info: dict[str, Any], where: str = "the run's dataset.json") -> dict[str, Any]:
     """``load_options`` as recorded in a dataset.json (older runs record none: the defaults apply)."""
-    recorded = info.get("load_options")
+    return _options(info.get("load_options"), f"{where}: 'load_options'")
+
+
+def _options(recorded: Any, what: str) -> dict[str, Any]:
+    """fer-train evaluate, fer-convert and fer-bench all read these records, which users can edit:
+    an unknown column key is a DataError naming the record, not a TypeError from CsvColumns."""
     if not isinstance(recorded, dict):
         return {}
     from train.csv_data import CsvColumns
 
     options = {k: recorded[k] for k in ("test_fraction", "crop_faces", "no_face") if k in recorded}
     if isinstance(recorded.get("csv_columns"), dict):
-        options["csv_columns"] = CsvColumns(**recorded["csv_columns"])
+        try:
+            options["csv_columns"] = CsvColumns(**recorded["csv_columns"])
+        except TypeError as exc:
+            raise DataError(f"{what} is malformed ({exc})") from None
     return options
