@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.errors import BenchError
+from benchmarks.errors import BenchError, FacesUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "fer2013_sample"
@@ -94,7 +94,7 @@ def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
         from train.errors import DataError
         from train.run_info import manifest_options
     except ImportError as exc:
-        raise BenchError(f"cannot load labelled faces: the 'train' package is not importable ({exc})") from None
+        raise FacesUnavailable(f"cannot load labelled faces: the 'train' package is not importable ({exc})") from None
     try:
         dataset = load_dataset(data, split, labels, **manifest_options(manifest_info or {}))
     except DataError as exc:
@@ -104,18 +104,6 @@ def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
         pick = np.arange(0, len(targets), len(targets) / limit).astype(np.int64)[:limit]  # every k-th: keeps the mix
         images, targets = images[pick], targets[pick]
     return LabelledFaces(images, targets, dataset.labels, dataset.source)
-
-
-def train_available() -> bool:
-    """Whether labelled faces can be loaded at all (what ``load_faces`` imports): an edge-only install
-    may lack the ``train`` package, and then a run without accuracy is expected, not an error."""
-    try:
-        import train.data  # noqa: F401
-        import train.errors  # noqa: F401
-        import train.run_info  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def keras_available() -> bool:

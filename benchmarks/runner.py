@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.errors import BenchError
+from benchmarks.errors import BenchError, FacesUnavailable
 from benchmarks.timing import QUICK_MODEL, QUICK_PIPELINE, TimingPolicy
 
 log = logging.getLogger("fer-bench")
@@ -123,9 +123,7 @@ def run(settings: RunSettings) -> dict[str, Any]:
     try:
         faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info)
         faces_error = ""
-    except BenchError as exc:
-        if acc.train_available():
-            raise  # the user's --data or --split loads no faces: an error before any timing, not a note
+    except FacesUnavailable as exc:  # any other reason (--data, --split) is an error before timing, not a note
         faces, faces_error = None, str(exc)
         notes.append(f"Accuracy not measured: {exc}")
     import numpy as np

@@ -220,3 +220,19 @@ def test_setup_peer_never_empties_a_folder_it_did_not_build(tmp_path: Path, monk
     (mine / "thesis.txt").write_text("years of work")
     assert "would be emptied" in _one_line_error(["setup-peer", "--venv", str(mine)], capsys)
     assert calls == [] and (mine / "thesis.txt").read_text() == "years of work"
+
+
+def test_only_a_missing_train_package_leaves_accuracy_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edge-only install has no labelled-face loader: that alone becomes a note in the report."""
+    import sys
+
+    from benchmarks.accuracy import load_faces
+    from benchmarks.errors import BenchError, FacesUnavailable
+    from train.labels import FER2013_LABELS
+
+    with pytest.raises(BenchError) as caught:
+        load_faces(SAMPLE, "bogus", FER2013_LABELS)
+    assert not isinstance(caught.value, FacesUnavailable)  # train is importable: the data is the user's to fix
+    monkeypatch.setitem(sys.modules, "train.data", None)  # as if train were not installed
+    with pytest.raises(FacesUnavailable, match="not importable"):
+        load_faces(SAMPLE, "test", FER2013_LABELS)
