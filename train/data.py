@@ -160,24 +160,31 @@ def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS, decode: De
     return _stack(items, labels, str(root))
 
 
-def _zip_members(archive: zipfile.ZipFile, split: str, path: Path) -> list[tuple[zipfile.ZipInfo, str]]:
-    """Members under ``.../<split>/<class>/<file>`` at whatever depth the zip nests them.
-
-    Split folders are spelled as the folder loader takes them (``Train/``, ``Training/``,
-    ``PublicTest/``); a zip of bare ``<class>/`` folders is the split asked for, as a bare folder is.
-    """
-    images: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
+def zip_images(archive: zipfile.ZipFile) -> list[tuple[str, tuple[str, ...]]]:
+    """Image members as (name, path parts), each inside at least one folder: no folders themselves,
+    no macOS ``__MACOSX`` copies or ``._`` resource forks, no other hidden files."""
+    images = []
     for info in archive.infolist():
         parts = Path(info.filename).parts
         if info.is_dir() or "__MACOSX" in parts or len(parts) < 2:
             continue
         if Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES and not parts[-1].startswith("."):
-            images.append((info, parts))
+            images.append((info.filename, parts))
+    return images
+
+
+def _zip_members(archive: zipfile.ZipFile, split: str, path: Path) -> list[tuple[str, str]]:
+    """(member, class) under ``.../<split>/<class>/<file>`` at whatever depth the zip nests them.
+
+    Split folders are spelled as the folder loader takes them (``Train/``, ``Training/``,
+    ``PublicTest/``); a zip of bare ``<class>/`` folders is the split asked for, as a bare folder is.
+    """
+    images = zip_images(archive)
     splits = sorted({parts[-3] for _, parts in images
                      if len(parts) >= 3 and split_name(parts[-3]) in ("train", "test", "private", "val")})
     if not splits:
-        return [(info, parts[-2]) for info, parts in images]
-    chosen = [(info, parts[-2]) for info, parts in images if len(parts) >= 3 and split_name(parts[-3]) == split]
+        return [(name, parts[-2]) for name, parts in images]
+    chosen = [(name, parts[-2]) for name, parts in images if len(parts) >= 3 and split_name(parts[-3]) == split]
     if not chosen:
         raise DataError(f"zip {path} has no '{split}' split folder (found: {', '.join(splits)})")
     return chosen
@@ -203,8 +210,8 @@ def load_zip(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS, d
             raise DataError(f"zip {path} has no '<class>/' or '{split}/<class>/' images")
         _check_labels((name for _, name in members), f"{path}:{split}/", labels)
         decoded = [
-            (decode(read_member(archive, info.filename, path), f"{path}:{info.filename}"), labels.index(name))
-            for info, name in sorted(members, key=lambda m: m[0].filename)
+            (decode(read_member(archive, member, path), f"{path}:{member}"), labels.index(name))
+            for member, name in sorted(members)
         ]
         items = [(image, target) for image, target in decoded if image is not None]
     return _stack(items, labels, f"{path}:{split}")

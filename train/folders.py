@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from train.data import IMAGE_SUFFIXES
+from train.data import IMAGE_SUFFIXES, zip_images
 from train.errors import DataError
 from train.layout import POOL, SPLIT_ALIASES, Tree, split_name
 
@@ -71,14 +71,7 @@ def zip_tree(path: Path) -> Tree:
     except (zipfile.BadZipFile, OSError) as exc:
         raise DataError(f"cannot open zip {path}: {exc}") from None
     with archive:
-        members = []
-        for info in archive.infolist():
-            parts = Path(info.filename).parts
-            if info.is_dir() or "__MACOSX" in parts or len(parts) < 2 or Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            if parts[-1].startswith("."):  # macOS's ._ resource forks, other hidden files
-                continue
-            members.append((info.filename, parts))
+        members = zip_images(archive)
     split_layout = any(len(parts) >= 3 and split_name(parts[-3]) in ("train", "test") for _, parts in members)
     source = _ZipSource(path)
     tree: Tree = {}
