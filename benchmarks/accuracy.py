@@ -91,13 +91,13 @@ def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
     """
     try:
         from train.data import load_dataset
-        from train.errors import DataError
+        from train.errors import TrainError
         from train.run_info import manifest_options
     except ImportError as exc:
         raise FacesUnavailable(f"cannot load labelled faces: the 'train' package is not importable ({exc})") from None
     try:
         dataset = load_dataset(data, split, labels, **manifest_options(manifest_info or {}))
-    except DataError as exc:
+    except TrainError as exc:  # the data, or the manifest's labels as train reads them (a single class)
         raise BenchError(f"accuracy data: {exc}") from None
     images, targets = dataset.images, dataset.targets
     if limit and len(targets) > limit:

@@ -236,3 +236,12 @@ def test_only_a_missing_train_package_leaves_accuracy_out(monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "train.data", None)  # as if train were not installed
     with pytest.raises(FacesUnavailable, match="not importable"):
         load_faces(SAMPLE, "test", FER2013_LABELS)
+
+
+def test_labels_train_cannot_score_are_a_bench_error() -> None:
+    """A one-class manifest loads on the edge, but train needs two classes to score it: one line."""
+    from benchmarks.accuracy import load_faces
+    from benchmarks.errors import BenchError
+
+    with pytest.raises(BenchError, match="accuracy data: .*at least 2 classes"):
+        load_faces(SAMPLE, "test", ("happy",))
