@@ -22,6 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from edge.cli import ArgumentParser
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "results"
 SUBCOMMANDS = ("run", "setup-peer", "soak", "compare", "reference", "readme", "report")
@@ -80,7 +82,7 @@ def _run_parser() -> argparse.ArgumentParser:
     from benchmarks.frames import DEFAULT_CLIP
 
     data, _ = default_data()
-    parser = argparse.ArgumentParser(prog="fer-bench", description="Accuracy and latency of every artifact, stage by "
+    parser = ArgumentParser(prog="fer-bench", description="Accuracy and latency of every artifact, stage by "
                                      "stage, against the `fer` package. Subcommands: " + ", ".join(SUBCOMMANDS) + ".")
     parser.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
     parser.add_argument("--data", type=Path, default=data,
@@ -236,7 +238,7 @@ def cmd_soak(argv: list[str]) -> int:
     from benchmarks.report import load_results, write_results
     from benchmarks.soak import run_soak
 
-    parser = argparse.ArgumentParser(prog="fer-bench soak", description="RSS over a long pipeline run (clip looped).")
+    parser = ArgumentParser(prog="fer-bench soak", description="RSS over a long pipeline run (clip looped).")
     parser.add_argument("--frames", type=_count(1), default=10_000)
     parser.add_argument("--every", type=_count(1), default=100, help="sample RSS every N frames")
     parser.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
@@ -293,7 +295,7 @@ def cmd_compare(argv: list[str]) -> int:
     from benchmarks.reference import REFERENCE_DIR, compare, read_reference
     from benchmarks.report import load_results, reading
 
-    parser = argparse.ArgumentParser(prog="fer-bench compare", description="Ratios of a run to a reference CSV.")
+    parser = ArgumentParser(prog="fer-bench compare", description="Ratios of a run to a reference CSV.")
     parser.add_argument("results", type=Path, help="results.json or its folder")
     parser.add_argument("--reference", type=Path, help="reference CSV (default: the run's device class, else x86_64)")
     args = parser.parse_args(argv)
@@ -313,7 +315,7 @@ def cmd_reference(argv: list[str]) -> int:
     from benchmarks.reference import write_reference
     from benchmarks.report import load_results, reading
 
-    parser = argparse.ArgumentParser(prog="fer-bench reference", description="Write a device-class reference CSV.")
+    parser = ArgumentParser(prog="fer-bench reference", description="Write a device-class reference CSV.")
     parser.add_argument("results", type=Path)
     parser.add_argument("--out", type=Path, help="CSV (default: benchmarks/reference/<device class>.csv)")
     parser.add_argument("--allow-quick", action="store_true")
@@ -329,7 +331,7 @@ def cmd_readme(argv: list[str]) -> int:
     from benchmarks.outputs import display_path
     from benchmarks.report import load_results, readme_table, reading, update_readme
 
-    parser = argparse.ArgumentParser(prog="fer-bench readme", description="The README's table from a run.")
+    parser = ArgumentParser(prog="fer-bench readme", description="The README's table from a run.")
     parser.add_argument("results", type=Path, nargs="?", help="results.json or folder (default: newest run)")
     parser.add_argument("--update", type=Path, metavar="README", help="replace the table between the markers")
     args = parser.parse_args(argv)
@@ -355,7 +357,7 @@ def cmd_readme(argv: list[str]) -> int:
 def cmd_report(argv: list[str]) -> int:
     from benchmarks.report import load_results, reading, render, write_results
 
-    parser = argparse.ArgumentParser(prog="fer-bench report", description="Re-render report.md from results.json.")
+    parser = ArgumentParser(prog="fer-bench report", description="Re-render report.md from results.json.")
     parser.add_argument("results", type=Path, help="results folder")
     args = parser.parse_args(argv)
     folder = args.results if args.results.is_dir() else args.results.parent
@@ -370,7 +372,7 @@ def cmd_report(argv: list[str]) -> int:
 def cmd_setup_peer(argv: list[str]) -> int:
     from benchmarks.peer import DEFAULT_VENV, setup_peer
 
-    parser = argparse.ArgumentParser(prog="fer-bench setup-peer", description="Build the venv holding `fer`.")
+    parser = ArgumentParser(prog="fer-bench setup-peer", description="Build the venv holding `fer`.")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = parser.parse_args(argv)

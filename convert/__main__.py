@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from edge.cli import ArgumentParser
+
 DEFAULT_DATA = "../shared/data/fer2013"
 
 
@@ -16,7 +18,7 @@ def _convert_parser() -> argparse.ArgumentParser:
     from convert.formats import DEFAULT_FORMATS, FORMATS
     from convert.pipeline import DEFAULT_CROP_MARGIN
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fer-convert",
         description="Convert a .keras model to TFLite/ONNX, verify each artifact against it, write a manifest. "
         "Subcommand: 'fer-convert verify MANIFEST'.")
@@ -47,7 +49,7 @@ def _convert_parser() -> argparse.ArgumentParser:
 
 
 def _verify_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fer-convert verify",
+    parser = ArgumentParser(prog="fer-convert verify",
                                      description="Accuracy and agreement with Keras of every artifact in a manifest.")
     parser.add_argument("manifest", type=Path, help="manifest.json (or its folder)")
     parser.add_argument("--data", help="labelled data (default: FER2013 test if present, else the bundled sample)")

@@ -12,16 +12,17 @@ import json
 import sys
 from pathlib import Path
 
+from edge.cli import ArgumentParser
 from edge.errors import ExitStatus
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fer-edge", description="Facial emotion recognition on the edge.")
+    parser = ArgumentParser(prog="fer-edge", description="Facial emotion recognition on the edge.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="edge.toml (see edge/configs/)")
     common.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config key (repeatable)")
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     validate.add_argument("--print", action="store_true", help="print the resolved config")
 
-    shipping = argparse.ArgumentParser(add_help=False)
+    shipping = ArgumentParser(add_help=False)
     shipping.add_argument("--manifest", type=Path, help="model manifest (default: the shipped models/manifest.json)")
     shipping.add_argument("--artifact", dest="artifacts", action="append", metavar="NAME",
                           help="artifact to ship (repeatable; default int8; the first is the config's)")

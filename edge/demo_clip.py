@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.cli import ArgumentParser
 from edge.errors import EdgeError
 
 FaceSample = tuple[np.ndarray, str]
@@ -289,7 +290,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m edge.demo_clip", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m edge.demo_clip", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="folder of <label>/*.jpg FER2013 faces")
     parser.add_argument("--out", type=Path, required=True, help="clip to write (.mp4); ground truth goes to OUT.json")
     parser.add_argument("--frames", type=int, default=120)

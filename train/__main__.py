@@ -12,11 +12,12 @@ import os
 import sys
 from pathlib import Path
 
+from edge.cli import ArgumentParser
 from edge.errors import ExitStatus
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fer-train",
         description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv) or on your "
         "own folder-per-class data or CSV (--labels auto). Subcommands: 'fer-train evaluate MODEL', "
@@ -42,7 +43,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fer-train evaluate",
         description="Accuracy, macro-F1, per-class precision/recall/F1 and a confusion matrix (PNG and JSON).",
     )
@@ -74,7 +75,7 @@ def _test_fraction(text: str) -> float:
 
 
 def _report_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fer-train report",
         description="A data report: class counts, sample grids per class, image size and brightness "
         "histograms, exact and near duplicates within and across splits (Markdown + PNG).",
@@ -92,7 +93,7 @@ def _report_parser() -> argparse.ArgumentParser:
 
 
 def _ship_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fer-train ship",
         description="Copy a run's best model into models/ and write its model card (figures measured here).",
     )
@@ -114,7 +115,7 @@ def _ship_parser() -> argparse.ArgumentParser:
 
 
 def _recalibrate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fer-train recalibrate",
         description="Measure a model's batch-norm statistics again on 8,192 clean training images of its run "
         "(dropout off) and save the result as a new model: statistics gathered under augmentation do not "
@@ -128,7 +129,7 @@ def _recalibrate_parser() -> argparse.ArgumentParser:
 
 
 def _combine_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fer-train combine",
         description="Several models as one .keras model averaging their probabilities (an ensemble that "
         "converts and runs on the edge as a single artifact).",
