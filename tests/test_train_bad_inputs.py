@@ -317,3 +317,31 @@ def test_evaluate_with_a_malformed_recorded_csv_columns_is_one_line(trained_run:
     (run / "dataset.json").write_text(json.dumps(info))
     err = _one_line_error(["evaluate", str(run / "model.keras"), "--data", str(sample_dir)], capsys)
     assert "'load_options' is malformed" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("labels", ["angry,happy", [], ["happy", "happy"], ["angry", 3]])
+def test_recorded_labels_that_are_not_a_list_of_names_are_one_line(labels: object, trained_run: Path,
+                                                                   sample_dir: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """An edited dataset.json's labels are the model's output order for evaluate, ship and convert: a
+    string was silently replaced by FER2013's seven (or read letter by letter), so it names the file."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    info = json.loads((run / "dataset.json").read_text())
+    info["labels"] = labels
+    (run / "dataset.json").write_text(json.dumps(info))
+    err = _one_line_error(["evaluate", str(run / "model.keras"), "--data", str(sample_dir)], capsys)
+    assert "dataset.json: 'labels' must be a list of distinct class names" in err
+    err = _one_line_error(["ship", str(run), "--out", str(tmp_path / "shipped"), "--data", str(sample_dir)], capsys)
+    assert "dataset.json: 'labels' must be a list" in err and not (tmp_path / "shipped").exists()
+
+
+@pytest.mark.slow
+def test_shipping_a_run_without_its_dataset_record_names_it(trained_run: Path, sample_dir: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "dataset.json").unlink()
+    err = _one_line_error(["ship", str(run), "--out", str(tmp_path / "shipped"), "--data", str(sample_dir)], capsys)
+    assert "cannot read" in err and "dataset.json" in err

@@ -109,6 +109,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     """
     from train.data import load_dataset
     from train.evaluate import load_keras_model, model_labels, validation_split
+    from train.run_info import read_dataset_record
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     best = run_dir / "best.keras"
@@ -116,13 +117,13 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
         raise TrainError(f"{run_dir} has no best.keras yet")
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise TrainError(f"--name {name!r} must be a plain file name (no folders, not hidden)")
-    output_folder(out_dir, "the shipped model and its card")
     history = _history(run_dir)
     try:
         state = json.loads((run_dir / "state.json").read_text())
-        dataset = json.loads((run_dir / "dataset.json").read_text())
     except (OSError, ValueError) as exc:
         raise TrainError(f"{run_dir} is not a complete training run: {exc}") from None
+    dataset = read_dataset_record(run_dir / "dataset.json")  # names the file when it is missing or torn
+    output_folder(out_dir, "the shipped model and its card")
 
     model = load_keras_model(best)  # float32, no optimizer: a third of the checkpoint's size
     refit = int(dataset.get("val_images", 1)) == 0

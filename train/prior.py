@@ -42,17 +42,15 @@ def run_class_weights(model_path: Path) -> np.ndarray | None:
 
     None when the run used no weights (nothing to undo) or its files are missing.
     """
-    import json
-
     from train.config import load_config
-    from train.run_info import dataset_info_path, run_file
+    from train.run_info import dataset_info_path, read_dataset_record, run_file
     from train.training import class_weights
 
     config_path, info_path = run_file(model_path, "config.toml"), dataset_info_path(model_path)
     if config_path is None or info_path is None:
         return None
     mode = load_config(config_path).train.class_weight
-    info = json.loads(info_path.read_text())
+    info = read_dataset_record(info_path)
     labels, counts = info.get("labels") or [], info.get("train_class_counts") or {}
     if mode == "none" or not labels or not counts:
         return None

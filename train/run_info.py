@@ -32,13 +32,27 @@ def dataset_info_path(model_path: Path) -> Path | None:
 
 def read_dataset_info(model_path: Path) -> dict[str, Any]:
     path = dataset_info_path(model_path)
-    if path is None:
-        return {}
+    return {} if path is None else read_dataset_record(path)
+
+
+def read_dataset_record(path: Path) -> dict[str, Any]:
+    """A dataset.json, whose ``labels`` every reader (evaluate, ship, combine, convert) takes as the
+    model's output order. Users can edit it, so labels that are not a list of distinct names are an
+    error naming the file here, not a wrong class count or a one-letter class further on."""
     try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        info = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise TrainError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
         raise TrainError(f"{path} is not readable JSON: {exc}") from None
-    return info if isinstance(info, dict) else {}
+    if not isinstance(info, dict):
+        return {}
+    labels = info.get("labels")
+    if labels is not None and not (isinstance(labels, list) and labels and len(set(labels)) == len(labels)
+                                   and all(isinstance(label, str) and label.strip() for label in labels)):
+        raise DataError(f"{path}: 'labels' must be a list of distinct class names in output order, "
+                        f"got {json.dumps(labels)[:80]}")
+    return info
 
 
 def load_options(data: DataConfig) -> dict[str, Any]:
