@@ -17,7 +17,7 @@ from typing import Any
 from train.errors import TrainError
 from train.evaluate import Report, evaluate_with_and_without_flips, format_report
 from train.labels import is_fer2013
-from train.outputs import output_folder
+from train.outputs import output_folder, refuse_a_file
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
@@ -111,7 +111,8 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     from train.evaluate import load_keras_model, model_labels, validation_split
     from train.run_info import read_dataset_record
 
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run_dir = Path(run_dir)
+    out_dir = refuse_a_file(out_dir, "the shipped model and its card")
     best = run_dir / "best.keras"
     if not best.is_file():
         raise TrainError(f"{run_dir} has no best.keras yet")
