@@ -90,6 +90,10 @@ def _check_options(options: ConvertOptions) -> None:
     out = options.out_dir
     if out.exists() and not out.is_dir():
         raise ConvertError(f"output {out} exists and is not a folder")
+
+
+def _create_out(out: Path) -> None:
+    """Made only once the model and its labels are known good, so a refused model leaves no empty folder."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -152,6 +156,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     except TrainError as exc:
         raise ConvertError(str(exc)) from None
     labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels, run_info)
+    _create_out(options.out_dir)
     name = options.name or model_path.stem
     model_sha = sha256_file(model_path)
     kept = _kept_artifacts(options, model_sha, labels, manifest_name(options.views))

@@ -114,4 +114,17 @@ def test_a_model_that_does_not_take_48x48_grey_faces_is_refused_before_convertin
     model = _model(tmp_path / "odd.keras", shape)
     err = _one_line_error([str(model), "--out", str(tmp_path / "out"), "--formats", "int8", *DATA], capsys)
     assert "must take (None, 48, 48, 1)" in err, err
-    assert not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()  # a refused model leaves no empty folder behind
+
+
+def test_labels_that_do_not_fit_the_model_are_refused_before_out_is_created(
+        tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _one_line_error([str(tiny), "--out", str(tmp_path / "out"), "--formats", "float32", *DATA,
+                           "--labels", "calm,excited"], capsys)
+    assert "7 outputs but 2 labels" in err, err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "a_file").write_text("keep me")
+    err = _one_line_error([str(tiny), "--out", str(tmp_path / "a_file" / "out"), "--formats", "float32", *DATA],
+                          capsys)
+    assert "cannot create output folder" in err, err
+    assert (tmp_path / "a_file").read_text() == "keep me"
