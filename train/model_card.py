@@ -112,7 +112,8 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     from train.run_info import read_dataset_record
 
     run_dir = Path(run_dir)
-    out_dir = refuse_a_file(out_dir, "the shipped model and its card")
+    holds = "the shipped model and its card"
+    out_dir = refuse_a_file(out_dir, holds)
     best = run_dir / "best.keras"
     if not best.is_file():
         raise TrainError(f"{run_dir} has no best.keras yet")
@@ -124,7 +125,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     except (OSError, ValueError) as exc:
         raise TrainError(f"{run_dir} is not a complete training run: {exc}") from None
     dataset = read_dataset_record(run_dir / "dataset.json")  # names the file when it is missing or torn
-    output_folder(out_dir, "the shipped model and its card")
+    output_folder(out_dir, holds)
 
     model = load_keras_model(best)  # float32, no optimizer: a third of the checkpoint's size
     refit = int(dataset.get("val_images", 1)) == 0
