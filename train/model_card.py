@@ -138,7 +138,6 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     else:
         spec, options = model_labels(best)
         test_data = load_dataset(data, split, spec, **options)
-    out_dir.mkdir(parents=True, exist_ok=True)
     prior, weights = _prior_choice(model, best, val_data, prior_correction)
     if prior.applied:
         from train.prior import apply_to_model
