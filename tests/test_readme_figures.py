@@ -5,8 +5,9 @@ A refit has no validation split: its row says "–" there, and so must its card 
 Rerunning every generation's evaluation is most of this suite's time, and the earlier generations'
 models almost never change, so their measurements are kept between runs (``FER_TEST_CACHE``, by
 default ~/.cache/fer-edge/measured; ``off`` reruns all) under a key of everything the figure depends
-on: the model file's bytes, the data set's bytes, train/'s source, the command and the library
-versions. Any change to one of them measures again. The shipped model's command always runs."""
+on: the bytes of the model's folder (its run's config decides a validation split) and of the data
+set, train/'s source, the command and the library versions. Any change to one of them measures
+again. The shipped model's command always runs."""
 
 from __future__ import annotations
 
@@ -75,8 +76,12 @@ def _measured(model: Path, data: Path, what: str, measure: Callable[[], dict[str
     cache = _cache_dir()
     if cache is None:
         return measure()
-    key = hashlib.sha256("\0".join([hashlib.sha256(model.read_bytes()).hexdigest(), _tree_digest(data),
-                                     _code_and_libraries(), what]).encode()).hexdigest()
+    # the model's whole folder, not only its file: the run's config and records beside it decide, among
+    # other things, which faces a validation split holds
+    beside = hashlib.sha256(b"".join(path.name.encode() + b"\0" + path.read_bytes() + b"\0"
+                                     for path in sorted(model.parent.iterdir()) if path.is_file())).hexdigest()
+    key = hashlib.sha256("\0".join([model.name, beside, _tree_digest(data), _code_and_libraries(),
+                                     what]).encode()).hexdigest()
     entry = cache / f"{key}.json"
     try:
         return json.loads(entry.read_text())
