@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -48,12 +48,17 @@ def _cache_dir() -> Path | None:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer-edge" / "measured"
 
 
+def _files_digest(files: Iterable[Path], root: Path) -> "hashlib._Hash":
+    """Each file's path under ``root`` and its bytes, in name order: a rename or an edit changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest
+
+
 @functools.cache
 def _tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return _files_digest((p for p in root.rglob("*") if p.is_file()), root).hexdigest()
 
 
 @functools.cache
@@ -63,9 +68,7 @@ def _code_and_libraries() -> str:
     import numpy
     import tensorflow
 
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "train").rglob("*.py")):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    digest = _files_digest((ROOT / "train").rglob("*.py"), ROOT)
     versions = (tensorflow.__version__, keras.__version__, numpy.__version__, cv2.__version__)
     digest.update(repr(versions).encode())
     return digest.hexdigest()
@@ -78,8 +81,7 @@ def _measured(model: Path, data: Path, what: str, measure: Callable[[], dict[str
         return measure()
     # the model's whole folder, not only its file: the run's config and records beside it decide, among
     # other things, which faces a validation split holds
-    beside = hashlib.sha256(b"".join(path.name.encode() + b"\0" + path.read_bytes() + b"\0"
-                                     for path in sorted(model.parent.iterdir()) if path.is_file())).hexdigest()
+    beside = _files_digest((p for p in model.parent.iterdir() if p.is_file()), model.parent).hexdigest()
     key = hashlib.sha256("\0".join([model.name, beside, _tree_digest(data), _code_and_libraries(),
                                      what]).encode()).hexdigest()
     entry = cache / f"{key}.json"
