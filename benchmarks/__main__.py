@@ -131,13 +131,15 @@ def _default_out() -> Path:
 
 
 def _write_latest(results: dict, out: Path, refresh_only: bool = False) -> str:
-    """The README block; also kept as benchmarks/results/latest.md, but only for a full run in that folder
-    (and, with ``refresh_only``, only when latest.md already shows that run)."""
+    """The README block; also kept as benchmarks/results/latest.md, but only for a full run of the shipped
+    model in that folder (and, with ``refresh_only``, only when latest.md already shows that run)."""
     from benchmarks.outputs import display_path, latest_md
     from benchmarks.report import readme_table
 
     table = readme_table(results, display_path(out))
-    latest = latest_md(out, bool(results["config"].get("quick")), RESULTS_ROOT, refresh_only)
+    # A refresh re-renders a run latest.md already shows, whichever checkout its manifest path names.
+    manifest = None if refresh_only else results.get("manifest", {}).get("path")
+    latest = latest_md(out, bool(results["config"].get("quick")), RESULTS_ROOT, refresh_only, manifest)
     if latest is not None:
         latest.write_text(table)
     return table

@@ -19,6 +19,7 @@ from benchmarks.errors import BenchError
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "results"
+SHIPPED_MANIFEST = ROOT / "models" / "manifest.json"
 
 
 def display_path(folder: Path) -> str:
@@ -121,13 +122,18 @@ def write_text_atomic(path: Path, text: str, what: str) -> None:
         raise BenchError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
 
-def latest_md(out: Path, quick: bool, root: Path = RESULTS_ROOT, refresh_only: bool = False) -> Path | None:
+def latest_md(out: Path, quick: bool, root: Path = RESULTS_ROOT, refresh_only: bool = False,
+              manifest: Path | str | None = None) -> Path | None:
     """benchmarks/results/latest.md mirrors the README table: only a full run into that folder updates it.
 
-    ``refresh_only`` (re-rendering a report, adding a soak) rewrites it only when it already shows
-    ``out``, so re-rendering an older run never passes that run off as the latest.
+    The table shows the shipped model, so a new run of another model (``manifest`` other than
+    models/manifest.json: an opt-in, a candidate being weighed) is kept in its folder and leaves the
+    table alone. ``refresh_only`` (re-rendering a report, adding a soak) rewrites it only when it
+    already shows ``out``, so re-rendering an older run never passes that run off as the latest.
     """
     if quick or Path(out).resolve().parent != Path(root).resolve():
+        return None
+    if manifest is not None and Path(manifest).resolve() != SHIPPED_MANIFEST.resolve():
         return None
     latest = Path(root) / "latest.md"
     if refresh_only and not shows_run(latest, Path(out).resolve().name):

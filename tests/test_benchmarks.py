@@ -602,6 +602,11 @@ def test_latest_md_is_written_only_into_the_results_root(tmp_path: Path) -> None
     assert latest_md(run, quick=False) is None
     assert latest_md(RESULTS_ROOT / "vm-2030-01-01", quick=True) is None
     assert latest_md(RESULTS_ROOT / "vm-2030-01-01", quick=False) == RESULTS_ROOT / "latest.md"
+    # README's table shows the shipped model: a full run of another one keeps to its own folder
+    shipped = ROOT / "models" / "manifest.json"
+    assert latest_md(RESULTS_ROOT / "vm-2030-01-01", quick=False, manifest=shipped) == RESULTS_ROOT / "latest.md"
+    opt_in = ROOT / "models" / "views10" / "manifest.json"
+    assert latest_md(RESULTS_ROOT / "vm-2030-01-01", quick=False, manifest=opt_in) is None
 
 
 def test_compare_shows_accuracy_only_for_the_same_model_on_the_same_faces(
