@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.outputs import SHIPPED_MANIFEST
 from edge.cli import ArgumentParser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def _run_parser() -> argparse.ArgumentParser:
     data, _ = default_data()
     parser = ArgumentParser(prog="fer-bench", description="Accuracy and latency of every artifact, stage by "
                                      "stage, against the `fer` package. Subcommands: " + ", ".join(SUBCOMMANDS) + ".")
-    parser.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
     parser.add_argument("--data", type=Path, default=data,
                         help="labelled faces (default: FER2013_DIR or ../shared/data/fer2013 if present, else the "
                         "bundled sample; now %(default)s)")
@@ -243,7 +244,7 @@ def cmd_soak(argv: list[str]) -> int:
     parser = ArgumentParser(prog="fer-bench soak", description="RSS over a long pipeline run (clip looped).")
     parser.add_argument("--frames", type=_count(1), default=10_000)
     parser.add_argument("--every", type=_count(1), default=100, help="sample RSS every N frames")
-    parser.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
     parser.add_argument("--artifact", default="int8")
     parser.add_argument("--threads", type=_count(1, MAX_THREADS), default=1)
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
