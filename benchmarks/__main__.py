@@ -179,7 +179,7 @@ def _soak_candidates(out: Path, explicit: bool) -> list[Path]:
 def cmd_run(argv: list[str]) -> int:
     from benchmarks.report import update_readme, write_results
     from benchmarks.runner import RunSettings, policies, run
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
     from edge.errors import EdgeError
 
     args = _run_parser().parse_args(argv)
@@ -251,7 +251,7 @@ def cmd_soak(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="results folder to add the soak to (default: today's newest)")
     args = parser.parse_args(argv)
     from edge.errors import EdgeError
-    from edge.manifest import check_artifact, load_manifest
+    from edge.vision.manifest import check_artifact, load_manifest
     from benchmarks.errors import BenchError
     from benchmarks.frames import check_clip
     from benchmarks.outputs import check_soak_target, check_writable_dir, todays_folder

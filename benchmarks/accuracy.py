@@ -150,7 +150,7 @@ def faces_fingerprint(faces: LabelledFaces) -> str:
 
 
 def artifact_probs(manifest: Any, name: str, images: np.ndarray, threads: int) -> tuple[np.ndarray, str]:
-    from edge.classifier import Classifier
+    from edge.vision.classifier import Classifier
 
     with Classifier(manifest, name, threads=threads) as classifier:
         probs = np.concatenate([classifier.predict(images[i:i + BATCH]) for i in range(0, len(images), BATCH)])
@@ -175,7 +175,7 @@ def scored(name: str, kind: str, faces: LabelledFaces, predicted: np.ndarray, re
 def measure_accuracy(manifest_path: Path, artifacts: list[str], faces: LabelledFaces, use_keras: bool = True,
                      threads: int = 2) -> tuple[AccuracyResult, dict[str, np.ndarray]]:
     """Scores of every model, and each model's predicted class indexes (for the peer's agreement)."""
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
 
     manifest = load_manifest(manifest_path)
     if faces.labels != manifest.labels:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from edge.faces import Box
+from edge.vision.faces import Box
 
 MIN_IOU = 0.5
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.errors import BenchError
-from edge.faces import Box
+from edge.vision.faces import Box
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = ROOT / "models" / "demo" / "demo_clip.mp4"
@@ -56,7 +56,7 @@ def check_clip(clip: Path) -> None:
     caught here rather than lose those measurements.
     """
     from edge.errors import EdgeError
-    from edge.sources import open_source
+    from edge.vision.sources import open_source
 
     clip = Path(clip)
     if not clip.is_file():
@@ -73,7 +73,7 @@ def check_clip(clip: Path) -> None:
 def load_frames(clip: Path, count: int) -> ClipFrames:
     """Up to ``count`` distinct frames (the clip's length at most), each decode timed."""
     from edge.errors import SourceError
-    from edge.sources import open_source
+    from edge.vision.sources import open_source
 
     clip = Path(clip)
     if not clip.is_file():

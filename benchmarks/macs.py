@@ -23,7 +23,7 @@ def tflite_macs(path: Path, interpreter_class: type | None = None) -> int:
     views of the one face, and costs that many times the MACs.
     """
     if interpreter_class is None:
-        from edge.backends import tflite_interpreter_class
+        from edge.vision.backends import tflite_interpreter_class
 
         interpreter_class, _ = tflite_interpreter_class()
     # without XNNPACK: tensors inside a delegated partition keep the file's batch-1 shapes, so the

@@ -116,7 +116,7 @@ def cpu_peak(threads: list[int], seconds: float = 0.5) -> dict[str, float]:
 
 def measure_models(manifest_path: Path, artifacts: list[str], threads: list[int], batches: list[int],
                    policy: TimingPolicy, faces: np.ndarray) -> ModelLatency:
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
 
     manifest = load_manifest(manifest_path)
     rows: list[ModelRow] = []

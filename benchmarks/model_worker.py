@@ -36,7 +36,7 @@ def runtime_module(fmt: str, tflite_module: str | None) -> str:
     """The module ``Classifier`` will import to run ``fmt``."""
     if fmt == "onnx":
         return "onnxruntime"
-    from edge.backends import TFLITE_MODULES
+    from edge.vision.backends import TFLITE_MODULES
 
     return tflite_module or TFLITE_MODULES[0]
 
@@ -59,9 +59,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from benchmarks.timing import TimingPolicy, measure, summarize
-    from edge.classifier import Classifier
-    from edge.manifest import load_manifest
-    from edge.quant import quantize
+    from edge.vision.classifier import Classifier
+    from edge.vision.manifest import load_manifest
+    from edge.vision.quant import quantize
 
     manifest = load_manifest(job["manifest"])
     faces = np.load(job["faces"])

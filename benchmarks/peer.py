@@ -26,7 +26,7 @@ from benchmarks.detection import DetectionScore, score_detections
 from benchmarks.errors import PeerUnavailable
 from benchmarks.frames import ClipFrames
 from benchmarks.timing import Stats, TimingPolicy, summarize
-from edge.faces import Box
+from edge.vision.faces import Box
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = ROOT / ".venv-bench-fer"

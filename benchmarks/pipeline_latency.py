@@ -71,11 +71,11 @@ def build_pipeline(manifest: Path, artifact: str, threads: int, detect_every: in
 
     ``detect_every`` overrides only the full-detection schedule (1: every frame, as `fer` does).
     """
-    from edge.classifier import Classifier
+    from edge.vision.classifier import Classifier
     from edge.config import DetectorSection, TrackerSection
-    from edge.faces import FaceDetector
-    from edge.pipeline import Pipeline
-    from edge.tracker import IouTracker
+    from edge.vision.faces import FaceDetector
+    from edge.vision.pipeline import Pipeline
+    from edge.vision.tracker import IouTracker
 
     t = TrackerSection()
     detector = FaceDetector.from_config(DetectorSection())

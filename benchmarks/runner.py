@@ -78,7 +78,7 @@ def policies(quick: bool, runs: int | None, min_time: float | None, frames: int)
 def check_settings(settings: RunSettings) -> Any:
     """Fail fast, before minutes of measuring, on a bad manifest, artifact, clip or data path."""
     from edge.errors import EdgeError
-    from edge.manifest import check_artifact, load_manifest
+    from edge.vision.manifest import check_artifact, load_manifest
 
     try:
         manifest = load_manifest(settings.manifest)
@@ -134,7 +134,7 @@ def run(settings: RunSettings) -> dict[str, Any]:
              ",".join(map(str, settings.threads)), ",".join(map(str, settings.batches)))
     models = measure_models(settings.manifest, list(settings.artifacts), list(settings.threads),
                             list(settings.batches), settings.model_policy, timing_faces)
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
 
     others = [(load_manifest(path), path) for path in settings.also]
     other_results = [_other_model(manifest, path, settings, timing_faces) for manifest, path in others]

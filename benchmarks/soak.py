@@ -72,7 +72,7 @@ def fit_growth(samples: list[tuple[int, float]], frames: int) -> tuple[float, fl
 
 def run_soak(manifest: Path, clip: Path, frames: int, every: int = 100, artifact: str = "int8", threads: int = 1,
              progress: Any = None) -> SoakResult:
-    from edge.sources import open_source
+    from edge.vision.sources import open_source
 
     from benchmarks.pipeline_latency import build_pipeline
 

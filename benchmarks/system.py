@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edge.cpu_flags import cpu_flags, parse_cpu_flags
+from edge.vision.cpu_flags import cpu_flags, parse_cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "opencv-python-headless", "opencv-python", "ai-edge-litert", "tflite-runtime", "onnxruntime",

@@ -114,7 +114,7 @@ def _verify(args: argparse.Namespace, default: tuple[str, str]) -> int:
     from convert.errors import ConvertError
     from convert.pipeline import with_metrics
     from convert.verify import verify
-    from edge.manifest import load_manifest, write_manifest
+    from edge.vision.manifest import load_manifest, write_manifest
 
     manifest = load_manifest(args.manifest)
     data, split = (args.data, args.split) if args.data else default

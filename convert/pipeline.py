@@ -22,8 +22,8 @@ from convert.calibration import MIN_IMAGES, load_calibration
 from convert.errors import ConvertError
 from convert.formats import FORMATS, ONNX_OPSET, export_onnx, export_onnx_int8, export_tflite
 from convert.verify import VerifyResult, check_max_drop, verify
-from edge.manifest import Artifact, Manifest, Preprocessing, sha256_file, write_manifest
-from edge.quant import TensorSpec
+from edge.vision.manifest import Artifact, Manifest, Preprocessing, sha256_file, write_manifest
+from edge.vision.quant import TensorSpec
 from train.labels import DEFAULT_CROP_MARGIN, IMAGE_SIZE
 
 log = logging.getLogger("fer-convert")
@@ -186,7 +186,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         artifacts: dict[str, Artifact] = {}
         for fmt, path in paths.items():
             if path.suffix == ".tflite":
-                from edge.backends import TFLiteBackend
+                from edge.vision.backends import TFLiteBackend
 
                 backend = TFLiteBackend(path)
                 input_spec, output_spec = backend.input_spec, backend.output_spec
@@ -244,7 +244,7 @@ def _kept_artifacts(options: ConvertOptions, model_sha: str, labels: tuple[str, 
     ones, so that is refused before any work is done.
     """
     from edge.errors import EdgeError
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
 
     path = options.out_dir / options.manifest_name
     if not path.exists():

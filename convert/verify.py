@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from convert.errors import ConvertError, VerificationError
-from edge.classifier import Classifier
-from edge.manifest import Manifest
+from edge.vision.classifier import Classifier
+from edge.vision.manifest import Manifest
 
 log = logging.getLogger("fer-convert")
 BATCH = 256

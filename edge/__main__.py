@@ -108,11 +108,11 @@ def _expand(targets: list[str]) -> list[str]:
 def detect(args: argparse.Namespace) -> int:
     import cv2
 
-    from edge.classifier import Classifier
+    from edge.vision.classifier import Classifier
     from edge.config import load_config
     from edge.errors import EdgeError
-    from edge.faces import FaceDetector
-    from edge.pipeline import Pipeline, annotate
+    from edge.vision.faces import FaceDetector
+    from edge.vision.pipeline import Pipeline, annotate
 
     config = load_config(args.config, _overrides(args))
     detector = FaceDetector.from_config(config.detector)
@@ -149,21 +149,21 @@ def ship(args: argparse.Namespace) -> int:
     """``bundle``, ``deploy`` and ``flash-prepare``: all three start from the same bundle options."""
     options = {"manifest": args.manifest, "artifacts": args.artifacts, "config": args.config, "wheels": args.wheels}
     if args.command == "bundle":
-        from edge.bundle import build_bundle
+        from edge.deploy.bundle import build_bundle
 
         bundle = build_bundle(args.output, **options)
         print(f"{bundle.path} ({bundle.bundle_id}, sha256 {bundle.sha256})")
         print(f"on the Pi: tar -xzf {bundle.path.name} && sudo ./{bundle.name}/install.sh")
         return ExitStatus.OK
     if args.command == "deploy":
-        from edge.remote import SshTarget, deploy
+        from edge.deploy.remote import SshTarget, deploy
 
         target = SshTarget.parse(args.target, args.port, args.identity, args.ssh_options)
         report = deploy(target, bundle=args.bundle, install_args=args.install_args, sudo=args.sudo,
                         dry_run=args.dry_run, **options)
         print(report, flush=True)
         return ExitStatus.OK
-    from edge.flash import flash_prepare
+    from edge.deploy.flash import flash_prepare
 
     for line in flash_prepare(args.bootfs, bundle=args.bundle, mode=args.mode, install_args=args.install_args,
                               **options):
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             return detect(args)
         if args.command in ("bundle", "deploy", "flash-prepare"):
             return ship(args)
-        from edge.daemon import run_daemon
+        from edge.service.daemon import run_daemon
 
         summary = run_daemon(args.config, _overrides(args))
         print(summary.line(), flush=True)

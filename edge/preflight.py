@@ -9,21 +9,21 @@ cannot build, MQTT without its client. The camera itself is not opened: a runnin
 from __future__ import annotations
 
 from edge.config import EdgeConfig
-from edge.manifest import Manifest
+from edge.vision.manifest import Manifest
 
 
 def preflight(config: EdgeConfig) -> Manifest:
     """The config's manifest, once everything the daemon needs has been loaded once; EdgeError if not."""
-    from edge.classifier import Classifier
-    from edge.faces import FaceDetector
-    from edge.sources import source_from_config
+    from edge.vision.classifier import Classifier
+    from edge.vision.faces import FaceDetector
+    from edge.vision.sources import source_from_config
 
     FaceDetector.from_config(config.detector)
     with Classifier(config.model.manifest, config.model.artifact, threads=1) as classifier:
         manifest = classifier.manifest
     source_from_config(config).close()
     if config.mqtt.enabled:
-        from edge.mqtt import require_paho
+        from edge.service.mqtt import require_paho
 
         require_paho()
     return manifest

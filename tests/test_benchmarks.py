@@ -34,7 +34,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_quick_run_writes_report_json_and_charts(quick_run: Path) -> None:
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
 
     results = json.loads((quick_run / "results.json").read_text())
     report = (quick_run / "report.md").read_text()
@@ -134,7 +134,7 @@ def test_onnx_macs_match_hand_count(tmp_path: Path, groups: int) -> None:
 
 def test_tflite_and_onnx_macs_agree_on_the_shipped_model() -> None:
     from benchmarks.macs import artifact_macs
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
 
     manifest = load_manifest(MANIFEST)
     counts = {name: artifact_macs(manifest.artifact_path(name), a.format) for name, a in manifest.artifacts.items()}
@@ -144,7 +144,7 @@ def test_tflite_and_onnx_macs_agree_on_the_shipped_model() -> None:
 def test_a_views_artifact_counts_every_view_it_runs() -> None:
     """models/views10 runs the shipped classifier on ten views of each face: ten times its MACs."""
     from benchmarks.macs import artifact_macs
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
 
     views10 = MODELS / "views10" / "manifest.json"
     if not views10.is_file():
@@ -178,7 +178,7 @@ def test_timing_stats_and_stop_rule() -> None:
 
 def test_detection_matching() -> None:
     from benchmarks.detection import score_detections
-    from edge.faces import Box
+    from edge.vision.faces import Box
 
     truth = [[(Box(0, 0, 100, 100), "happy"), (Box(300, 0, 100, 100), "sad")], []]
     found = [[(Box(5, 5, 100, 100), "happy"), (Box(500, 300, 50, 50), "sad")], [(Box(0, 0, 10, 10), "fear")]]
@@ -657,7 +657,7 @@ def test_load_time_is_timed_after_the_runtime_is_imported(tmp_path: Path) -> Non
     """A fresh worker's first load must not include importing LiteRT: it is imported before the clock starts."""
     code = (
         "import json, sys\n"
-        "import edge.classifier as c\n"
+        "import edge.vision.classifier as c\n"
         "seen = []\n"
         "class Spy(c.Classifier):\n"
         "    def __init__(self, *a, **k):\n"
@@ -684,7 +684,7 @@ def test_keras_reference_runs_the_views_a_views_artifact_bakes_in() -> None:
     """models/views10 is the Keras model with ten views inside: against Keras with the same views its float32
     loses nothing; against the bare Keras model it would appear to lose points it never lost."""
     from benchmarks.accuracy import keras_available, load_faces, measure_accuracy
-    from edge.manifest import load_manifest
+    from edge.vision.manifest import load_manifest
 
     views10 = MODELS / "views10" / "manifest.json"
     if not views10.is_file() or not keras_available():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from convert.__main__ import main
-from edge.classifier import Classifier
+from edge.vision.classifier import Classifier
 from edge.errors import ManifestError
-from edge.manifest import load_manifest
+from edge.vision.manifest import load_manifest
 
 pytestmark = pytest.mark.slow
 ALL_FORMATS = "int8,float32,float16,dynamic,onnx,onnx_int8"

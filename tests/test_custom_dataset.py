@@ -262,8 +262,8 @@ def test_crop_faces_uses_the_edge_detector_and_counts_images_without_a_face(tmp_
     assert summary["margin"] == DEFAULT_CROP_MARGIN and len(kept) == 8
     skipped = load_dataset(root, "train", "auto", test_fraction=0, crop_faces=True, no_face="skip")
     assert len(skipped) == 6 and skipped.info["crop_faces"]["no_face"] == 2
-    # the crop is the edge's: the same 48x48 tensor edge.faces makes from the same frame
-    from edge.faces import FaceDetector, crop_face
+    # the crop is the edge's: the same 48x48 tensor edge.vision.faces makes from the same frame
+    from edge.vision.faces import FaceDetector, crop_face
     from train.face_crop import SHIPPED_CASCADE
 
     gray = cv2.imread(str(root / "smiling" / "0.jpg"), cv2.IMREAD_GRAYSCALE)

@@ -55,7 +55,7 @@ def test_wheel_holds_edge_only_and_installs_the_console_script(bundle: Path, tmp
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
         metadata = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert {name.split("/")[0] for name in names} == {"edge", wheel.name.split("-py3")[0] + ".dist-info"}
-    assert "edge/__main__.py" in names and "edge/configs/edge.toml" in names and "edge/sources/picamera.py" in names
+    assert "edge/__main__.py" in names and "edge/configs/edge.toml" in names and "edge/vision/sources/picamera.py" in names
     assert not any(part in name for name in names for part in ("train/", "convert/", "benchmarks/", "__pycache__"))
     assert "fer-edge = edge.__main__:main" in entry_points
     assert "Requires-Python: >=3.11" in metadata and "Requires-Dist: numpy>=1.24" in metadata

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from edge.faces import Box, FaceDetector, crop_face, to_gray
+from edge.vision.faces import Box, FaceDetector, crop_face, to_gray
 from tests.edge_helpers import CASCADE, SAMPLE, face_frame
 from train.data import to_face_array
 

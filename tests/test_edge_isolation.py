@@ -16,9 +16,9 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError('blocked for this test: ' + name)
         return None
 sys.meta_path.insert(0, Block())
-import pkgutil, importlib, edge, edge.sources
+import pkgutil, importlib, edge, edge.vision.sources
 for module in pkgutil.walk_packages(edge.__path__, 'edge.'):
-    if module.name not in ('edge.__main__', 'edge.sources.picamera'):
+    if module.name not in ('edge.__main__', 'edge.vision.sources.picamera'):
         importlib.import_module(module.name)
 from edge.__main__ import main
 sys.exit(main(sys.argv[1:]))

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from edge.metrics import CONTENT_TYPE, Registry
+from edge.service.metrics import CONTENT_TYPE, Registry
 
 EXPECTED = """\
 # HELP fer_frames_total Frames read from the camera.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ConfigError, EdgeError
-from edge.mqtt import MqttPublisher
+from edge.service.mqtt import MqttPublisher
 from tests.mqtt_broker import (  # noqa: F401 - fixtures are used by name
     MosquittoBroker,
     Subscriber,
@@ -153,7 +153,7 @@ def test_last_will_announces_offline_when_the_process_is_killed(
     watcher = subscribe(AVAILABILITY)
     script = (
         "import sys, time\n"
-        "from edge.mqtt import MqttPublisher\n"
+        "from edge.service.mqtt import MqttPublisher\n"
         f"p = MqttPublisher({host!r}, {port}, client_id='will-test', keepalive={keepalive})\n"
         "p.start()\n"
         "print('connected' if p.wait_connected(15.0) else 'timeout', flush=True)\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.errors import SourceError
-from edge.sources.picamera import NOT_INSTALLED, PiCameraSource
+from edge.vision.sources.picamera import NOT_INSTALLED, PiCameraSource
 from tests import fake_picamera2
 
 

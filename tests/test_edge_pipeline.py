@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from edge.classifier import Classifier
-from edge.faces import FaceDetector
-from edge.pipeline import Pipeline
-from edge.tracker import IouTracker
+from edge.vision.classifier import Classifier
+from edge.vision.faces import FaceDetector
+from edge.vision.pipeline import Pipeline
+from edge.vision.tracker import IouTracker
 from tests.edge_helpers import CASCADE, MANIFEST, SAMPLE, face_frame
 
 pytestmark = pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")

@@ -15,10 +15,10 @@ import pytest
 
 from edge.demo_clip import load_faces, make_demo_clip, sidecar_path
 from edge.errors import SourceError
-from edge.sources import Frame, FrameSource, open_source
-from edge.sources.images import ImageSource
-from edge.sources.opencv import OpenCVSource, redact
-from edge.sources.picamera import PiCameraSource
+from edge.vision.sources import Frame, FrameSource, open_source
+from edge.vision.sources.images import ImageSource
+from edge.vision.sources.opencv import OpenCVSource, redact
+from edge.vision.sources.picamera import PiCameraSource
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ def test_resize_when_both_sides_given(folder: Path) -> None:
 def test_corrupt_image_is_skipped_counted_and_logged(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
     (folder / "b2.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
     (folder / "empty.png").write_bytes(b"")
-    with caplog.at_level(logging.WARNING, logger="edge.sources.images"), ImageSource(folder) as source:
+    with caplog.at_level(logging.WARNING, logger="edge.vision.sources.images"), ImageSource(folder) as source:
         names = [Path(frame.name).name for frame in read_all(source)]
     assert names == ["a.jpg", "b.png", "c.pgm"]
     assert source.skipped == 2
@@ -358,7 +358,7 @@ def test_make_demo_clip_writes_a_readable_clip_and_ground_truth(tmp_path: Path) 
 
 
 def test_edge_sources_import_nothing_heavy() -> None:
-    code = ("import sys, edge.sources, edge.demo_clip; "
+    code = ("import sys, edge.vision.sources, edge.demo_clip; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'train', 'convert', 'picamera2'}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from edge.status_server import StatusServer
+from edge.service.status_server import StatusServer
 
 TIMEOUT = 5.0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.faces import Box
-from edge.tracker import IouTracker
+from edge.vision.faces import Box
+from edge.vision.tracker import IouTracker
 
 
 def probs(index: int, n: int = 3) -> np.ndarray:

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.classifier import Classifier
-from edge.manifest import load_manifest
+from edge.vision.classifier import Classifier
+from edge.vision.manifest import load_manifest
 from tests.edge_helpers import MANIFEST, ROOT, SAMPLE
 from train.distill import views
 

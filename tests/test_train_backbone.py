@@ -87,8 +87,8 @@ def test_backbone_config_is_validated(override: str, fragment: str) -> None:
 @pytest.mark.skipif(not os.environ.get("FER_BACKBONE_INT8"),
                     reason="converting MobileNetV2 takes 20-45 s on 2 shared cores; set FER_BACKBONE_INT8=1")
 def test_backbone_converts_to_int8_and_runs_on_the_edge_classifier(tmp_path: Path) -> None:
-    from edge.backends import TFLiteBackend
-    from edge.quant import dequantize, quantize
+    from edge.vision.backends import TFLiteBackend
+    from edge.vision.quant import dequantize, quantize
 
     from convert.formats import export_tflite
     from train.models import build_model

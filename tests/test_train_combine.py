@@ -61,7 +61,7 @@ def test_members_from_different_splits_combine_without_a_validation_split(member
 
 def test_combined_model_converts_to_one_artifact(members: list[Path], tmp_path: Path) -> None:
     from convert.__main__ import main as convert
-    from edge.classifier import Classifier
+    from edge.vision.classifier import Classifier
     from train.data import load_dataset
     from train.evaluate import load_keras_model
 

@@ -36,7 +36,7 @@ def test_upscaling_keeps_the_parameters_and_enlarges_the_maps() -> None:
 def test_an_upscaled_run_trains_resumes_and_converts_to_int8(sample_dir: Path, tmp_path: Path) -> None:
     """The resize must survive full-int8 conversion and run through edge/'s classifier like any model."""
     from convert.__main__ import main as convert_main
-    from edge.classifier import Classifier
+    from edge.vision.classifier import Classifier
     from train.__main__ import main as train_main
     from train.data import load_dataset
     from train.evaluate import load_keras_model

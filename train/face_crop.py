@@ -1,7 +1,7 @@
 """Optional face cropping of training photos with the edge's own Haar detector and crop.
 
 A model trained on whole photos would meet tight face crops on the device. Running
-``edge.faces`` (the same cascade, detector settings, margin and resize rule) on each
+``edge.vision.faces`` (the same cascade, detector settings, margin and resize rule) on each
 full-size image before the 48x48 conversion makes training see what the device will see.
 Images where no face is found are kept whole or skipped (``data.no_face``), and counted.
 """
@@ -26,7 +26,7 @@ class FaceCropper:
     def __init__(self, cascade: str | Path = SHIPPED_CASCADE, margin: float = DEFAULT_CROP_MARGIN,
                  no_face: str = "keep") -> None:
         from edge.errors import EdgeError
-        from edge.faces import FaceDetector
+        from edge.vision.faces import FaceDetector
 
         if no_face not in NO_FACE_ACTIONS:
             raise DataError(f"no_face must be one of {', '.join(NO_FACE_ACTIONS)}, not {no_face!r}")
@@ -42,7 +42,7 @@ class FaceCropper:
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
         """The face crop, the whole image when no face is found (``keep``), or None (``skip``)."""
-        from edge.faces import crop_face, to_gray
+        from edge.vision.faces import crop_face, to_gray
         from train.data import to_8bit, to_face_array
 
         gray = to_gray(to_8bit(image))

@@ -312,7 +312,7 @@ def bfloat16_native(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     Elsewhere TensorFlow emulates it and a mixed_bfloat16 epoch takes several times as long as a
     float32 one, which matters when a long run is resumed on another machine.
     """
-    from edge.cpu_flags import cpu_flags
+    from edge.vision.cpu_flags import cpu_flags
 
     flags = cpu_flags(cpuinfo)
     return None if flags is None else bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})

@@ -253,7 +253,7 @@ say "numpy: ${NUMPY:-none yet}"
 
 MODEL_CHECK='
 import sys, numpy as np, cv2
-from edge.classifier import Classifier
+from edge.vision.classifier import Classifier
 c = Classifier(sys.argv[1], sys.argv[2])
 _, h, w, ch = c.input_shape
 p = c.predict(np.full((2, h, w, ch), 128, np.uint8))

@@ -15,7 +15,7 @@ from typing import Any
 
 from edge.atomic import write_text_atomic
 from edge.errors import ManifestError
-from edge.quant import DTYPES, TensorSpec
+from edge.vision.quant import DTYPES, TensorSpec
 
 FORMAT = "fer-edge-manifest"
 VERSION = 1

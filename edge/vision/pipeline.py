@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.classifier import Classifier
-from edge.faces import Box, FaceDetector, crop_face, to_gray
-from edge.tracker import IouTracker
+from edge.vision.classifier import Classifier
+from edge.vision.faces import Box, FaceDetector, crop_face, to_gray
+from edge.vision.tracker import IouTracker
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.errors import SourceError
-from edge.sources.base import FrameSource
-from edge.sources.images import ImageSource, is_glob, is_image_path
-from edge.sources.opencv import OpenCVSource, is_stream_url
-from edge.sources.picamera import PiCameraSource, lores_size
+from edge.vision.sources.base import FrameSource
+from edge.vision.sources.images import ImageSource, is_glob, is_image_path
+from edge.vision.sources.opencv import OpenCVSource, is_stream_url
+from edge.vision.sources.picamera import PiCameraSource, lores_size
 
 if TYPE_CHECKING:
     from edge.config import EdgeConfig

@@ -4,7 +4,7 @@ The daemon only ever sees ``FrameSource``; ``open_source`` turns a user's ``--so
 the right adapter so the choice is made in one place.
 """
 
-from edge.sources.base import Frame, FrameSource
-from edge.sources.factory import open_source, source_from_config
+from edge.vision.sources.base import Frame, FrameSource
+from edge.vision.sources.factory import open_source, source_from_config
 
 __all__ = ["Frame", "FrameSource", "open_source", "source_from_config"]

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from edge.errors import EdgeError
 
-EDGE_DIR = Path(__file__).resolve().parent
+EDGE_DIR = Path(__file__).resolve().parents[1]
 REPO = EDGE_DIR.parent
 REPO_MODELS = REPO / "models"
 DEPLOY_DIR = EDGE_DIR / "deploy"
@@ -131,7 +131,7 @@ def build_wheel(out_dir: Path) -> Path:
 
 def _copy_models(manifest_path: Path, artifacts: list[str], cascade: Path, dest: Path) -> str:
     """Copy the chosen artifacts (checked against the manifest) and a manifest naming only them; the model's name."""
-    from edge.manifest import check_artifact, load_manifest
+    from edge.vision.manifest import check_artifact, load_manifest
 
     manifest_path = Path(manifest_path)
     if manifest_path.is_dir():
@@ -176,7 +176,7 @@ def _config_text(config: Path, artifact: str) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    from edge.manifest import sha256_file as digest
+    from edge.vision.manifest import sha256_file as digest
 
     return digest(path)
 

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edge.bundle import DEPLOY_DIR, BundleError, build_bundle, verify_tarball
+from edge.deploy.bundle import DEPLOY_DIR, BundleError, build_bundle, verify_tarball
 from edge.errors import EdgeError
 
 BEGIN = "# >>> fer-edge (written by fer-edge flash-prepare) >>>"

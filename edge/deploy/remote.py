@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.bundle import build_bundle, verify_tarball
+from edge.deploy.bundle import build_bundle, verify_tarball
 from edge.errors import EdgeError
 
 SSH_DEFAULTS = ("ConnectTimeout=15", "ServerAliveInterval=15")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.backends import Backend, open_backend
+from edge.vision.backends import Backend, open_backend
 from edge.errors import ManifestError
-from edge.manifest import Manifest, check_artifact, load_manifest
-from edge.quant import dequantize, quantize
+from edge.vision.manifest import Manifest, check_artifact, load_manifest
+from edge.vision.quant import dequantize, quantize
 
 
 def check_shapes(manifest: Manifest, path: Path, model_input: tuple[int | None, ...],

@@ -23,7 +23,7 @@ from typing import Any
 
 from edge.config import EdgeConfig, load_config, snapshots_dir
 from edge.errors import EdgeError, SourceError
-from edge.systemd import notify, watchdog_interval
+from edge.service.systemd import notify, watchdog_interval
 
 log = logging.getLogger("fer-edge")
 
@@ -87,7 +87,7 @@ def _rss_bytes() -> int:
 class Daemon:
     def __init__(self, config: EdgeConfig, config_path: Path | None = None, overrides: list[str] | None = None,
                  install_signals: bool = True) -> None:
-        from edge.metrics import Registry
+        from edge.service.metrics import Registry
 
         self.config = config
         self.config_path = config_path
@@ -133,10 +133,10 @@ class Daemon:
 
     # --- building blocks ---------------------------------------------------------------------
     def _build_pipeline(self, config: EdgeConfig) -> Any:
-        from edge.classifier import Classifier
-        from edge.faces import FaceDetector
-        from edge.pipeline import Pipeline
-        from edge.tracker import IouTracker
+        from edge.vision.classifier import Classifier
+        from edge.vision.faces import FaceDetector
+        from edge.vision.pipeline import Pipeline
+        from edge.vision.tracker import IouTracker
 
         classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
         detector = FaceDetector.from_config(config.detector)
@@ -147,23 +147,23 @@ class Daemon:
         return Pipeline(detector, classifier, tracker, t.detect_every)
 
     def _open_source(self, config: EdgeConfig) -> Any:
-        from edge.sources import source_from_config
+        from edge.vision.sources import source_from_config
 
         return source_from_config(config)
 
     def _start_outputs(self, config: EdgeConfig) -> None:
-        from edge.events import EventLog
+        from edge.service.events import EventLog
 
         self.events = EventLog(config.events.path, config.events.max_bytes, config.events.backups)
         if config.mqtt.enabled:
-            from edge.mqtt import MqttPublisher
+            from edge.service.mqtt import MqttPublisher
 
             m = config.mqtt
             self.mqtt = MqttPublisher(m.host, m.port, m.topic_prefix, m.client_id or None, m.username or None,
                                       m.password or None, m.qos, m.keepalive)
             self.mqtt.start()
         if config.http.enabled and self.server is None:
-            from edge.status_server import StatusServer
+            from edge.service.status_server import StatusServer
 
             self.server = StatusServer(config.http.host, config.http.port, self.health_report, self.metrics_text,
                                        lambda: self.latest)
@@ -298,7 +298,7 @@ class Daemon:
         self._last_snapshot = now
         import cv2
 
-        from edge.pipeline import annotate
+        from edge.vision.pipeline import annotate
 
         folder = snapshots_dir(config.events)
         try:

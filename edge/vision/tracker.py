@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.faces import Box
+from edge.vision.faces import Box
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.errors import ModelLoadError
-from edge.quant import TensorSpec
+from edge.vision.quant import TensorSpec
 
 # LiteRT first: tflite-runtime 2.14 (its last release) does not import with numpy 2.
 TFLITE_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")

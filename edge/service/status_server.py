@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edge.errors import EdgeError
-from edge.events import dumps
-from edge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from edge.service.events import dumps
+from edge.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 __all__ = ["StatusServer"]
 

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from edge.errors import ConfigError, EdgeError
-from edge.events import dumps
+from edge.service.events import dumps
 
 __all__ = ["MqttPublisher"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import SourceError
-from edge.sources.base import Frame, FrameSource
+from edge.vision.sources.base import Frame, FrameSource
 
 log = logging.getLogger(__name__)
 
