@@ -1,4 +1,4 @@
-"""The committed run directories in models/checkpoints/ can be resumed, as their README promises.
+"""The committed run directories in models/checkpoints/ can be resumed, as docs/experiments.md promises.
 
 A run is committed between sessions while it is still training, so the files must describe one and
 the same epoch: a ``last.keras`` copied a moment after ``state.json`` would resume from the wrong
