@@ -196,6 +196,29 @@ def test_shifted_views_are_baked_into_the_artifacts(tiny_model: Path, tmp_path: 
     assert result["artifacts"]["float32"]["agreement_with_keras"] == 1.0
 
 
+def test_ten_views_cost_ten_passes_and_are_scored_against_keras_with_the_same_views(
+        tiny_model: Path, converted: Path, tmp_path: Path) -> None:
+    """A views artifact runs the classifier once per view (fer-bench's MACs say so), and fer-bench scores
+    it against Keras wrapped in the same views: against the bare model it would seem to lose points."""
+    from benchmarks.accuracy import load_faces, measure_accuracy
+    from benchmarks.macs import artifact_macs
+    from tests.conftest import SAMPLE
+
+    out = tmp_path / "views10"
+    assert main([str(tiny_model), "--out", str(out), "--formats", "int8,float32", "--views", "10",
+                 "--calibration-data", str(SAMPLE), "--verify-data", str(SAMPLE)]) == 0
+    manifest = load_manifest(out)
+    assert manifest.info["test_time_augmentation"] == "views10"
+    single = artifact_macs(load_manifest(converted).artifact_path("int8"), "tflite")
+    assert artifact_macs(manifest.artifact_path("int8"), "tflite") == 10 * single
+    faces = load_faces(SAMPLE, "test", manifest.labels)
+    result, _ = measure_accuracy(out, ["float32"], faces, use_keras=True, threads=1)
+    float32 = next(m for m in result.models if m.name == "float32")
+    # the same graph in float32: at most one borderline face may fall the other way
+    assert result.reference == "keras" and float32.agreement >= 1 - 1 / len(faces.targets), float32
+    assert "10 test-time views" in result.reference_note
+
+
 def test_unknown_view_count_is_a_clear_error(tiny_model: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert "--views must be one of 1, 2, 6, 10, not 4" in _run_bad(
