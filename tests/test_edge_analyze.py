@@ -195,3 +195,33 @@ def test_the_chart_puts_each_track_in_its_own_row_where_and_as_long_as_it_was_se
     assert happy_cols.max() < 64 + 200 <= sad_cols.min()  # plot from x=64, 400 px for 2 s
     assert happy_rows.max() < sad_rows.min()  # track 1 above track 2
     assert (happy_cols.max() - happy_cols.min()) == pytest.approx(200, abs=3)
+
+
+def test_make_demo_ends_with_the_summary_table_and_the_paths_of_the_clip_and_chart(tmp_path: Path) -> None:
+    """The edge commands of ``make demo``'s recipe, as make would run them (with this interpreter,
+    writing under tmp_path instead of runs/)."""
+    import os
+    import subprocess
+    import sys
+
+    if shutil.which("make") is None:
+        pytest.skip("make not installed")
+    dry = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    commands = [line.split(" -m edge ", 1)[1] for line in dry.splitlines() if " -m edge " in line]
+    assert commands[0].startswith("run ") and commands[-1].startswith("analyze ")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    output = ""
+    for command in commands:
+        args = [arg.replace("runs/demo", str(tmp_path)) for arg in command.split()]
+        if args[0] == "run":  # demo.toml's event log is relative to the config, under runs/
+            args += ["--events", str(tmp_path / "events.jsonl")]
+        done = subprocess.run([sys.executable, "-m", "edge", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        output = done.stdout
+    last = output.splitlines()
+    assert [line.split()[0] for line in last[:5]] == ["video", "faces", "tracks", "emotions", "speed"]
+    assert f"annotated  {tmp_path}/analysis/annotated.mp4" in last
+    assert f"timeline   {tmp_path}/analysis/timeline.png" in last
+    assert (tmp_path / "analysis" / "annotated.mp4").stat().st_size > 0
+    assert cv2.imread(str(tmp_path / "analysis" / "timeline.png")) is not None
