@@ -69,6 +69,10 @@ class EventsSection:
     save_images: bool = False  # privacy: no images are stored unless this is turned on
     images_dir: str = ""  # "": a snapshots folder beside events.path, which the daemon can write
     print: bool = False  # also echo each event to stdout
+    # "frames": an event per frame with faces; "tracks": appear / change / leave per face (docs/events.md)
+    mode: str = "frames"
+    change_frames: int = 5  # tracks mode: frames in a row a new emotion must lead before a change event
+    change_margin: float = 0.1  # tracks mode: by how much probability it must lead the reported one
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class EdgeConfig(Sections):
 
 PATH_KEYS = {("model", "manifest"), ("detector", "cascade"), ("events", "path"), ("events", "images_dir")}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_MODES = ("frames", "tracks")
 
 
 def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) -> Any:
@@ -179,6 +184,10 @@ def validate(config: EdgeConfig) -> None:
         (c.tracker.detect_every >= 1, "tracker.detect_every must be >= 1"),
         (c.events.max_bytes >= 1024, "events.max_bytes must be >= 1024"),
         (c.events.backups >= 0, "events.backups must be >= 0"),
+        (c.events.mode in EVENT_MODES, f"events.mode must be one of {', '.join(EVENT_MODES)}"),
+        (c.events.mode != "tracks" or c.tracker.enabled, "events.mode = \"tracks\" needs tracker.enabled = true"),
+        (c.events.change_frames >= 1, "events.change_frames must be >= 1"),
+        (0.0 <= c.events.change_margin < 1.0, "events.change_margin must be in [0, 1)"),
         (0 <= c.http.port <= 65535, "http.port must be in 0..65535"),
         (0 < c.mqtt.port <= 65535, "mqtt.port must be in 1..65535"),
         (c.mqtt.qos in (0, 1, 2), "mqtt.qos must be 0, 1 or 2"),

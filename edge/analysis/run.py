@@ -82,7 +82,6 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
     from edge.analysis.video import VideoFrames
 
     labels = tuple(pipeline.labels)
-    book = TrackBook()
     timeline = Timeline(labels)
     label_frames = dict.fromkeys(labels, 0)
     files = {"frames": out / "frames.csv", "tracks": out / "tracks.csv"}
@@ -94,6 +93,7 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
     writer = None
     with VideoFrames(source, config.source.fps) as video, FrameTable(files["frames"], labels) as table:
         frame_seconds = 1.0 / video.fps
+        book = TrackBook(frame_seconds)
         bar = Progress(video.expected, f"analyze {source.name}") if progress else None
         try:
             for index, image in enumerate(video):
@@ -102,7 +102,7 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
                 table.write(when, index, result)
                 for face in result.faces:
                     if face.track_id is not None:
-                        book.add(face.track_id, when, face.label, frame_seconds)
+                        book.add(face.track_id, when, face.label)
                         timeline.add(face.track_id, when, face.label, frame_seconds)
                     label_frames[face.label] = label_frames.get(face.label, 0) + 1
                 faces += len(result.faces)

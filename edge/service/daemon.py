@@ -117,6 +117,7 @@ class Daemon:
         self.counts = {"frames": 0, "faces": 0, "dropped": 0, "events": 0}
         self.mqtt: Any = None
         self.events: Any = None
+        self.event_source: Any = None  # frames or tracks mode: turns each FrameResult into events
         self.event_log_failing = False
         self._last_snapshot = 0.0  # time of the last opt-in snapshot
         self.server: Any = None
@@ -150,6 +151,14 @@ class Daemon:
         from edge.vision.sources import source_from_config
 
         return source_from_config(config)
+
+    def _event_source(self, config: EdgeConfig, labels: tuple[str, ...]) -> Any:
+        from edge.service.track_events import FrameEvents, TrackEvents
+
+        e = config.events
+        if e.mode == "tracks":
+            return TrackEvents(labels, config.tracker.max_age, e.change_frames, e.change_margin)
+        return FrameEvents(e.only_with_faces)
 
     def _start_outputs(self, config: EdgeConfig) -> None:
         from edge.service.events import EventLog
@@ -273,22 +282,26 @@ class Daemon:
         self.m_latency.observe(result.timings_ms["total"])
         for stage, summary in self.m_stage.items():
             summary.observe(result.timings_ms[stage])
-        event = result.to_event(frame.name)
-        self.latest = event
-        if result.faces or not config.events.only_with_faces:
-            written = self.events.write(event)
-            self.event_log_failing = not written
-            if written:
-                self.counts["events"] += 1
-                self.m_events.inc()
-            else:
-                self.m_event_errors.inc()
-            if config.events.print:
-                print(_compact(event), flush=True)
-            if self.mqtt is not None:
-                self.mqtt.publish_event(event)
-            if config.events.save_images and result.faces:
-                self._save_snapshot(config, frame.image, result)
+        self.latest = result.to_event(frame.name)
+        events = self.event_source.events(result, frame.name)
+        for event in events:
+            self._emit(config, event)
+        if events and config.events.save_images and result.faces:
+            self._save_snapshot(config, frame.image, result)
+
+    def _emit(self, config: EdgeConfig, event: dict[str, Any]) -> None:
+        """The log first (the record), then stdout and MQTT."""
+        written = self.events.write(event)
+        self.event_log_failing = not written
+        if written:
+            self.counts["events"] += 1
+            self.m_events.inc()
+        else:
+            self.m_event_errors.inc()
+        if config.events.print:
+            print(_compact(event), flush=True)
+        if self.mqtt is not None:
+            self.mqtt.publish_event(event)
 
     def _save_snapshot(self, config: EdgeConfig, image: Any, result: Any) -> None:
         """Opt-in only; at most one image per second so a busy scene cannot fill the card."""
@@ -314,6 +327,7 @@ class Daemon:
     def _run_config(self, config: EdgeConfig) -> str:
         """Run until stopped, reloaded, the stream ends or max_frames; return which."""
         pipeline = self._build_pipeline(config)
+        self.event_source = self._event_source(config, tuple(pipeline.labels))
         source = self._open_source(config)
         try:
             source.open()
@@ -367,6 +381,9 @@ class Daemon:
             halt.set()
             capture.join(timeout=5)
             pipeline.classifier.close()
+            if self.events is not None:  # tracks still open end here: their tracker ends with this config
+                for event in self.event_source.finish():
+                    self._emit(config, event)
             self._stop_outputs(keep_server=reason == "reload")
         return reason
 
