@@ -80,6 +80,12 @@ class HttpSection:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8321
+    # the live view page at / (docs/live-view.md); off by default, and on any address but loopback
+    # only with a token, which every request but /healthz must then carry
+    live_view: bool = False
+    token: str = ""
+    live_fps: float = 5.0  # most frames a second the page is sent (encoded only while someone watches)
+    timeline_minutes: float = 5.0  # how much history the page's emotion timeline shows
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,11 @@ def validate(config: EdgeConfig) -> None:
         (c.events.change_frames >= 1, "events.change_frames must be >= 1"),
         (0.0 <= c.events.change_margin < 1.0, "events.change_margin must be in [0, 1)"),
         (0 <= c.http.port <= 65535, "http.port must be in 0..65535"),
+        (not c.http.live_view or is_loopback(c.http.host) or bool(c.http.token),
+         f"http.live_view on http.host = {c.http.host!r} shows the camera to the network: set http.token "
+         "(or bind 127.0.0.1)"),
+        (0 < c.http.live_fps <= 30, "http.live_fps must be in (0, 30]"),
+        (0 < c.http.timeline_minutes <= 60, "http.timeline_minutes must be in (0, 60]"),
         (0 < c.mqtt.port <= 65535, "mqtt.port must be in 1..65535"),
         (c.mqtt.qos in (0, 1, 2), "mqtt.qos must be 0, 1 or 2"),
         (c.mqtt.keepalive >= 1, "mqtt.keepalive must be >= 1"),
@@ -203,6 +214,10 @@ def validate(config: EdgeConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> EdgeConfig:

@@ -53,17 +53,18 @@ class Timeline:
 
 
 def render_timeline(timeline: Timeline, start: float, end: float, width: int = 1000, max_rows: int = 24,
-                    title: str = "", relative_to_end: bool = False) -> np.ndarray:
-    """The chart as a BGR image. The ``max_rows`` tracks seen longest are drawn, in order of
-    appearance; the title says how many more there were. ``relative_to_end`` labels the axis as
-    time before ``end`` (the live view's "-2:00 ... now")."""
+                    title: str = "", relative_to_end: bool = False, keep: str = "longest") -> np.ndarray:
+    """The chart as a BGR image. The ``max_rows`` tracks seen longest (``keep="longest"``) or last
+    (``"recent"``, the live view) are drawn, in order of appearance; the title says how many more
+    there were. ``relative_to_end`` labels the axis as time before ``end`` ("-2:00 ... now")."""
     labels = timeline.labels
     rows = [(tid, list(points)) for tid, points in timeline.rows.items() if points]
     hidden = 0
     if len(rows) > max_rows:
-        keep = {tid for tid, _ in sorted(rows, key=lambda row: -len(row[1]))[:max_rows]}
+        rank = (lambda row: -row[1][-1][0]) if keep == "recent" else (lambda row: -len(row[1]))
+        kept = {tid for tid, _ in sorted(rows, key=rank)[:max_rows]}
         hidden = len(rows) - max_rows
-        rows = [row for row in rows if row[0] in keep]
+        rows = [row for row in rows if row[0] in kept]
     rows.sort(key=lambda row: row[1][0][0])
     left, right, top, row_h, gap, bottom = 64, 16, 64, 30, 6, 36
     plot_w = max(50, width - left - right)
@@ -71,7 +72,8 @@ def render_timeline(timeline: Timeline, start: float, end: float, width: int = 1
     canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
     span = max(end - start, 1e-6)
 
-    heading = title + (f" ({hidden} shorter tracks not shown)" if hidden else "")
+    heading = title + (f" ({hidden} {'older' if keep == 'recent' else 'shorter'} tracks not shown)"
+                       if hidden else "")
     if heading:
         cv2.putText(canvas, heading, (left, 20), FONT, 0.5, INK, 1, cv2.LINE_AA)
     _legend(canvas, labels, left, 44)

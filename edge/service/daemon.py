@@ -112,6 +112,8 @@ class Daemon:
         self.m_rss = r.gauge("fer_edge_resident_memory_bytes", "Resident memory of the daemon")
         self.m_mqtt = r.gauge("fer_edge_mqtt_connected", "1 when connected to the MQTT broker")
         self.m_up = r.gauge("fer_edge_healthy", "1 when /healthz reports ok")
+        self.m_live = r.gauge("fer_edge_live_view_frames_encoded",
+                              "JPEG frames the live view encoded since it started (0 while nobody watches)")
         stages = r.summary("fer_edge_stage_ms", "Time per frame in each pipeline stage (ms)", labelnames=("stage",))
         self.m_stage = {stage: stages.labels(stage=stage) for stage in ("detect", "crop", "classify", "track")}
         self.counts = {"frames": 0, "faces": 0, "dropped": 0, "events": 0}
@@ -121,6 +123,8 @@ class Daemon:
         self.event_log_failing = False
         self._last_snapshot = 0.0  # time of the last opt-in snapshot
         self.server: Any = None
+        self.live: Any = None  # the LiveView when [http] live_view is on
+        self.labels: tuple[str, ...] = ()
         self._blocked_since: float | None = None  # monotonic time the capture thread entered open/read
 
     # --- signals -----------------------------------------------------------------------------
@@ -174,8 +178,14 @@ class Daemon:
         if config.http.enabled and self.server is None:
             from edge.service.status_server import StatusServer
 
-            self.server = StatusServer(config.http.host, config.http.port, self.health_report, self.metrics_text,
-                                       lambda: self.latest)
+            h = config.http
+            if h.live_view:
+                from edge.service.live_view import LiveView
+
+                self.live = LiveView(h.live_fps, h.timeline_minutes * 60)
+                self.live.set_labels(self.labels)
+            self.server = StatusServer(h.host, h.port, self.health_report, self.metrics_text,
+                                       lambda: self.latest, self.live, h.token)
             self.server.start()
 
     def _stop_outputs(self, keep_server: bool = False) -> None:
@@ -187,6 +197,7 @@ class Daemon:
         if self.server is not None and not keep_server:
             self.server.stop()
             self.server = None
+            self.live = None
 
     # --- providers for the HTTP server -------------------------------------------------------
     def health_report(self) -> dict[str, Any]:
@@ -205,6 +216,8 @@ class Daemon:
         self.m_up.set(1.0 if self.health_report()["status"] == "ok" else 0.0)
         if self.mqtt is not None:
             self.m_mqtt.set(1.0 if self.mqtt.connected else 0.0)
+        if self.live is not None:
+            self.m_live.set(float(self.live.encoded))
         return self.registry.render()
 
     # --- threads ------------------------------------------------------------------------------
@@ -283,6 +296,8 @@ class Daemon:
         for stage, summary in self.m_stage.items():
             summary.observe(result.timings_ms[stage])
         self.latest = result.to_event(frame.name)
+        if self.live is not None:
+            self.live.update(frame.image, result)
         events = self.event_source.events(result, frame.name)
         for event in events:
             self._emit(config, event)
@@ -327,7 +342,10 @@ class Daemon:
     def _run_config(self, config: EdgeConfig) -> str:
         """Run until stopped, reloaded, the stream ends or max_frames; return which."""
         pipeline = self._build_pipeline(config)
-        self.event_source = self._event_source(config, tuple(pipeline.labels))
+        self.labels = tuple(pipeline.labels)
+        self.event_source = self._event_source(config, self.labels)
+        if self.live is not None:  # kept across a reload that left [http] alone; the model may have changed
+            self.live.set_labels(self.labels)
         source = self._open_source(config)
         try:
             source.open()
@@ -401,6 +419,7 @@ class Daemon:
         if candidate.http != current.http and self.server is not None:
             self.server.stop()  # _start_outputs binds the new address
             self.server = None
+            self.live = None
         self.m_reloads.inc()
         log.info("reloaded config %s", self.config_path)
         return candidate
