@@ -99,6 +99,10 @@ class MqttSection:
     password: str = ""
     qos: int = 1
     keepalive: int = 30
+    # Home Assistant MQTT discovery (docs/home-assistant.md): sensors for faces in view, the dominant
+    # emotion and each emotion's share, on <topic_prefix>/state, tied to <topic_prefix>/availability
+    homeassistant: bool = False
+    discovery_prefix: str = "homeassistant"
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,9 @@ def validate(config: EdgeConfig) -> None:
         (c.mqtt.keepalive >= 1, "mqtt.keepalive must be >= 1"),
         (bool(c.mqtt.topic_prefix) and not any(ch in c.mqtt.topic_prefix for ch in "#+"),
          "mqtt.topic_prefix must be non-empty without # or +"),
+        (bool(c.mqtt.discovery_prefix) and not any(ch in c.mqtt.discovery_prefix for ch in "#+"),
+         "mqtt.discovery_prefix must be non-empty without # or +"),
+        (not c.mqtt.homeassistant or c.mqtt.enabled, "mqtt.homeassistant = true needs mqtt.enabled = true"),
         (c.daemon.queue_size >= 1, "daemon.queue_size must be >= 1"),
         (c.daemon.max_frames >= 0, "daemon.max_frames must be >= 0"),
         (c.daemon.stall_seconds > 0, "daemon.stall_seconds must be > 0"),

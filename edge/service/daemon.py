@@ -118,6 +118,7 @@ class Daemon:
         self.m_stage = {stage: stages.labels(stage=stage) for stage in ("detect", "crop", "classify", "track")}
         self.counts = {"frames": 0, "faces": 0, "dropped": 0, "events": 0}
         self.mqtt: Any = None
+        self.sensor_state: Any = None  # Home Assistant's sensors, when [mqtt] homeassistant is on
         self.events: Any = None
         self.event_source: Any = None  # frames or tracks mode: turns each FrameResult into events
         self.event_log_failing = False
@@ -125,6 +126,7 @@ class Daemon:
         self.server: Any = None
         self.live: Any = None  # the LiveView when [http] live_view is on
         self.labels: tuple[str, ...] = ()
+        self.model_name = ""
         self._blocked_since: float | None = None  # monotonic time the capture thread entered open/read
 
     # --- signals -----------------------------------------------------------------------------
@@ -174,6 +176,12 @@ class Daemon:
             m = config.mqtt
             self.mqtt = MqttPublisher(m.host, m.port, m.topic_prefix, m.client_id or None, m.username or None,
                                       m.password or None, m.qos, m.keepalive)
+            if m.homeassistant:
+                from edge.service.homeassistant import SensorState, discovery_messages
+
+                self.mqtt.announce(discovery_messages(m.topic_prefix, self.labels, m.discovery_prefix,
+                                                      self.model_name))
+                self.sensor_state = SensorState(self.labels)
             self.mqtt.start()
         if config.http.enabled and self.server is None:
             from edge.service.status_server import StatusServer
@@ -192,6 +200,7 @@ class Daemon:
         if self.mqtt is not None:
             self.mqtt.stop()
             self.mqtt = None
+            self.sensor_state = None
         if self.events is not None:
             self.events.close()
         if self.server is not None and not keep_server:
@@ -298,6 +307,10 @@ class Daemon:
         self.latest = result.to_event(frame.name)
         if self.live is not None:
             self.live.update(frame.image, result)
+        if self.mqtt is not None and self.sensor_state is not None:
+            state = self.sensor_state.update(result)
+            if state is not None:
+                self.mqtt.publish("state", state, retain=True)
         events = self.event_source.events(result, frame.name)
         for event in events:
             self._emit(config, event)
@@ -343,6 +356,7 @@ class Daemon:
         """Run until stopped, reloaded, the stream ends or max_frames; return which."""
         pipeline = self._build_pipeline(config)
         self.labels = tuple(pipeline.labels)
+        self.model_name = pipeline.classifier.manifest.name
         self.event_source = self._event_source(config, self.labels)
         if self.live is not None:  # kept across a reload that left [http] alone; the model may have changed
             self.live.set_labels(self.labels)
