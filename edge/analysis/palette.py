@@ -21,7 +21,8 @@ FALLBACK = [(180, 110, 0), (0, 160, 160), (120, 0, 200), (60, 200, 120), (200, 2
 def colour(label: str, labels: list[str] | tuple[str, ...] = ()) -> tuple[int, int, int]:
     if label in COLOURS:
         return COLOURS[label]
-    index = list(labels).index(label) if label in labels else abs(hash(label))
+    # str hashes change between processes; the byte sum does not
+    index = list(labels).index(label) if label in labels else sum(label.encode())
     return FALLBACK[index % len(FALLBACK)]
 
 

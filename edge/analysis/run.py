@@ -109,8 +109,12 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
                 frames += 1
                 if annotate:
                     if writer is None:
-                        writer = _video_writer(files["annotated"], image.shape[1], image.shape[0], video.fps)
-                    writer.write(draw_faces(image, result, labels, caption=f"{when:6.2f} s  frame {index}"))
+                        size = (image.shape[1], image.shape[0])
+                        writer = _video_writer(files["annotated"], size[0], size[1], video.fps)
+                    drawn = draw_faces(image, result, labels, caption=f"{when:6.2f} s  frame {index}")
+                    if (drawn.shape[1], drawn.shape[0]) != size:  # images of a folder may differ in size
+                        drawn = cv2.resize(drawn, size, interpolation=cv2.INTER_AREA)
+                    writer.write(drawn)
                 if bar is not None:
                     bar.update(frames)
         finally:
