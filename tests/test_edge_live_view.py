@@ -141,20 +141,43 @@ def test_chromium_shows_frames_and_faces_from_a_daemon_on_the_demo_clip(tmp_path
     from tools.live_view_shot import demo_daemon
 
     labels = json.loads(MANIFEST.read_text())["labels"]
+    def encoded(url: str) -> float:
+        metrics = get(f"{url}/metrics", {"Authorization": f"Bearer {TOKEN}"})[2].decode()
+        return float(re.search(r"^fer_edge_live_view_frames_encoded (\S+)$", metrics, re.M).group(1))
+
     with demo_daemon(tmp_path, token=TOKEN) as url:
         assert get(f"{url}/")[0] == 401
+        assert encoded(url) == 0  # running, nobody watching: not one JPEG made
         dom = dump_dom(f"{url}/?token={TOKEN}", run_ms=4000)
         shot = screenshot(f"{url}/?token={TOKEN}", tmp_path / "live-view.png", run_ms=3000)
-        metrics = get(f"{url}/metrics", {"Authorization": f"Bearer {TOKEN}"})[2].decode()
+        made = encoded(url)
     assert "<title>fer-edge live view</title>" in dom
     received = int(re.search(r'id="count">(\d+)<', dom).group(1))
     assert received >= 3, dom[-2000:]  # the page kept asking for frames and they kept arriving
     faces = re.findall(r'<li class="face">.*?<b>#(\d+)</b> <span class="label">(\w+)</span>', dom)
     assert faces and all(label in labels for _, label in faces)
-    encoded = float(re.search(r"^fer_edge_live_view_frames_encoded (\S+)$", metrics, re.M).group(1))
     # new frames were drawn for the browser as the clip played (page timers run on virtual time, faster
     # than the clip, so several requests share one encoding: live_fps caps them)
-    assert 2 <= encoded <= received
+    assert 2 <= made <= received + 10  # the screenshot's page asked for some too
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (960, 1280)
     assert image[60:540, 20:660].std() > 10  # the camera frame, not an empty box
+
+
+@pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model missing")
+def test_a_live_view_on_a_port_in_use_is_one_line_exit_2() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        clip = ROOT / "models" / "demo" / "demo_clip.mp4"
+        done = subprocess.run([sys.executable, "-m", "edge", "run", "--source", str(clip),
+                               "--set", "http.live_view=true", "--set", f"http.port={port}",
+                               "--set", "events.path=/dev/null"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("fer-edge: error:")]
+    assert len(errors) == 1 and f"cannot listen on 127.0.0.1:{port}" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
