@@ -6,10 +6,14 @@ face is where, so the tables can be checked against what is really in the video.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -23,7 +27,8 @@ from edge.analysis.progress import Progress
 from tests.edge_helpers import MANIFEST, ROOT
 
 CLIP = ROOT / "models" / "demo" / "demo_clip.mp4"
-pytestmark = pytest.mark.skipif(not (MANIFEST.is_file() and CLIP.is_file()), reason="shipped model or demo clip missing")
+pytestmark = pytest.mark.skipif(not (MANIFEST.is_file() and CLIP.is_file()),
+                                reason="shipped model or demo clip missing")
 
 
 def run(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -35,10 +40,6 @@ def run(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def run_cli(*args: str) -> tuple[int, str, str]:
     """As a user runs it, in its own process: FFmpeg reads its log level once per process, so only
     a fresh one shows whether a damaged file prints anything beside our one line."""
-    import os
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-m", "edge", "analyze", *args, "--quiet"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return done.returncode, done.stdout, done.stderr
@@ -47,8 +48,6 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("analysis")
-    import contextlib
-
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         assert main(["analyze", str(CLIP), "--out", str(out), "--quiet"]) == 0
@@ -215,10 +214,6 @@ def test_the_chart_puts_each_track_in_its_own_row_where_and_as_long_as_it_was_se
 def test_make_demo_ends_with_the_summary_table_and_the_paths_of_the_clip_and_chart(tmp_path: Path) -> None:
     """The edge commands of ``make demo``'s recipe, as make would run them (with this interpreter,
     writing under tmp_path instead of runs/)."""
-    import os
-    import subprocess
-    import sys
-
     if shutil.which("make") is None:
         pytest.skip("make not installed")
     dry = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout

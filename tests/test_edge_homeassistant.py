@@ -23,7 +23,6 @@ from tests.mqtt_broker import (  # noqa: F401 - fixtures are used by name
     Subscriber,
     mqtt_broker,
     subscribe,
-    wait_until,
 )
 
 LABELS = ("angry", "happy", "neutral")

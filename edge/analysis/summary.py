@@ -33,7 +33,9 @@ class AnalysisReport:
 
     @property
     def truncated(self) -> bool:
-        return self.expected_frames is not None and self.frames < self.expected_frames - max(2, self.expected_frames // 100)
+        """Fewer frames than announced, beyond the 1% (at least 2) some containers misestimate by."""
+        expected = self.expected_frames
+        return expected is not None and self.frames < expected - max(2, expected // 100)
 
     def emotions(self, top: int = 4) -> str:
         ranked = sorted(self.face_shares.items(), key=lambda item: -item[1])

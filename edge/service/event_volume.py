@@ -9,7 +9,6 @@ figure in docs/events.md comes from:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 

@@ -4,7 +4,8 @@ and, when ``[http] live_view`` is on, the live view page at / (edge/service/live
 It serves whatever the daemon's provider callables return, from a daemon thread, with the
 standard library only. It binds 127.0.0.1 by default. With ``[http] token`` set, every request but
 /healthz (which systemd and load balancers poll) must carry it, as ``Authorization: Bearer <token>``
-or ``?token=<token>``, or gets 401; the config refuses a live view on another address without one. A failing provider answers 500 for that request and nothing else: the server
+or ``?token=<token>``, or gets 401; the config refuses a live view on another address without one.
+A failing provider answers 500 for that request and nothing else: the server
 must outlive any bug in what it reports.
 """
 
