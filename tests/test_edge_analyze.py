@@ -235,3 +235,22 @@ def test_make_demo_ends_with_the_summary_table_and_the_paths_of_the_clip_and_cha
     assert f"timeline   {tmp_path}/analysis/timeline.png" in last
     assert (tmp_path / "analysis" / "annotated.mp4").stat().st_size > 0
     assert cv2.imread(str(tmp_path / "analysis" / "timeline.png")) is not None
+
+
+def test_a_full_disk_mid_run_is_one_line_exit_2_and_keeps_the_rows_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.analysis.tables import FrameTable
+
+    write = FrameTable.write
+
+    def fill_up(self: FrameTable, when: float, frame: int, result: object) -> None:
+        if frame == 40:
+            raise OSError(28, "No space left on device")
+        write(self, when, frame, result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FrameTable, "write", fill_up)
+    assert main(["analyze", str(CLIP), "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"fer-edge: error: cannot write {tmp_path}: No space left on device\n"
+    rows = read_csv(tmp_path / "frames.csv")
+    assert rows and max(int(row["frame"]) for row in rows) == 39

@@ -65,6 +65,9 @@ def analyze(target: Path, out: Path, config: EdgeConfig, progress: bool = True,
             pipeline.reset()
             reports.append(analyze_one(source, folder, pipeline, config, progress, annotate))
         return reports
+    except OSError as exc:  # a full disk mid-run: the rows written so far stay, flushed
+        where = exc.filename or out
+        raise EdgeError(f"cannot write {where}: {exc.strerror or exc}") from None
     finally:
         pipeline.classifier.close()
 
@@ -146,6 +149,11 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
 
 def _video_writer(path: Path, width: int, height: int, fps: float) -> Any:
     import cv2
+
+    # a full disk makes OpenCV warn once per frame on stderr; the error that ends the run is ours
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
     if not writer.isOpened():
