@@ -154,11 +154,17 @@ def detect(args: argparse.Namespace) -> int:
 
 def analyze(args: argparse.Namespace) -> int:
     from edge.analysis.run import analyze as run_analysis
+    from edge.analysis.summary import AnalysisReport
     from edge.config import load_config
 
     config = load_config(args.config, _overrides(args))
-    reports = run_analysis(args.video, args.out, config, progress=not args.quiet, annotate=not args.no_video)
-    print("\n\n".join(report.table() for report in reports), flush=True)
+    printed: list[AnalysisReport] = []
+
+    def show(report: AnalysisReport) -> None:
+        print(("\n" if printed else "") + report.table(), flush=True)
+        printed.append(report)
+
+    run_analysis(args.video, args.out, config, progress=not args.quiet, annotate=not args.no_video, on_report=show)
     return ExitStatus.OK
 
 

@@ -125,6 +125,19 @@ def test_a_folder_of_videos_gets_one_folder_each(tmp_path: Path, capfd: pytest.C
     assert out.count("\ntracks ") == 2
 
 
+def test_in_a_folder_a_truncated_video_does_not_stop_the_others(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(truncated_avi(tmp_path), videos / "a_cut.avi")
+    shutil.copy(CLIP, videos / "b_whole.mp4")
+    code, out, err = run_cli(str(videos), "--out", str(tmp_path / "out"), "--no-video")
+    assert code == 2
+    lines = [line for line in err.splitlines() if not line.startswith("INFO: Created TensorFlow Lite")]
+    assert len(lines) == 1 and "a_cut.avi is truncated" in lines[0], err
+    assert f"per track  {tmp_path}/out/b_whole/tracks.csv" in out  # the whole one was analysed after it
+    assert read_csv(tmp_path / "out" / "a_cut" / "frames.csv")
+
+
 def truncated_avi(tmp_path: Path) -> Path:
     """The demo clip as MJPEG AVI cut in half: the header still announces 120 frames."""
     whole = tmp_path / "whole.avi"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +48,12 @@ def build_pipeline(config: EdgeConfig) -> Any:
                     IouTracker(t.iou_threshold, t.max_age, t.smoothing), t.detect_every)
 
 
-def analyze(target: Path, out: Path, config: EdgeConfig, progress: bool = True,
-            annotate: bool = True) -> list[AnalysisReport]:
-    """Analyse a video, each video of a folder (into ``out/<name>/``) or a folder of images."""
+def analyze(target: Path, out: Path, config: EdgeConfig, progress: bool = True, annotate: bool = True,
+            on_report: Callable[[AnalysisReport], None] | None = None) -> list[AnalysisReport]:
+    """Analyse a video, each video of a folder (into ``out/<name>/``) or a folder of images.
+
+    ``on_report`` hears of each video as it is done. In a folder, a video that turns out truncated
+    or empty does not stop the others; the one EdgeError at the end names them."""
     from edge.analysis.video import VideoFrames, list_inputs
 
     inputs = list_inputs(target)
@@ -60,10 +64,25 @@ def analyze(target: Path, out: Path, config: EdgeConfig, progress: bool = True,
     pipeline = build_pipeline(config)
     try:
         reports = []
+        failed: list[tuple[Path, EdgeError]] = []
         for source in inputs:
             folder = prepare_out(out / source.stem) if len(inputs) > 1 else out
             pipeline.reset()
-            reports.append(analyze_one(source, folder, pipeline, config, progress, annotate))
+            try:
+                report = analyze_one(source, folder, pipeline, config, progress, annotate)
+            except EdgeError as exc:
+                if len(inputs) == 1:
+                    raise
+                failed.append((source, exc))
+                continue
+            reports.append(report)
+            if on_report is not None:
+                on_report(report)
+        if len(failed) == 1:
+            raise failed[0][1]
+        if failed:
+            raise EdgeError(f"{len(failed)} of {len(inputs)} videos could not be analysed in full (truncated or "
+                            f"empty; their folders cover the frames read): {', '.join(p.name for p, _ in failed)}")
         return reports
     except OSError as exc:  # a full disk mid-run: the rows written so far stay, flushed
         where = exc.filename or out
