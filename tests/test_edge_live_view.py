@@ -181,3 +181,53 @@ def test_a_live_view_on_a_port_in_use_is_one_line_exit_2() -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("fer-edge: error:")]
     assert len(errors) == 1 and f"cannot listen on 127.0.0.1:{port}" in errors[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_mjpeg_stream_sends_jpeg_parts_at_live_fps_and_ends_when_the_server_stops() -> None:
+    import threading
+    import time
+
+    from edge.service.status_server import BOUNDARY, MAX_STREAMS
+
+    live = LiveView(max_fps=10.0)
+    live.set_labels(LABELS)
+    image = np.full((120, 160, 3), 90, np.uint8)
+    live.update(image, result(0))
+    server = serve(live)
+    feeding = threading.Event()
+
+    def feed() -> None:  # a camera at 30 fps while the stream is read
+        index = 1
+        while not feeding.wait(1 / 30):
+            live.update(image, result(index))
+            index += 1
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        response = urllib.request.urlopen(f"{server.url}/stream.mjpg", timeout=5)
+        assert response.headers["Content-Type"] == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+        started = time.monotonic()
+        parts = []
+        for _ in range(6):
+            assert response.readline() == f"--{BOUNDARY}\r\n".encode()
+            headers = {}
+            while (line := response.readline()) != b"\r\n":
+                key, _, value = line.decode().partition(":")
+                headers[key] = value.strip()
+            assert headers["Content-Type"] == "image/jpeg"
+            parts.append(response.read(int(headers["Content-Length"])))
+            response.readline()
+        elapsed = time.monotonic() - started
+        assert all(cv2.imdecode(np.frombuffer(part, np.uint8), cv2.IMREAD_COLOR) is not None for part in parts)
+        assert elapsed >= 0.4  # 6 parts at 10 fps: capped, though the camera gives 30
+        others = [urllib.request.urlopen(f"{server.url}/stream.mjpg", timeout=5) for _ in range(MAX_STREAMS - 1)]
+        assert get(f"{server.url}/stream.mjpg")[0] == 503  # one stream too many
+        stopping = time.monotonic()
+        server.stop()
+        assert time.monotonic() - stopping < 3
+        for stream in [response, *others]:
+            stream.close()
+    finally:
+        feeding.set()
+        server.stop()

@@ -36,6 +36,9 @@ JSON_CONTENT_TYPE = "application/json"
 REQUEST_TIMEOUT = 10.0
 # How often serve_forever checks for shutdown; bounds how long stop() takes.
 POLL_INTERVAL = 0.25
+# MJPEG streams open at once (each holds a thread and sends live_fps JPEGs a second); more get 503.
+MAX_STREAMS = 4
+BOUNDARY = "fer-edge-frame"
 
 
 class StatusServer:
@@ -80,6 +83,7 @@ class StatusServer:
             self._server = self._thread = None
         if server is None:
             return
+        server.stopping.set()
         server.shutdown()
         server.server_close()
         if thread is not None:
@@ -126,6 +130,8 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.providers = providers
+        self.stopping = threading.Event()  # ends open MJPEG streams when the server stops
+        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
         super().__init__(address, handler)
 
     def server_bind(self) -> None:
@@ -160,6 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.providers.live is not None:
             routes.update({"/": self._page, "/frame.jpg": self._frame, "/live.json": self._live_state,
                            "/timeline.png": self._timeline})
+            if path == "/stream.mjpg":
+                self._stream()
+                return
         route = routes.get(path)
         if route is None:
             self._send(*_json(HTTPStatus.NOT_FOUND, {"error": f"not found: {path}", "endpoints": list(routes)}))
@@ -202,6 +211,32 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             return HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet"
         return HTTPStatus.OK, "image/jpeg", data
+
+    def _stream(self) -> None:
+        """MJPEG (multipart/x-mixed-replace) at ``live_fps`` for as long as the client reads it: for
+        VLC, Home Assistant's MJPEG camera or an ``<img>``. It shares the live view's encoding."""
+        server = self.server
+        if not server.streams.acquire(blocking=False):
+            self._send(*_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"{MAX_STREAMS} streams already open"}))
+            return
+        try:
+            live = server.providers.live
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            interval = 1.0 / live.max_fps
+            while not server.stopping.is_set():
+                data = live.jpeg()
+                if data is not None:
+                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                     f"Content-Length: {len(data)}\r\n\r\n".encode("ascii") + data + b"\r\n")
+                    self.wfile.flush()
+                server.stopping.wait(interval)
+        except OSError:  # the viewer went away (or stalled past the socket timeout)
+            pass
+        finally:
+            server.streams.release()
 
     def _live_state(self) -> _Response:
         return _json(HTTPStatus.OK, self.server.providers.live.state())
