@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -139,7 +140,7 @@ class MqttPublisher:
         """Block up to ``timeout`` seconds for a connection; for tests and startup diagnostics."""
         return self._connected.wait(timeout)
 
-    def announce(self, messages: list[tuple[str, dict[str, Any] | str]]) -> None:
+    def announce(self, messages: Sequence[tuple[str, Any]]) -> None:
         """Retained messages on full topics (Home Assistant discovery), sent now if connected and
         again after every reconnect, so a broker restarted without persistence gets them back."""
         encoded = [(topic, payload if isinstance(payload, str) else dumps(payload)) for topic, payload in messages]
