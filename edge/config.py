@@ -202,6 +202,7 @@ def validate(config: EdgeConfig) -> None:
         (not c.http.live_view or is_loopback(c.http.host) or bool(c.http.token),
          f"http.live_view on http.host = {c.http.host!r} shows the camera to the network: set http.token "
          "(or bind 127.0.0.1)"),
+        (not c.http.live_view or c.http.enabled, "http.live_view = true needs http.enabled = true"),
         (0 < c.http.live_fps <= 30, "http.live_fps must be in (0, 30]"),
         (0 < c.http.timeline_minutes <= 60, "http.timeline_minutes must be in (0, 60]"),
         (0 < c.mqtt.port <= 65535, "mqtt.port must be in 1..65535"),

@@ -118,6 +118,8 @@ def test_a_live_view_beyond_loopback_without_a_token_is_refused_at_start_up(tmp_
         load_config(None, ["http.live_view=true", "http.host=0.0.0.0"])
     assert load_config(None, ["http.live_view=true", "http.host=0.0.0.0", f"http.token={TOKEN}"]).http.live_view
     assert load_config(None, ["http.live_view=true"]).http.host == "127.0.0.1"
+    with pytest.raises(ConfigError, match="needs http.enabled"):
+        load_config(None, ["http.live_view=true", "http.enabled=false"])
     done = subprocess.run([sys.executable, "-m", "edge", "run", "--set", "http.live_view=true",
                            "--set", "http.host=0.0.0.0", "--source", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
