@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test test-arm64 test-systemd bench bench-soak install install-edge clean-venv
+.PHONY: demo docs-images test test-arm64 test-systemd bench bench-soak install install-edge clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,17 @@ install: $(VENV)/.installed-all
 
 install-edge: $(VENV)/.installed-edge
 
+# The daemon's JSON stream, then something to look at: `fer-edge analyze` on the same clip prints a
+# summary table (faces, tracks, emotions, fps) and writes an annotated clip and a timeline chart.
 demo: install-edge
 	rm -f runs/demo/events.jsonl
 	$(PY) -m edge run --config edge/configs/demo.toml
+	$(PY) -m edge analyze models/demo/demo_clip.mp4 --config edge/configs/demo.toml --out runs/demo/analysis --quiet
+
+# README's and the docs' pictures, redrawn from the demo clip: docs/images/{demo-frame,timeline,live-view}.png
+# (live-view needs Debian's chromium: apt-get install chromium).
+docs-images: install-edge
+	$(PY) -m tools.docs_images --out docs/images
 
 # The edge tests run twice: with everything installed, and in a venv holding only `.[edge]`
 # (what a Pi gets) plus the test tools, which proves edge/ needs no tensorflow.

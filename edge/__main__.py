@@ -1,4 +1,4 @@
-"""``fer-edge``: ``detect`` images, ``run`` the camera daemon, ``validate-config``; ``bundle``, ``deploy``
+"""``fer-edge``: ``detect`` images, ``analyze`` a video, ``run`` the camera daemon, ``validate-config``; ``bundle``, ``deploy``
 and ``flash-prepare`` put the daemon on a Raspberry Pi.
 
 Parsing and exit codes only; library errors become one line on stderr.
@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     detect = sub.add_parser("detect", parents=[common], help="detect and classify faces in images, one JSON line each")
     detect.add_argument("images", nargs="+", help="image files, folders or globs")
     detect.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies into DIR")
+
+    analyze = sub.add_parser("analyze", parents=[common],
+                             help="a video (or folder) to frames.csv, tracks.csv, annotated.mp4, timeline.png, summary.md")
+    analyze.add_argument("video", type=Path, help="a video file, a folder of videos, or a folder of images")
+    analyze.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the outputs")
+    analyze.add_argument("--no-video", action="store_true", help="skip annotated.mp4 (the slowest output)")
+    analyze.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     run = sub.add_parser("run", parents=[common], help="run the headless camera daemon")
     run.add_argument("--source", help="override source.uri (picamera2, 0, /dev/video0, file, URL, folder)")
@@ -145,6 +152,22 @@ def detect(args: argparse.Namespace) -> int:
     return ExitStatus.BAD_INPUT if failures else ExitStatus.OK
 
 
+def analyze(args: argparse.Namespace) -> int:
+    from edge.analysis.run import analyze as run_analysis
+    from edge.analysis.summary import AnalysisReport
+    from edge.config import load_config
+
+    config = load_config(args.config, _overrides(args))
+    printed: list[AnalysisReport] = []
+
+    def show(report: AnalysisReport) -> None:
+        print(("\n" if printed else "") + report.table(), flush=True)
+        printed.append(report)
+
+    run_analysis(args.video, args.out, config, progress=not args.quiet, annotate=not args.no_video, on_report=show)
+    return ExitStatus.OK
+
+
 def ship(args: argparse.Namespace) -> int:
     """``bundle``, ``deploy`` and ``flash-prepare``: all three start from the same bundle options."""
     options = {"manifest": args.manifest, "artifacts": args.artifacts, "config": args.config, "wheels": args.wheels}
@@ -193,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             return ExitStatus.OK
         if args.command == "detect":
             return detect(args)
+        if args.command == "analyze":
+            return analyze(args)
         if args.command in ("bundle", "deploy", "flash-prepare"):
             return ship(args)
         from edge.service.daemon import run_daemon

@@ -69,6 +69,10 @@ class EventsSection:
     save_images: bool = False  # privacy: no images are stored unless this is turned on
     images_dir: str = ""  # "": a snapshots folder beside events.path, which the daemon can write
     print: bool = False  # also echo each event to stdout
+    # "frames": an event per frame with faces; "tracks": appear / change / leave per face (docs/events.md)
+    mode: str = "frames"
+    change_frames: int = 5  # tracks mode: frames in a row a new emotion must lead before a change event
+    change_margin: float = 0.1  # tracks mode: by how much probability it must lead the reported one
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,12 @@ class HttpSection:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8321
+    # the live view page at / (docs/live-view.md); off by default, and on any address but loopback
+    # only with a token, which every request but /healthz must then carry
+    live_view: bool = False
+    token: str = ""
+    live_fps: float = 5.0  # most frames a second the page is sent (encoded only while someone watches)
+    timeline_minutes: float = 5.0  # how much history the page's emotion timeline shows
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,10 @@ class MqttSection:
     password: str = ""
     qos: int = 1
     keepalive: int = 30
+    # Home Assistant MQTT discovery (docs/home-assistant.md): sensors for faces in view, the dominant
+    # emotion and each emotion's share, on <topic_prefix>/state, tied to <topic_prefix>/availability
+    homeassistant: bool = False
+    discovery_prefix: str = "homeassistant"
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,7 @@ class EdgeConfig(Sections):
 
 PATH_KEYS = {("model", "manifest"), ("detector", "cascade"), ("events", "path"), ("events", "images_dir")}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_MODES = ("frames", "tracks")
 
 
 def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) -> Any:
@@ -179,12 +194,25 @@ def validate(config: EdgeConfig) -> None:
         (c.tracker.detect_every >= 1, "tracker.detect_every must be >= 1"),
         (c.events.max_bytes >= 1024, "events.max_bytes must be >= 1024"),
         (c.events.backups >= 0, "events.backups must be >= 0"),
+        (c.events.mode in EVENT_MODES, f"events.mode must be one of {', '.join(EVENT_MODES)}"),
+        (c.events.mode != "tracks" or c.tracker.enabled, "events.mode = \"tracks\" needs tracker.enabled = true"),
+        (c.events.change_frames >= 1, "events.change_frames must be >= 1"),
+        (0.0 <= c.events.change_margin < 1.0, "events.change_margin must be in [0, 1)"),
         (0 <= c.http.port <= 65535, "http.port must be in 0..65535"),
+        (not c.http.live_view or is_loopback(c.http.host) or bool(c.http.token),
+         f"http.live_view on http.host = {c.http.host!r} shows the camera to the network: set http.token "
+         "(or bind 127.0.0.1)"),
+        (not c.http.live_view or c.http.enabled, "http.live_view = true needs http.enabled = true"),
+        (0 < c.http.live_fps <= 30, "http.live_fps must be in (0, 30]"),
+        (0 < c.http.timeline_minutes <= 60, "http.timeline_minutes must be in (0, 60]"),
         (0 < c.mqtt.port <= 65535, "mqtt.port must be in 1..65535"),
         (c.mqtt.qos in (0, 1, 2), "mqtt.qos must be 0, 1 or 2"),
         (c.mqtt.keepalive >= 1, "mqtt.keepalive must be >= 1"),
         (bool(c.mqtt.topic_prefix) and not any(ch in c.mqtt.topic_prefix for ch in "#+"),
          "mqtt.topic_prefix must be non-empty without # or +"),
+        (bool(c.mqtt.discovery_prefix) and not any(ch in c.mqtt.discovery_prefix for ch in "#+"),
+         "mqtt.discovery_prefix must be non-empty without # or +"),
+        (not c.mqtt.homeassistant or c.mqtt.enabled, "mqtt.homeassistant = true needs mqtt.enabled = true"),
         (c.daemon.queue_size >= 1, "daemon.queue_size must be >= 1"),
         (c.daemon.max_frames >= 0, "daemon.max_frames must be >= 0"),
         (c.daemon.stall_seconds > 0, "daemon.stall_seconds must be > 0"),
@@ -194,6 +222,10 @@ def validate(config: EdgeConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> EdgeConfig:

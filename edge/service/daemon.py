@@ -112,14 +112,21 @@ class Daemon:
         self.m_rss = r.gauge("fer_edge_resident_memory_bytes", "Resident memory of the daemon")
         self.m_mqtt = r.gauge("fer_edge_mqtt_connected", "1 when connected to the MQTT broker")
         self.m_up = r.gauge("fer_edge_healthy", "1 when /healthz reports ok")
+        self.m_live = r.gauge("fer_edge_live_view_frames_encoded",
+                              "JPEG frames the live view encoded since it started (0 while nobody watches)")
         stages = r.summary("fer_edge_stage_ms", "Time per frame in each pipeline stage (ms)", labelnames=("stage",))
         self.m_stage = {stage: stages.labels(stage=stage) for stage in ("detect", "crop", "classify", "track")}
         self.counts = {"frames": 0, "faces": 0, "dropped": 0, "events": 0}
         self.mqtt: Any = None
+        self.sensor_state: Any = None  # Home Assistant's sensors, when [mqtt] homeassistant is on
         self.events: Any = None
+        self.event_source: Any = None  # frames or tracks mode: turns each FrameResult into events
         self.event_log_failing = False
         self._last_snapshot = 0.0  # time of the last opt-in snapshot
         self.server: Any = None
+        self.live: Any = None  # the LiveView when [http] live_view is on
+        self.labels: tuple[str, ...] = ()
+        self.model_name = ""
         self._blocked_since: float | None = None  # monotonic time the capture thread entered open/read
 
     # --- signals -----------------------------------------------------------------------------
@@ -151,6 +158,14 @@ class Daemon:
 
         return source_from_config(config)
 
+    def _event_source(self, config: EdgeConfig, labels: tuple[str, ...]) -> Any:
+        from edge.service.track_events import FrameEvents, TrackEvents
+
+        e = config.events
+        if e.mode == "tracks":
+            return TrackEvents(labels, config.tracker.max_age, e.change_frames, e.change_margin)
+        return FrameEvents(e.only_with_faces)
+
     def _start_outputs(self, config: EdgeConfig) -> None:
         from edge.service.events import EventLog
 
@@ -161,23 +176,37 @@ class Daemon:
             m = config.mqtt
             self.mqtt = MqttPublisher(m.host, m.port, m.topic_prefix, m.client_id or None, m.username or None,
                                       m.password or None, m.qos, m.keepalive)
+            if m.homeassistant:
+                from edge.service.homeassistant import SensorState, discovery_messages
+
+                self.mqtt.announce(discovery_messages(m.topic_prefix, self.labels, m.discovery_prefix,
+                                                      self.model_name))
+                self.sensor_state = SensorState(self.labels)
             self.mqtt.start()
         if config.http.enabled and self.server is None:
             from edge.service.status_server import StatusServer
 
-            self.server = StatusServer(config.http.host, config.http.port, self.health_report, self.metrics_text,
-                                       lambda: self.latest)
+            h = config.http
+            if h.live_view:
+                from edge.service.live_view import LiveView
+
+                self.live = LiveView(h.live_fps, h.timeline_minutes * 60)
+                self.live.set_labels(self.labels)
+            self.server = StatusServer(h.host, h.port, self.health_report, self.metrics_text,
+                                       lambda: self.latest, self.live, h.token)
             self.server.start()
 
     def _stop_outputs(self, keep_server: bool = False) -> None:
         if self.mqtt is not None:
             self.mqtt.stop()
             self.mqtt = None
+            self.sensor_state = None
         if self.events is not None:
             self.events.close()
         if self.server is not None and not keep_server:
             self.server.stop()
             self.server = None
+            self.live = None
 
     # --- providers for the HTTP server -------------------------------------------------------
     def health_report(self) -> dict[str, Any]:
@@ -196,6 +225,8 @@ class Daemon:
         self.m_up.set(1.0 if self.health_report()["status"] == "ok" else 0.0)
         if self.mqtt is not None:
             self.m_mqtt.set(1.0 if self.mqtt.connected else 0.0)
+        if self.live is not None:
+            self.m_live.set(float(self.live.encoded))
         return self.registry.render()
 
     # --- threads ------------------------------------------------------------------------------
@@ -273,22 +304,32 @@ class Daemon:
         self.m_latency.observe(result.timings_ms["total"])
         for stage, summary in self.m_stage.items():
             summary.observe(result.timings_ms[stage])
-        event = result.to_event(frame.name)
-        self.latest = event
-        if result.faces or not config.events.only_with_faces:
-            written = self.events.write(event)
-            self.event_log_failing = not written
-            if written:
-                self.counts["events"] += 1
-                self.m_events.inc()
-            else:
-                self.m_event_errors.inc()
-            if config.events.print:
-                print(_compact(event), flush=True)
-            if self.mqtt is not None:
-                self.mqtt.publish_event(event)
-            if config.events.save_images and result.faces:
-                self._save_snapshot(config, frame.image, result)
+        self.latest = result.to_event(frame.name)
+        if self.live is not None:
+            self.live.update(frame.image, result)
+        if self.mqtt is not None and self.sensor_state is not None:
+            state = self.sensor_state.update(result)
+            if state is not None:
+                self.mqtt.publish("state", state, retain=True)
+        events = self.event_source.events(result, frame.name)
+        for event in events:
+            self._emit(config, event)
+        if events and config.events.save_images and result.faces:
+            self._save_snapshot(config, frame.image, result)
+
+    def _emit(self, config: EdgeConfig, event: dict[str, Any]) -> None:
+        """The log first (the record), then stdout and MQTT."""
+        written = self.events.write(event)
+        self.event_log_failing = not written
+        if written:
+            self.counts["events"] += 1
+            self.m_events.inc()
+        else:
+            self.m_event_errors.inc()
+        if config.events.print:
+            print(_compact(event), flush=True)
+        if self.mqtt is not None:
+            self.mqtt.publish_event(event)
 
     def _save_snapshot(self, config: EdgeConfig, image: Any, result: Any) -> None:
         """Opt-in only; at most one image per second so a busy scene cannot fill the card."""
@@ -314,6 +355,11 @@ class Daemon:
     def _run_config(self, config: EdgeConfig) -> str:
         """Run until stopped, reloaded, the stream ends or max_frames; return which."""
         pipeline = self._build_pipeline(config)
+        self.labels = tuple(pipeline.labels)
+        self.model_name = pipeline.classifier.manifest.name
+        self.event_source = self._event_source(config, self.labels)
+        if self.live is not None:  # kept across a reload that left [http] alone; the model may have changed
+            self.live.set_labels(self.labels)
         source = self._open_source(config)
         try:
             source.open()
@@ -367,6 +413,9 @@ class Daemon:
             halt.set()
             capture.join(timeout=5)
             pipeline.classifier.close()
+            if self.events is not None:  # tracks still open end here: their tracker ends with this config
+                for event in self.event_source.finish():
+                    self._emit(config, event)
             self._stop_outputs(keep_server=reason == "reload")
         return reason
 
@@ -384,6 +433,7 @@ class Daemon:
         if candidate.http != current.http and self.server is not None:
             self.server.stop()  # _start_outputs binds the new address
             self.server = None
+            self.live = None
         self.m_reloads.inc()
         log.info("reloaded config %s", self.config_path)
         return candidate

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -67,6 +68,7 @@ class MqttPublisher:
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._state = "new"  # new -> started -> stopped
+        self._announcements: list[tuple[str, str]] = []  # retained (topic, payload) sent on every connect
 
         client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                              client_id=client_id or "")
@@ -138,6 +140,21 @@ class MqttPublisher:
         """Block up to ``timeout`` seconds for a connection; for tests and startup diagnostics."""
         return self._connected.wait(timeout)
 
+    def announce(self, messages: Sequence[tuple[str, Any]]) -> None:
+        """Retained messages on full topics (Home Assistant discovery), sent now if connected and
+        again after every reconnect, so a broker restarted without persistence gets them back."""
+        encoded = [(topic, payload if isinstance(payload, str) else dumps(payload)) for topic, payload in messages]
+        with self._lock:
+            self._announcements = encoded
+        if self._connected.is_set():
+            self._send_announcements(self._client)
+
+    def _send_announcements(self, client: Any) -> None:
+        with self._lock:
+            messages = list(self._announcements)
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1, retain=True)
+
     def publish_event(self, event: dict[str, Any]) -> bool:
         """Publish one event as JSON on ``{prefix}/events``; False (counted as dropped) if not sent."""
         return self.publish("events", event)
@@ -177,6 +194,7 @@ class MqttPublisher:
         self.connects += 1
         self._connected.set()
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        self._send_announcements(client)
         log.info("MQTT connected to %s:%d", self.host, self.port)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:

@@ -1,13 +1,17 @@
-"""A small HTTP status endpoint: /healthz for supervisors, /metrics for Prometheus, /latest for people.
+"""A small HTTP status endpoint: /healthz for supervisors, /metrics for Prometheus, /latest for people,
+and, when ``[http] live_view`` is on, the live view page at / (edge/service/live_view.py).
 
 It serves whatever the daemon's provider callables return, from a daemon thread, with the
-standard library only. It has no authentication, so the daemon should bind it to 127.0.0.1
-unless the network is trusted. A failing provider answers 500 for that request and nothing else: the server
+standard library only. It binds 127.0.0.1 by default. With ``[http] token`` set, every request but
+/healthz (which systemd and load balancers poll) must carry it, as ``Authorization: Bearer <token>``
+or ``?token=<token>``, or gets 401; the config refuses a live view on another address without one.
+A failing provider answers 500 for that request and nothing else: the server
 must outlive any bug in what it reports.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import socket
 import socketserver
@@ -17,7 +21,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from edge.errors import EdgeError
 from edge.service.events import dumps
@@ -32,6 +36,9 @@ JSON_CONTENT_TYPE = "application/json"
 REQUEST_TIMEOUT = 10.0
 # How often serve_forever checks for shutdown; bounds how long stop() takes.
 POLL_INTERVAL = 0.25
+# MJPEG streams open at once (each holds a thread and sends live_fps JPEGs a second); more get 503.
+MAX_STREAMS = 4
+BOUNDARY = "fer-edge-frame"
 
 
 class StatusServer:
@@ -43,10 +50,11 @@ class StatusServer:
     """
 
     def __init__(self, host: str, port: int, health: Callable[[], dict[str, Any]],
-                 metrics: Callable[[], str], latest: Callable[[], dict[str, Any] | None]) -> None:
+                 metrics: Callable[[], str], latest: Callable[[], dict[str, Any] | None],
+                 live: Any = None, token: str = "") -> None:
         self.host = host
         self.port = port  # after start() with port 0, the port actually bound
-        self._providers = _Providers(health, metrics, latest)
+        self._providers = _Providers(health, metrics, latest, live, token)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -75,6 +83,7 @@ class StatusServer:
             self._server = self._thread = None
         if server is None:
             return
+        server.stopping.set()
         server.shutdown()
         server.server_close()
         if thread is not None:
@@ -100,8 +109,10 @@ class StatusServer:
 
 class _Providers:
     def __init__(self, health: Callable[[], dict[str, Any]], metrics: Callable[[], str],
-                 latest: Callable[[], dict[str, Any] | None]) -> None:
+                 latest: Callable[[], dict[str, Any] | None], live: Any = None, token: str = "") -> None:
         self.health, self.metrics, self.latest = health, metrics, latest
+        self.live = live  # a LiveView, or None when the live view is off
+        self.token = token
 
 
 _Response = tuple[HTTPStatus, str | None, bytes]  # status, content type (None: no body), body
@@ -119,6 +130,8 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.providers = providers
+        self.stopping = threading.Event()  # ends open MJPEG streams when the server stops
+        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
         super().__init__(address, handler)
 
     def server_bind(self) -> None:
@@ -142,11 +155,23 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches on
-        path = urlsplit(self.path).path
-        route = {"/healthz": self._healthz, "/metrics": self._metrics, "/latest": self._latest}.get(path)
+        url = urlsplit(self.path)
+        path = url.path
+        if path != "/healthz" and not self._authorised(url.query):
+            self._send(*_json(HTTPStatus.UNAUTHORIZED, {"error": "a token is required: Authorization: Bearer "
+                                                                 "<token> or ?token=<token>"}),
+                       {"WWW-Authenticate": 'Bearer realm="fer-edge"'})
+            return
+        routes = {"/healthz": self._healthz, "/metrics": self._metrics, "/latest": self._latest}
+        if self.server.providers.live is not None:
+            routes.update({"/": self._page, "/frame.jpg": self._frame, "/live.json": self._live_state,
+                           "/timeline.png": self._timeline})
+            if path == "/stream.mjpg":
+                self._stream()
+                return
+        route = routes.get(path)
         if route is None:
-            self._send(*_json(HTTPStatus.NOT_FOUND, {"error": f"not found: {path}",
-                                                     "endpoints": ["/healthz", "/metrics", "/latest"]}))
+            self._send(*_json(HTTPStatus.NOT_FOUND, {"error": f"not found: {path}", "endpoints": list(routes)}))
             return
         try:
             response = route()
@@ -168,6 +193,56 @@ class _Handler(BaseHTTPRequestHandler):
 
     # Routes compute the whole response before anything is sent, so a provider that raises (or
     # returns something unencodable) still gets a clean 500 instead of a half-written reply.
+
+    def _authorised(self, query: str) -> bool:
+        token = self.server.providers.token
+        if not token:
+            return True
+        header = self.headers.get("Authorization", "")
+        given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        given = given or (parse_qs(query).get("token") or [""])[0]
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def _page(self) -> _Response:
+        return HTTPStatus.OK, "text/html; charset=utf-8", self.server.providers.live.page()
+
+    def _frame(self) -> _Response:
+        data = self.server.providers.live.jpeg()
+        if data is None:
+            return HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet"
+        return HTTPStatus.OK, "image/jpeg", data
+
+    def _stream(self) -> None:
+        """MJPEG (multipart/x-mixed-replace) at ``live_fps`` for as long as the client reads it: for
+        VLC, Home Assistant's MJPEG camera or an ``<img>``. It shares the live view's encoding."""
+        server = self.server
+        if not server.streams.acquire(blocking=False):
+            self._send(*_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"{MAX_STREAMS} streams already open"}))
+            return
+        try:
+            live = server.providers.live
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            interval = 1.0 / live.max_fps
+            while not server.stopping.is_set():
+                data = live.jpeg()
+                if data is not None:
+                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                     f"Content-Length: {len(data)}\r\n\r\n".encode("ascii") + data + b"\r\n")
+                    self.wfile.flush()
+                server.stopping.wait(interval)
+        except OSError:  # the viewer went away (or stalled past the socket timeout)
+            pass
+        finally:
+            server.streams.release()
+
+    def _live_state(self) -> _Response:
+        return _json(HTTPStatus.OK, self.server.providers.live.state())
+
+    def _timeline(self) -> _Response:
+        return HTTPStatus.OK, "image/png", self.server.providers.live.timeline_png()
 
     def _healthz(self) -> _Response:
         health = self.server.providers.health()

@@ -1,0 +1,87 @@
+"""summary.md, and the short table ``analyze`` prints: what was in the video, where the files are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.analysis.tracks import TrackBook
+from edge.atomic import write_text_atomic
+
+
+@dataclass(frozen=True)
+class AnalysisReport:
+    source: str
+    out: Path
+    frames: int
+    expected_frames: int | None  # what the container announced; None for an image folder
+    fps: float  # the video's frame rate, which times the rows
+    faces: int  # face detections summed over frames
+    tracks: int
+    wall_seconds: float
+    face_shares: dict[str, float]  # share of all face-frames in each emotion
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def video_seconds(self) -> float:
+        return self.frames / self.fps if self.fps else 0.0
+
+    @property
+    def speed(self) -> float:
+        """Frames analysed per second of wall time."""
+        return self.frames / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def truncated(self) -> bool:
+        """Fewer frames than announced, beyond the 1% (at least 2) some containers misestimate by."""
+        expected = self.expected_frames
+        return expected is not None and self.frames < expected - max(2, expected // 100)
+
+    def emotions(self, top: int = 4) -> str:
+        ranked = sorted(self.face_shares.items(), key=lambda item: -item[1])
+        shown = [f"{label} {share:.0%}" for label, share in ranked[:top] if share > 0]
+        return ", ".join(shown) if shown else "none"
+
+    def table(self) -> str:
+        """The few lines ``analyze`` (and ``make demo``) print."""
+        rows = [("video", f"{self.source} ({self.frames} frames, {self.video_seconds:.1f} s at {self.fps:g} fps)"),
+                ("faces", f"{self.faces} in {self.frames} frames"),
+                ("tracks", str(self.tracks)),
+                ("emotions", self.emotions()),
+                ("speed", f"{self.speed:.1f} fps ({self.wall_seconds:.1f} s)")]
+        names = {"frames": "per frame", "tracks": "per track"}
+        rows += [(names.get(name, name), str(path)) for name, path in self.files.items()]
+        return "\n".join(f"{name:<10} {value}" for name, value in rows)
+
+
+def write_summary(path: Path, report: AnalysisReport, book: TrackBook, labels: tuple[str, ...],
+                  model: str) -> None:
+    lines = [f"# Analysis of {Path(report.source).name}", "",
+             f"- source: `{report.source}`",
+             f"- {report.frames} frames, {report.video_seconds:.1f} s at {report.fps:g} fps"
+             + (f" (the file announced {report.expected_frames}: truncated)" if report.truncated else ""),
+             f"- model: {model}",
+             f"- {report.faces} face detections in {report.tracks} tracks; emotions over all faces: "
+             f"{report.emotions(top=len(labels))}",
+             f"- analysed at {report.speed:.1f} fps ({report.wall_seconds:.1f} s)", "",
+             "## Files", "",
+             "| file | what |", "|---|---|"]
+    what = {"frames.csv": "one row per face per frame: time, track id, box, label, each probability",
+            "tracks.csv": "one row per track: first/last seen, duration, dominant emotion, share of each",
+            "annotated.mp4": "the video with boxes, labels and track ids drawn",
+            "timeline.png": "emotion shares over time, one row per track"}
+    for name in what:
+        if name in {p.name for p in report.files.values()}:
+            lines.append(f"| [{name}]({name}) | {what[name]} |")
+    lines += ["", "![timeline](timeline.png)", "", "## Tracks", ""]
+    if len(book):
+        lines += ["| track | first seen (s) | last seen (s) | duration (s) | dominant | shares |",
+                  "|---|---|---|---|---|---|"]
+        for track in sorted(book, key=lambda t: -t.duration):
+            shares = ", ".join(f"{label} {share:.0%}" for label, share in
+                               sorted(track.shares(labels).items(), key=lambda item: -item[1]) if share >= 0.05)
+            lines.append(f"| #{track.id} | {track.first_seen:.2f} | {track.last_seen:.2f} | {track.duration:.2f} "
+                         f"| {track.dominant} | {shares} |")
+    else:
+        lines.append("No faces were found.")
+    write_text_atomic(path, "\n".join(lines) + "\n")
