@@ -34,7 +34,7 @@ demo: install-edge
 # README's and the docs' pictures, redrawn from the demo clip: docs/images/{demo-frame,timeline,live-view}.png
 # (live-view needs Debian's chromium: apt-get install chromium).
 docs-images: install-edge
-	$(PY) -m tools.docs_images --out docs/images
+	$(PY) -m tests.docs_images --out docs/images
 
 # The edge tests run twice: with everything installed, and in a venv holding only `.[edge]`
 # (what a Pi gets) plus the test tools, which proves edge/ needs no tensorflow.

@@ -26,7 +26,7 @@ from edge.service.status_server import StatusServer
 from edge.vision.faces import Box
 from edge.vision.pipeline import Face, FrameResult
 from tests.edge_helpers import MANIFEST, ROOT
-from tools.chromium import chromium_binary
+from tests.chromium import chromium_binary
 
 LABELS = ("angry", "happy", "neutral")
 TOKEN = "s3cret-token"
@@ -139,8 +139,8 @@ def require_chromium() -> None:
 @pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model missing")
 def test_chromium_shows_frames_and_faces_from_a_daemon_on_the_demo_clip(tmp_path: Path) -> None:
     require_chromium()
-    from tools.chromium import dump_dom, screenshot
-    from tools.live_view_shot import demo_daemon
+    from tests.chromium import dump_dom, screenshot
+    from tests.live_view_shot import demo_daemon
 
     labels = json.loads(MANIFEST.read_text())["labels"]
     def encoded(url: str) -> float:

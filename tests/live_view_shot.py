@@ -71,7 +71,7 @@ def demo_daemon(workdir: Path, token: str = "", timeline_minutes: float = 0.5,
 def screenshot_live_view(path: Path, warmup: float = 12.0) -> Path:
     """docs/images/live-view.png: the page after ``warmup`` seconds of the demo clip (so the
     timeline has a few rows), as a PNG."""
-    from tools.chromium import screenshot
+    from tests.chromium import screenshot
 
     with tempfile.TemporaryDirectory() as tmp, demo_daemon(Path(tmp)) as url:
         time.sleep(warmup)

@@ -6,7 +6,7 @@
 
 Each is checked to stay under 300 KB, so redrawing them cannot bloat the repository.
 
-    python -m tools.docs_images --out docs/images
+    python -m tests.docs_images --out docs/images
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def timeline(out: Path) -> Path:
 
 
 def live_view(out: Path) -> Path:
-    from tools.live_view_shot import screenshot_live_view
+    from tests.live_view_shot import screenshot_live_view
 
     path = out / "live-view.png"
     screenshot_live_view(path)
