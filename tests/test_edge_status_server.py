@@ -135,7 +135,7 @@ def test_unknown_paths_are_404_json(server: StatusServer) -> None:
 def test_other_methods_are_405_with_an_allow_header(server: StatusServer, method: str) -> None:
     reply = request(server, "/healthz", method=method, data=b'{"x":1}' if method != "DELETE" else None)
     assert reply.status == 405
-    assert reply.headers["Allow"] == "GET"
+    assert reply.headers["Allow"] == "GET, HEAD"
     assert "not allowed" in reply.json()["error"]
     assert request(server, "/healthz").status == 200  # the unread body did not poison anything
 

@@ -32,10 +32,13 @@ JSON_CONTENT_TYPE = "application/json"
 REQUEST_TIMEOUT = 10.0
 # How often serve_forever checks for shutdown; bounds how long stop() takes.
 POLL_INTERVAL = 0.25
+# Connections the kernel queues while the accept loop waits for the GIL (the pipeline holds it
+# most of the time). The standard library's 5 drops a burst of probes and they time out.
+LISTEN_BACKLOG = 128
 
 
 class StatusServer:
-    """``GET /healthz``, ``/metrics`` and ``/latest`` over HTTP, served from a background thread.
+    """``GET`` (or ``HEAD``) ``/healthz``, ``/metrics`` and ``/latest`` over HTTP, served from a background thread.
 
     ``health()`` returns a dict whose ``"status"`` is ``"ok"`` for HTTP 200; anything else
     (``"degraded"``, ``"starting"``...) answers 503, so a supervisor or load balancer can act on
@@ -113,6 +116,7 @@ def _json(status: HTTPStatus, body: Any) -> _Response:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  providers: _Providers) -> None:
@@ -155,8 +159,11 @@ class _Handler(BaseHTTPRequestHandler):
             response = _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
         self._send(*response)
 
+    def do_HEAD(self) -> None:  # noqa: N802 - load balancers and `curl -I` probe with HEAD
+        self.do_GET()  # _send leaves the body out for HEAD
+
     def __getattr__(self, name: str) -> Any:
-        # http.server answers 501 for methods without a do_X; every non-GET method is a 405 here.
+        # http.server answers 501 for methods without a do_X; every other method is a 405 here.
         if name.startswith("do_"):
             return self._method_not_allowed
         raise AttributeError(name)
@@ -164,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _method_not_allowed(self) -> None:
         status, content_type, body = _json(HTTPStatus.METHOD_NOT_ALLOWED,
                                            {"error": f"method {self.command} not allowed"})
-        self._send(status, content_type, body, {"Allow": "GET"})
+        self._send(status, content_type, body, {"Allow": "GET, HEAD"})
 
     # Routes compute the whole response before anything is sent, so a provider that raises (or
     # returns something unencodable) still gets a clean 500 instead of a half-written reply.
