@@ -23,7 +23,7 @@ from edge.errors import EdgeError
 from edge.service.events import dumps
 from edge.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
-__all__ = ["StatusServer"]
+__all__ = ["StatusServer", "check_listen_address"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,41 @@ class StatusServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def check_listen_address(host: str, port: int, timeout: float = 2.0) -> None:
+    """EdgeError unless ``run`` could listen on host:port, for ``validate-config``.
+
+    A port held by a running fer-edge passes: users validate before ``systemctl reload`` while
+    the daemon holds it, and a reload keeps (or moves) that daemon's own server.
+    """
+    import errno
+    import http.client
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as HTTPServer binds
+            probe.bind((host, port))
+        return
+    except (OSError, OverflowError) as exc:
+        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if in_use:
+        target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        connection = http.client.HTTPConnection(target, port, timeout=timeout)
+        try:
+            connection.request("HEAD", "/healthz")
+            if connection.getresponse().getheader("Server", "").startswith("fer-edge"):
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            connection.close()
+        raise EdgeError(f"http port {port} on {host} is in use by another program ([http] port)")
+    raise EdgeError(f"status server cannot listen on {host}:{port}: {reason}")
 
 
 class _Providers:
