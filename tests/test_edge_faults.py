@@ -310,42 +310,106 @@ def test_validate_config_accepts_the_port_of_the_running_daemon(face_video: Path
 
 # --- 4. a full disk never leaves a torn line --------------------------------------------------
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs, which fills up for real (short writes, then ENOSPC); root only."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("a tiny tmpfs needs root; tests/test_edge_events.py injects ENOSPC instead")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+ENOSPC_SHIM = """
+import builtins, errno, os
+
+_open = builtins.open
+FULL = {full!r}
+
+
+class _FillingFile:
+    # The event log on a disk that is full while FULL exists: the first write after opening
+    # takes 5 bytes (a short write, as the kernel does with the last free blocks), then ENOSPC.
+
+    def __init__(self, real):
+        self._real, self._cut = real, False
+
+    def write(self, data):
+        if not os.path.exists(FULL):
+            return self._real.write(data)
+        if not self._cut:
+            self._cut = True
+            return self._real.write(bytes(data[:5]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def open(file, *args, **kwargs):
+    real = _open(file, *args, **kwargs)
+    return _FillingFile(real) if str(file).endswith("events.jsonl") else real
+
+
+builtins.open = open
+"""
+
+
+class FullDisk:
+    """A disk the test fills and frees: a 64 KiB tmpfs (real short writes, then ENOSPC; needs
+    root), or, without root, the same failure injected into the daemon's writes by a shim."""
+
+    def __init__(self, tmp: Path, kind: str) -> None:
+        self.kind = kind
+        self.folder = tmp / "disk"
+        self.folder.mkdir()
+        self.env: dict[str, str] = {}
+        self.flag = tmp / "disk-is-full"
+        if kind == "tmpfs":
+            if os.geteuid() != 0 or not shutil.which("mount"):
+                pytest.skip("a tiny tmpfs needs root; the injected variant covers this case")
+            made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(self.folder)],
+                                  capture_output=True)
+            if made.returncode != 0:
+                pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+        else:
+            shim = tmp / "shim"
+            shim.mkdir()
+            (shim / "sitecustomize.py").write_text(ENOSPC_SHIM.format(full=str(self.flag)))
+            self.env = {"PYTHONPATH": f"{shim}{os.pathsep}{ROOT}"}
+
+    def fill(self) -> None:
+        if self.kind != "tmpfs":
+            self.flag.touch()
+            return
+        fd = os.open(self.folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:  # take every free byte: the next lines hit a full disk
+            while os.write(fd, b"\0" * 512):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def free(self) -> None:
+        (self.folder / "filler" if self.kind == "tmpfs" else self.flag).unlink()
+
+    def close(self) -> None:
+        if self.kind == "tmpfs":
+            subprocess.run(["umount", "-l", str(self.folder)], check=False)
+
+
+@pytest.fixture(params=["tmpfs", "injected ENOSPC"])
+def full_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FullDisk]:
+    disk = FullDisk(tmp_path, request.param)
     try:
-        yield mount
+        yield disk
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        disk.close()
 
 
 def test_a_full_disk_leaves_no_torn_line_and_is_logged_once(face_video: Path, tmp_path: Path, start: Callable,
-                                                            tiny_disk: Path) -> None:
+                                                            full_disk: FullDisk) -> None:
     port = free_port()
-    log = tiny_disk / "events.jsonl"
-    daemon = start(config_text(tmp_path, face_video, port, events=log, realtime=False,
-                               extra="").replace("[events]", "[events]\nmax_bytes = 100000000\nbackups = 0"))
-    filler = tiny_disk / "filler"
+    log = full_disk.folder / "events.jsonl"
+    daemon = start(config_text(tmp_path, face_video, port, events=log, realtime=False)
+                   .replace("[events]", "[events]\nmax_bytes = 100000000\nbackups = 0"), env=full_disk.env)
     wait_for(lambda: log.exists() and log.stat().st_size > 2000, "some events")
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:  # take every free byte: the next lines hit a full disk
-        while os.write(fd, b"\0" * 512):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    full_disk.fill()
     wait_for(lambda: http(port)[0] == 503, "degraded by the event log")
     failing = metric(port, "fer_edge_event_write_errors_total")
     wait_for(lambda: metric(port, "fer_edge_event_write_errors_total") > failing + 20, "more failed writes")
-    filler.unlink()  # space comes back
+    full_disk.free()  # space comes back
     wait_for(lambda: http(port)[0] == 200, "healthy again")
     written = metric(port, "fer_edge_events_total")
     wait_for(lambda: metric(port, "fer_edge_events_total") > written + 5, "events after the outage")
