@@ -270,6 +270,27 @@ def test_a_rejected_reload_keeps_the_model_source_and_frame_count(face_video: Pa
     assert jsonl(tmp_path / "events.jsonl")
 
 
+def test_a_reload_reloads_a_model_replaced_under_the_same_path(face_video: Path, tmp_path: Path,
+                                                               start: Callable) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(MANIFEST.parent, models, ignore=shutil.ignore_patterns("*.keras", "*.onnx", "demo", "checkpoints",
+                                                                           "mnv2", "views*", "*_eval"))
+    port = free_port()
+    text = config_text(tmp_path, face_video, port).replace(str(MANIFEST), str(models / "manifest.json"))
+    daemon = start(text)
+    wait_for(lambda: http(port)[0] == 200, "/healthz 200")
+    daemon.reload(text)  # nothing changed: nothing is rebuilt
+    wait_for(lambda: metric(port, "fer_edge_config_reloads_total") == 1, "the first reload")
+    assert len(MODEL_LOADED.findall(daemon.log())) == 1
+    manifest = models / "manifest.json"
+    manifest.write_text(manifest.read_text())  # a new release of the model, same path
+    os.utime(manifest, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    daemon.reload(text)
+    wait_for(lambda: metric(port, "fer_edge_config_reloads_total") == 2, "the second reload")
+    assert len(MODEL_LOADED.findall(daemon.log())) == 2
+    assert daemon.stop() == 0
+
+
 # --- 3. validate-config refuses what run refuses ----------------------------------------------
 
 @pytest.mark.parametrize("problem", ["corrupt video", "truncated video", "busy HTTP port"])

@@ -154,6 +154,9 @@ class Daemon:
         self.events: Any = None
         self.pipeline: Any = None
         self.capture: _Capture | None = None
+        # _stamp() of the manifest and cascade the running pipeline was built from
+        self._model_stamp: tuple[Any, ...] | None = None
+        self._cascade_stamp: tuple[Any, ...] | None = None
         self.event_log_failing = False
         self._last_snapshot = 0.0  # time of the last opt-in snapshot
         self.server: Any = None
@@ -177,8 +180,10 @@ class Daemon:
         from edge.vision.tracker import IouTracker
 
         if detector is None:
+            self._cascade_stamp = _stamp(_cascade(config))
             detector = FaceDetector.from_config(config.detector)
         if classifier is None:
+            self._model_stamp = _stamp(config.model.manifest)
             classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
             log.info("model %s (%s, %s) with %d thread(s); labels: %s", config.model.manifest,
                      config.model.artifact, classifier.runtime, config.model.threads, ", ".join(classifier.labels))
@@ -453,11 +458,13 @@ class Daemon:
         from edge.preflight import check_source
 
         staged = _Staged()
+        stamps = self._model_stamp, self._cascade_stamp
         try:
             candidate = load_config(self.config_path, self.overrides)
             self._stage(current, candidate, staged, check_source)
         except EdgeError as exc:
             self._discard(staged)
+            self._model_stamp, self._cascade_stamp = stamps  # still those of the running pipeline
             self.m_reloads_rejected.inc()
             log.error("reload refused, still running the previous config: %s", exc)
             return current
@@ -469,11 +476,13 @@ class Daemon:
 
     def _stage(self, current: EdgeConfig, new: EdgeConfig, staged: _Staged, check_source: Any) -> None:
         """Build beside the running parts everything ``new`` changes; EdgeError if any is not ready."""
-        if (new.model, new.detector, new.tracker) != (current.model, current.detector, current.tracker):
-            same_model = new.model == current.model
+        # a model or cascade replaced on disk under the same path counts as changed
+        same_model = new.model == current.model and _stamp(new.model.manifest) == self._model_stamp
+        same_detector = new.detector == current.detector and _stamp(_cascade(new)) == self._cascade_stamp
+        if not (same_model and same_detector and new.tracker == current.tracker):
             staged.pipeline = self._build_pipeline(
                 new, classifier=self.pipeline.classifier if same_model else None,
-                detector=self.pipeline.detector if new.detector == current.detector else None)
+                detector=self.pipeline.detector if same_detector else None)
             if not same_model:
                 staged.built.append(staged.pipeline.classifier)
         if (new.source != current.source or new.detector.detect_width != current.detector.detect_width
@@ -568,6 +577,23 @@ class Daemon:
         notify("STOPPING=1")
         return RunSummary(self.counts["frames"], self.counts["faces"], self.counts["dropped"],
                           self.counts["events"], time.monotonic() - started, reason)
+
+
+def _stamp(path: str | None) -> tuple[Any, ...] | None:
+    """What identifies a file's content cheaply (resolved path, size, mtime), to notice a model
+    replaced under the same name; None when there is no such file."""
+    if not path:
+        return None
+    try:
+        resolved = Path(path).resolve()
+        info = resolved.stat()
+    except OSError:
+        return None
+    return (str(resolved), info.st_size, info.st_mtime_ns)
+
+
+def _cascade(config: EdgeConfig) -> str | None:
+    return getattr(config.detector, "cascade", None)
 
 
 def _compact(event: dict[str, Any]) -> str:
