@@ -453,7 +453,13 @@ def test_fifty_concurrent_clients_and_head_all_get_answers(face_video: Path, tmp
     def probe(_: int) -> int:
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
             sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
-            return int(sock.recv(64).split()[1])
+            reply = b""
+            while b"\r\n" not in reply:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                reply += chunk
+            return int(reply.split()[1])
 
     barrier = threading.Barrier(50)
 
@@ -491,7 +497,7 @@ def test_slow_and_hostile_clients_do_not_starve_health_checks(face_video: Path, 
         rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     started = time.monotonic()
     assert http(port)[0] == 200
-    assert time.monotonic() - started < 5, "a health check waited behind idle clients"
+    assert time.monotonic() - started < 8, "a health check waited behind idle clients (their timeout is 10 s)"
     for sock in [*idle, slow]:
         sock.close()
     assert daemon.process.poll() is None
