@@ -42,6 +42,7 @@ def check_source(config: EdgeConfig) -> None:
     """Build the source; a file (video or images) is opened and its first frame decoded, since
     a corrupt or truncated one would stop ``run``. Cameras and streams are only built."""
     from edge.vision.sources import source_from_config
+    from edge.vision.sources.opencv import OpenCVSource
 
     source = source_from_config(config)
     if source.live:
@@ -49,5 +50,5 @@ def check_source(config: EdgeConfig) -> None:
         return
     with source:
         if source.read() is None:
-            kind = "video" if type(source).__name__ == "OpenCVSource" else "image"
+            kind = "video" if isinstance(source, OpenCVSource) else "image"
             raise SourceError(f"cannot decode {kind} source {source.description}: not one frame")
