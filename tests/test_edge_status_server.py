@@ -234,3 +234,17 @@ def test_fifty_clients_connecting_at_once_are_all_queued(providers: Providers) -
         if thread.is_alive():
             server.shutdown()
         server.server_close()
+
+
+def test_check_listen_address_tells_a_running_fer_edge_from_another_program(providers: Providers) -> None:
+    from edge.service.status_server import check_listen_address
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        busy = other.getsockname()[1]
+        with pytest.raises(EdgeError, match=f"http port {busy} on 127.0.0.1 is in use by another program"):
+            check_listen_address("127.0.0.1", busy)
+    check_listen_address("127.0.0.1", busy)  # free again
+    with StatusServer("127.0.0.1", 0, providers.health, providers.metrics, providers.latest) as ours:
+        check_listen_address("127.0.0.1", ours.port)  # what a reload of the running daemon keeps
