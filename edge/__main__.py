@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     detect = sub.add_parser("detect", parents=[common], help="detect and classify faces in images, one JSON line each")
     detect.add_argument("images", nargs="+", help="image files, folders or globs")
     detect.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies into DIR")
+    detect.add_argument("--max-pixels", type=int, default=40_000_000, metavar="N",
+                        help="refuse images with more pixels than this, read from the header before decoding "
+                             "(default: 40000000)")
 
     analyze = sub.add_parser("analyze", parents=[common],
                              help="a video (or folder) to frames.csv, tracks.csv, annotated.mp4, timeline.png, summary.md")
@@ -120,7 +123,10 @@ def detect(args: argparse.Namespace) -> int:
     from edge.errors import EdgeError
     from edge.vision.faces import FaceDetector
     from edge.vision.pipeline import Pipeline, annotate
+    from edge.vision.sources.image_file import ImageFileError, read_image_file
 
+    if args.max_pixels < 1:
+        raise EdgeError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     config = load_config(args.config, _overrides(args))
     detector = FaceDetector.from_config(config.detector)
     classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
@@ -136,10 +142,13 @@ def detect(args: argparse.Namespace) -> int:
         print("fer-edge: error: no images matched", file=sys.stderr)
         return ExitStatus.BAD_INPUT
     for path in paths:
-        image = cv2.imread(path, cv2.IMREAD_COLOR) if Path(path).is_file() else None
-        if image is None:
-            reason = "no such file" if not Path(path).exists() else "not a readable image"
-            print(f"fer-edge: error: cannot read {path}: {reason}", file=sys.stderr)
+        try:
+            if not Path(path).is_file():
+                raise ImageFileError("no such file" if not Path(path).exists() else "not a readable image")
+            image = read_image_file(Path(path), args.max_pixels)
+        except ImageFileError as exc:
+            hint = " (--max-pixels raises the limit)" if "past the limit" in str(exc) else ""
+            print(f"fer-edge: error: cannot read {path}: {exc}{hint}", file=sys.stderr)
             failures += 1
             continue
         result = pipeline.process(image, 0)

@@ -1,7 +1,14 @@
 """A stand-in for picamera2 with the documented surface ``PiCameraSource`` uses.
 
-It produces synthetic frames in picamera2's memory layouts (RGB888 stored as B, G, R bytes;
-YUV420 as an (h * 3 / 2, stride) array whose rows may be padded), records every call in order,
+It produces synthetic frames in the layouts the Picamera2 manual documents for ``make_array``
+(appendix A, "Pixel and image formats"; picamera2's request.py does the same reshapes):
+
+    RGB888    (h, w, 3), each pixel [B, G, R]        BGR888    (h, w, 3), [R, G, B]
+    XBGR8888  (h, w, 4), [R, G, B, 255]              XRGB8888  (h, w, 4), [B, G, R, 255]
+    YUV420    (h * 3 // 2, stride): h rows of Y, then h/2 rows of half-width U and h/2 of V,
+              two of those half rows side by side on each array row; row padding is left in
+
+tests/test_edge_picamera.py checks these against OpenCV's conversions. It records every call in order,
 and can be told to fail, so the adapter's lifecycle and error handling are testable off a Pi.
 
     module = make_module(fail_after=2)
@@ -19,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-MAIN_BGR = (10, 20, 30)  # byte order in memory for "RGB888": B, G, R
-UV_VALUE = 128
+MAIN_BGR = (10, 20, 30)  # the colour of every main-stream pixel, as B, G, R
+# U and V of MAIN_BGR (BT.601, as OpenCV's I420 conversion): distinct, so a swapped plane shows
+UV_VALUES = (122, 133)
 PAD_VALUE = 7
 
 
@@ -46,16 +54,24 @@ class FakeRequest:
             raise RuntimeError("Camera frontend has timed out!")
         stream = self.camera.camera_config[name]
         width, height = stream["size"]
-        if stream["format"] == "RGB888":
-            image = np.empty((height, width, 3), dtype=np.uint8)
-            image[:] = MAIN_BGR
+        fmt = stream["format"]
+        b, g, r = MAIN_BGR
+        pixel = {"RGB888": (b, g, r), "BGR888": (r, g, b), "XBGR8888": (r, g, b, 255),
+                 "XRGB8888": (b, g, r, 255)}.get(fmt)
+        if pixel is not None:
+            image = np.empty((height, width, len(pixel)), dtype=np.uint8)
+            image[:] = pixel
             image[0, 0, 0] = self.frame % 256
             return image
-        if stream["format"] == "YUV420":
-            array = np.full((height * 3 // 2, yuv_stride(width)), PAD_VALUE, dtype=np.uint8)
+        if fmt == "YUV420":
+            stride = yuv_stride(width)
+            array = np.full((height * 3 // 2, stride), PAD_VALUE, dtype=np.uint8)
             array[:height, :width] = y_value(self.frame)
-            array[height:, : width // 2] = UV_VALUE
-            array[height:, yuv_stride(width) // 2: yuv_stride(width) // 2 + width // 2] = UV_VALUE
+            quarter = height // 4  # h/2 half-width rows of a chroma plane make h/4 array rows
+            for plane, value in enumerate(UV_VALUES):
+                rows = slice(height + plane * quarter, height + (plane + 1) * quarter)
+                array[rows, : width // 2] = value
+                array[rows, stride // 2: stride // 2 + width // 2] = value
             return array
         raise RuntimeError(f"Format {stream['format']} not supported")
 

@@ -7,6 +7,7 @@ the tests then upgrade it in place and uninstall it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -77,7 +78,10 @@ def test_rendered_unit_passes_systemd_analyze_verify(installed: dict) -> None:
 def test_second_run_upgrades_in_place_and_keeps_config_and_events(installed: dict) -> None:
     prefix: Path = installed["prefix"]
     config = prefix / "etc" / "edge.toml"
-    config.write_text(config.read_text().replace("detect_every = 1", "detect_every = 2") + "# mine\n")
+    # a user's edit of a shipped key, which the upgrade must keep; subn fails loudly if the key moves
+    edited, count = re.subn(r"(?m)^detect_every = \d+", "detect_every = 7", config.read_text())
+    assert count == 1, "the shipped edge.toml has no detect_every line to edit"
+    config.write_text(edited + "# mine\n")
     mine = config.read_text()
     events = prefix / "var" / "lib" / "fer-edge" / "events.jsonl"
     run_demo(prefix, frames=10)

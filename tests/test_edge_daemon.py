@@ -147,14 +147,14 @@ def test_video_end_to_end_with_http_reload_and_sigterm(face_video: Path, tmp_pat
     # a broken config on SIGHUP keeps the old one running
     config.write_text(config.read_text() + "\n[bogus]\n")
     daemon.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: "reload failed" in daemon.log(), what="reload failure logged")
+    wait_for(lambda: "reload refused" in daemon.log(), what="reload failure logged")
     assert http_get(port, "/healthz")[0] == 200
     # a config that parses but names a model that is not there is refused too: the daemon lives on
     # (under systemd an exit here would not be restarted)
     good = config.read_text().replace("\n[bogus]\n", "")
     config.write_text(good.replace(str(MANIFEST), str(tmp_path / "missing" / "manifest.json")))
     daemon.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: daemon.log().count("reload failed") == 2, what="second reload failure logged")
+    wait_for(lambda: daemon.log().count("reload refused") == 2, what="second reload failure logged")
     assert daemon.process.poll() is None and http_get(port, "/healthz")[0] == 200
     # a new HTTP address takes effect on reload
     new_port = free_port()

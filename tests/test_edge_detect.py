@@ -63,3 +63,78 @@ def test_an_annotate_folder_that_cannot_be_made_is_one_line(tmp_path: Path, caps
     assert main(["detect", str(good), "--annotate", str(blocker / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fer-edge: error: cannot create --annotate folder") and "\n" not in err
+
+
+def detect_process(*args: str) -> "subprocess.CompletedProcess[str]":
+    """`fer-edge detect` in its own process, so what C decoders print on stderr is seen too."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.edge_helpers import ROOT
+
+    return subprocess.run([sys.executable, "-m", "edge", "detect", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def decoder_noise(stderr: str) -> list[str]:
+    """stderr lines that are neither ours nor the TFLite runtime's one start-up notice."""
+    return [line for line in stderr.splitlines()
+            if line.strip() and not line.startswith("fer-edge:") and "TensorFlow Lite" not in line]
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_truncated_image_is_refused_in_one_line(suffix: str, tmp_path: Path) -> None:
+    paths = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[index] for label, index in (("happy", 0), ("surprise", 2))]
+    frame, _ = face_frame(paths, size=160)
+    whole = tmp_path / f"whole{suffix}"
+    cv2.imwrite(str(whole), frame)
+    truncated = tmp_path / f"truncated{suffix}"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    result = detect_process(str(truncated))
+    assert result.returncode == 2, result.stdout
+    assert result.stdout == ""
+    assert result.stderr.count("fer-edge: error:") == 1 and "truncated" in result.stderr, result.stderr
+    assert decoder_noise(result.stderr) == []
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` RGB pixels: what an attacker sends (a few hundred
+    bytes that decode to gigabytes); refusing it must not depend on the pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+def test_an_image_past_the_pixel_limit_is_refused_before_decoding(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    # a real, complete 8000x6000 PNG (48 MP, 150 KB on disk) is past the 40 MP default
+    width, height = 8000, 6000
+    row = b"\0" + b"\x80" * (width * 3)
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                    + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header_only(20000, 20000))
+    for path, pixels in ((big, "48.0 MP"), (bomb, "400.0 MP")):
+        result = detect_process(str(path))
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        line = [line for line in result.stderr.splitlines() if line.startswith("fer-edge: error:")]
+        assert len(line) == 1 and pixels in line[0] and "--max-pixels" in line[0], result.stderr
+        assert decoder_noise(result.stderr) == []
+    raised = detect_process(str(big), "--max-pixels", "50000000")  # the limit is the user's to raise
+    assert raised.returncode == 0, raised.stderr
+    assert json.loads(raised.stdout)["faces"] == []

@@ -180,3 +180,60 @@ def test_concurrent_writers_never_interleave_lines(tmp_path: Path) -> None:
 def test_rejects_negative_sizes(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         EventLog(tmp_path / "e.jsonl", max_bytes=-1)
+
+
+class Disk:
+    """How many more bytes fit; ``FillingFile`` writes consult it, across reopens."""
+
+    def __init__(self) -> None:
+        self.room = 10**9
+
+
+class FillingFile:
+    """The log's file on a disk that fills up: what still fits is written (a short write, as the
+    kernel does on a full disk), then every write fails with ENOSPC until ``disk.room`` grows."""
+
+    def __init__(self, real: object, disk: Disk) -> None:
+        self._real = real
+        self.disk = disk
+
+    def write(self, data: bytes) -> int:
+        if self.disk.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = self._real.write(bytes(data[: self.disk.room]))  # type: ignore[attr-defined]
+        self.disk.room -= n
+        return n
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+
+def test_a_full_disk_mid_line_leaves_no_torn_line_and_is_logged_once_per_outage(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import builtins
+
+    import edge.service.events as events_module
+
+    path = tmp_path / "events.jsonl"
+    disk = Disk()
+    real_open = builtins.open
+    monkeypatch.setattr(events_module, "open", lambda *args, **kwargs: FillingFile(real_open(*args, **kwargs), disk),
+                        raising=False)
+    caplog.set_level("INFO", logger="edge.service.events")
+    with EventLog(path) as log:
+        assert log.write({"n": 1})
+        disk.room = 5  # the disk fills up 5 bytes into the next line
+        assert log.write({"n": 2, "pad": "x" * 50}) is False
+        for _ in range(5):  # every write during the outage fails, each reopening the file
+            assert log.write({"n": 3}) is False
+        assert path.read_text() == '{"n":1}\n'  # the 5 bytes that fit were taken back
+        disk.room = 10**9  # space comes back
+        assert log.write({"n": 4})
+        disk.room = 0  # a second outage is logged again
+        assert log.write({"n": 5}) is False
+    assert lines(path) == ['{"n":1}', '{"n":4}']
+    failures = [r for r in caplog.records if "cannot write" in r.getMessage()]
+    assert len(failures) == 2 and failures[0].levelname == "ERROR"
+    assert os.strerror(errno.ENOSPC) in failures[0].getMessage()
+    recovered = [r for r in caplog.records if "writable again" in r.getMessage()]
+    assert len(recovered) == 1 and "6 events lost" in recovered[0].getMessage()

@@ -163,3 +163,41 @@ def test_close_frees_the_camera_even_if_stop_fails(monkeypatch: pytest.MonkeyPat
 def test_impossible_lores_size_is_rejected(lores: tuple[int, int]) -> None:
     with pytest.raises(SourceError, match="lores"):
         PiCameraSource(640, 480, lores=lores)
+
+
+@pytest.mark.parametrize("fmt, to_bgr", [("RGB888", None), ("BGR888", "COLOR_RGB2BGR"),
+                                         ("XBGR8888", "COLOR_RGBA2BGR"), ("XRGB8888", "COLOR_BGRA2BGR")])
+def test_the_stand_in_lays_out_rgb_formats_as_the_picamera2_manual_says(fmt: str, to_bgr: str | None) -> None:
+    """picamera2 documents RGB888 as [B, G, R] and XBGR8888 as [R, G, B, A]; with OpenCV's
+    conversion for that order every format must give the same colour."""
+    import cv2
+
+    camera = fake_picamera2.make_module().Picamera2()
+    camera.configure(camera.create_video_configuration(main={"size": (64, 48), "format": fmt}))
+    camera.start()
+    with camera.captured_request() as request:
+        image = request.make_array("main")
+    assert image.shape == (48, 64, 4 if fmt.startswith("X") else 3)
+    bgr = image if to_bgr is None else cv2.cvtColor(image, getattr(cv2, to_bgr))
+    assert tuple(bgr[5, 5]) == fake_picamera2.MAIN_BGR
+
+
+def test_the_stand_ins_yuv420_is_the_documented_i420_with_its_padding() -> None:
+    """An (h*3/2, stride) YUV420 array converts with OpenCV's I420 reader, as picamera2's manual
+    suggests, to the main stream's colour at the Y it was given: the planes are where it says."""
+    import cv2
+
+    width, height = 300, 200  # rows padded from 300 to a 320-byte stride
+    camera = fake_picamera2.make_module().Picamera2()
+    camera.configure(camera.create_video_configuration(main={"size": (640, 480), "format": "RGB888"},
+                                                       lores={"size": (width, height), "format": "YUV420"}))
+    camera.start()
+    with camera.captured_request() as request:
+        yuv = request.make_array("lores")
+    assert yuv.shape == (height * 3 // 2, fake_picamera2.yuv_stride(width))
+    converted = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)[:, :width]
+    colour = np.full((height, width, 3), fake_picamera2.MAIN_BGR, np.uint8)
+    i420 = cv2.cvtColor(colour, cv2.COLOR_BGR2YUV_I420)  # the unpadded layout, made by OpenCV
+    assert tuple(int(v) for v in (i420[height, 0], i420[height * 5 // 4, 0])) == fake_picamera2.UV_VALUES
+    i420[:height] = fake_picamera2.y_value(0)
+    assert np.array_equal(converted, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -134,7 +135,7 @@ def test_unknown_paths_are_404_json(server: StatusServer) -> None:
 def test_other_methods_are_405_with_an_allow_header(server: StatusServer, method: str) -> None:
     reply = request(server, "/healthz", method=method, data=b'{"x":1}' if method != "DELETE" else None)
     assert reply.status == 405
-    assert reply.headers["Allow"] == "GET"
+    assert reply.headers["Allow"] == "GET, HEAD"
     assert "not allowed" in reply.json()["error"]
     assert request(server, "/healthz").status == 200  # the unread body did not poison anything
 
@@ -190,3 +191,60 @@ def test_stop_is_idempotent_and_releases_the_port(providers: Providers) -> None:
     again = StatusServer("127.0.0.1", port, providers.health, providers.metrics, providers.latest)
     with again:
         assert request(again, "/healthz").status == 200
+
+
+def test_head_answers_like_get_without_a_body(server: StatusServer) -> None:
+    reply = request(server, "/healthz", method="HEAD")
+    assert reply.status == 200 and reply.body == b""
+    assert int(reply.headers["Content-Length"]) == len(request(server, "/healthz").body)
+
+
+def test_fifty_clients_connecting_at_once_are_all_queued(providers: Providers) -> None:
+    """The listen backlog must hold a burst of probes while the accept loop is busy (the GIL is
+    shared with the pipeline): with the standard library's backlog of 5 most of them stall."""
+    import select
+
+    from edge.service.status_server import _Handler, _Server, _Providers
+
+    server = _Server(("127.0.0.1", 0), _Handler, _Providers(providers.health, providers.metrics, providers.latest))
+    port = server.server_address[1]
+    clients: list[socket.socket] = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    try:
+        for _ in range(50):  # nobody accepts yet: only the backlog holds them
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+            clients.append(client)
+        pending, deadline = set(clients), 2.0
+        while pending and deadline > 0:
+            _, writable, _ = select.select([], list(pending), [], 0.1)
+            pending -= {c for c in writable if c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0}
+            deadline -= 0.1
+        assert not pending, f"{len(pending)} of 50 connections were not queued"
+        thread.start()
+        for client in clients:
+            client.setblocking(True)
+            client.settimeout(TIMEOUT)
+            client.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert all(client.recv(64).startswith(b"HTTP/1.0 200") for client in clients)
+    finally:
+        for client in clients:
+            client.close()
+        if thread.is_alive():
+            server.shutdown()
+        server.server_close()
+
+
+def test_check_listen_address_tells_a_running_fer_edge_from_another_program(providers: Providers) -> None:
+    from edge.service.status_server import check_listen_address
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        busy = other.getsockname()[1]
+        with pytest.raises(EdgeError, match=f"http port {busy} on 127.0.0.1 is in use by another program"):
+            check_listen_address("127.0.0.1", busy)
+    check_listen_address("127.0.0.1", busy)  # free again
+    with StatusServer("127.0.0.1", 0, providers.health, providers.metrics, providers.latest) as ours:
+        check_listen_address("127.0.0.1", ours.port)  # what a reload of the running daemon keeps

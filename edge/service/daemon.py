@@ -4,6 +4,10 @@ Built for weeks unattended: a camera that fails is reopened with backoff while /
 degraded; a full queue drops (and counts) frames instead of blocking capture; every event is
 flushed to the JSON Lines log before anything else is attempted; a broker that is down only
 costs MQTT delivery; SIGTERM/SIGINT stop cleanly with exit 0 and SIGHUP reloads the config.
+
+A reload is staged: the new config is checked and every part it changes (pipeline, source,
+event log, MQTT, status server) is built and, where it can be, opened beside the running one;
+only when all are ready are they swapped in. A refused reload touches nothing (docs/guarantees.md).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,35 @@ class RunSummary:
     def line(self) -> str:
         return (f"summary: {self.frames} frames, {self.faces} faces, {self.events} events, {self.dropped} dropped, "
                 f"{self.seconds:.1f} s, {self.fps:.1f} FPS ({self.reason})")
+
+
+@dataclass
+class _Capture:
+    """The capture thread and what it fills; replaced as a whole when the source changes."""
+
+    thread: threading.Thread
+    frames: "queue.Queue[Any]"
+    done: threading.Event
+    halt: threading.Event
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.thread.join(timeout=5)
+
+
+@dataclass
+class _Staged:
+    """What a reload built beside the running parts; None (or False) where nothing changes."""
+
+    pipeline: Any = None
+    restart_capture: bool = False
+    source: Any = None  # a file source opened in advance; a camera opens once the old one is closed
+    events: Any = None
+    mqtt: Any = None
+    mqtt_changed: bool = False
+    server: Any = None
+    server_changed: bool = False
+    built: list[Any] = field(default_factory=list)  # to undo, newest first
 
 
 class Health:
@@ -105,7 +138,9 @@ class Daemon:
         self.m_events = r.counter("fer_edge_events_total", "Events written to the JSON Lines log")
         self.m_event_errors = r.counter("fer_edge_event_write_errors_total", "Events that could not be written")
         self.m_reopens = r.counter("fer_edge_source_reopens_total", "Times the frame source was reopened")
-        self.m_reloads = r.counter("fer_edge_config_reloads_total", "Successful SIGHUP config reloads")
+        self.m_reloads = r.counter("fer_edge_config_reloads_total", "SIGHUP config reloads applied")
+        self.m_reloads_rejected = r.counter("fer_edge_config_reloads_rejected_total",
+                                            "SIGHUP config reloads refused; the running config stayed")
         self.m_latency = r.summary("fer_edge_frame_latency_ms", "Processing time per frame (ms)")
         self.m_queue = r.gauge("fer_edge_queue_depth", "Frames waiting in the queue")
         self.m_fps = r.gauge("fer_edge_fps", "Frames per second over the last 5 seconds")
@@ -121,6 +156,11 @@ class Daemon:
         self.sensor_state: Any = None  # Home Assistant's sensors, when [mqtt] homeassistant is on
         self.events: Any = None
         self.event_source: Any = None  # frames or tracks mode: turns each FrameResult into events
+        self.pipeline: Any = None
+        self.capture: _Capture | None = None
+        # _stamp() of the manifest and cascade the running pipeline was built from
+        self._model_stamp: tuple[Any, ...] | None = None
+        self._cascade_stamp: tuple[Any, ...] | None = None
         self.event_log_failing = False
         self._last_snapshot = 0.0  # time of the last opt-in snapshot
         self.server: Any = None
@@ -139,18 +179,23 @@ class Daemon:
             signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
 
     # --- building blocks ---------------------------------------------------------------------
-    def _build_pipeline(self, config: EdgeConfig) -> Any:
+    def _build_pipeline(self, config: EdgeConfig, classifier: Any = None, detector: Any = None) -> Any:
+        """A pipeline for ``config``; a running ``classifier`` or ``detector`` passed in is reused."""
         from edge.vision.classifier import Classifier
         from edge.vision.faces import FaceDetector
         from edge.vision.pipeline import Pipeline
         from edge.vision.tracker import IouTracker
 
-        classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
-        detector = FaceDetector.from_config(config.detector)
+        if detector is None:
+            self._cascade_stamp = _stamp(_cascade(config))
+            detector = FaceDetector.from_config(config.detector)
+        if classifier is None:
+            self._model_stamp = _stamp(config.model.manifest)
+            classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
+            log.info("model %s (%s, %s) with %d thread(s); labels: %s", config.model.manifest,
+                     config.model.artifact, classifier.runtime, config.model.threads, ", ".join(classifier.labels))
         t = config.tracker
         tracker = IouTracker(t.iou_threshold, t.max_age, t.smoothing) if t.enabled else None
-        log.info("model %s (%s, %s) with %d thread(s); labels: %s", config.model.manifest, config.model.artifact,
-                 classifier.runtime, config.model.threads, ", ".join(classifier.labels))
         return Pipeline(detector, classifier, tracker, t.detect_every)
 
     def _open_source(self, config: EdgeConfig) -> Any:
@@ -158,55 +203,96 @@ class Daemon:
 
         return source_from_config(config)
 
-    def _event_source(self, config: EdgeConfig, labels: tuple[str, ...]) -> Any:
+    def _event_source(self, config: EdgeConfig) -> Any:
         from edge.service.track_events import FrameEvents, TrackEvents
 
         e = config.events
         if e.mode == "tracks":
-            return TrackEvents(labels, config.tracker.max_age, e.change_frames, e.change_margin)
+            return TrackEvents(self.labels, config.tracker.max_age, e.change_frames, e.change_margin)
         return FrameEvents(e.only_with_faces)
 
-    def _start_outputs(self, config: EdgeConfig) -> None:
+    def _use_pipeline(self, config: EdgeConfig, pipeline: Any) -> None:
+        """Make ``pipeline`` the running one; labels, live view and event source follow its model."""
+        self.pipeline = pipeline
+        self.labels = tuple(pipeline.labels)
+        self.model_name = pipeline.classifier.manifest.name
+        if self.live is not None:
+            self.live.set_labels(self.labels)
+
+    def _finish_events(self, config: EdgeConfig) -> None:
+        """Tracks still open end here (their tracker ends with this pipeline or mode)."""
+        if self.events is not None and self.event_source is not None:
+            for event in self.event_source.finish():
+                self._emit(config, event)
+
+    def _new_events(self, config: EdgeConfig) -> Any:
         from edge.service.events import EventLog
 
-        self.events = EventLog(config.events.path, config.events.max_bytes, config.events.backups)
-        if config.mqtt.enabled:
-            from edge.service.mqtt import MqttPublisher
+        return EventLog(config.events.path, config.events.max_bytes, config.events.backups)
 
-            m = config.mqtt
-            self.mqtt = MqttPublisher(m.host, m.port, m.topic_prefix, m.client_id or None, m.username or None,
-                                      m.password or None, m.qos, m.keepalive)
-            if m.homeassistant:
-                from edge.service.homeassistant import SensorState, discovery_messages
+    def _new_mqtt(self, config: EdgeConfig) -> Any:
+        """A publisher for ``config`` (checked, not yet connecting), or None when MQTT is off."""
+        if not config.mqtt.enabled:
+            return None
+        from edge.service.mqtt import MqttPublisher
 
-                self.mqtt.announce(discovery_messages(m.topic_prefix, self.labels, m.discovery_prefix,
-                                                      self.model_name))
-                self.sensor_state = SensorState(self.labels)
-            self.mqtt.start()
-        if config.http.enabled and self.server is None:
-            from edge.service.status_server import StatusServer
+        m = config.mqtt
+        return MqttPublisher(m.host, m.port, m.topic_prefix, m.client_id or None, m.username or None,
+                             m.password or None, m.qos, m.keepalive)
 
-            h = config.http
-            if h.live_view:
-                from edge.service.live_view import LiveView
+    def _start_mqtt(self, config: EdgeConfig) -> None:
+        """Connect ``self.mqtt``, announcing Home Assistant's sensors first when asked to."""
+        self.sensor_state = None
+        if self.mqtt is None:
+            return
+        m = config.mqtt
+        if m.homeassistant:
+            from edge.service.homeassistant import SensorState, discovery_messages
 
-                self.live = LiveView(h.live_fps, h.timeline_minutes * 60)
-                self.live.set_labels(self.labels)
-            self.server = StatusServer(h.host, h.port, self.health_report, self.metrics_text,
-                                       lambda: self.latest, self.live, h.token)
-            self.server.start()
+            self.mqtt.announce(discovery_messages(m.topic_prefix, self.labels, m.discovery_prefix, self.model_name))
+            self.sensor_state = SensorState(self.labels)
+        self.mqtt.start()
 
-    def _stop_outputs(self, keep_server: bool = False) -> None:
+    def _new_server(self, config: EdgeConfig) -> Any:
+        """A started status server for ``config`` (EdgeError if it cannot bind), or None when off."""
+        if not config.http.enabled:
+            return None
+        from edge.service.status_server import StatusServer
+
+        h = config.http
+        live = None
+        if h.live_view:
+            from edge.service.live_view import LiveView
+
+            live = LiveView(h.live_fps, h.timeline_minutes * 60)
+            live.set_labels(self.labels)
+        server = StatusServer(h.host, h.port, self.health_report, self.metrics_text, lambda: self.latest,
+                              live, h.token)
+        server.start()
+        server.live_view = live  # the daemon feeds it frames while this server runs
+        return server
+
+    def _use_server(self, server: Any) -> None:
+        self.server = server
+        self.live = getattr(server, "live_view", None)
+
+    def _start_outputs(self, config: EdgeConfig) -> None:
+        self.events = self._new_events(config)
+        self.event_source = self._event_source(config)
+        self.mqtt = self._new_mqtt(config)
+        self._start_mqtt(config)
+        self._use_server(self._new_server(config))
+
+    def _stop_outputs(self) -> None:
         if self.mqtt is not None:
             self.mqtt.stop()
             self.mqtt = None
             self.sensor_state = None
         if self.events is not None:
             self.events.close()
-        if self.server is not None and not keep_server:
+        if self.server is not None:
             self.server.stop()
-            self.server = None
-            self.live = None
+            self._use_server(None)
 
     # --- providers for the HTTP server -------------------------------------------------------
     def health_report(self) -> dict[str, Any]:
@@ -352,29 +438,43 @@ class Daemon:
             log.warning("cannot save snapshot: %s", exc)
 
     # --- main loop ----------------------------------------------------------------------------
-    def _run_config(self, config: EdgeConfig) -> str:
-        """Run until stopped, reloaded, the stream ends or max_frames; return which."""
-        pipeline = self._build_pipeline(config)
-        self.labels = tuple(pipeline.labels)
-        self.model_name = pipeline.classifier.manifest.name
-        self.event_source = self._event_source(config, self.labels)
-        if self.live is not None:  # kept across a reload that left [http] alone; the model may have changed
-            self.live.set_labels(self.labels)
+    def _start_capture(self, config: EdgeConfig, source: Any, frames: "queue.Queue[Any] | None" = None) -> _Capture:
+        frames = frames if frames is not None else queue.Queue(maxsize=config.daemon.queue_size)
+        done, halt = threading.Event(), threading.Event()
+        thread = threading.Thread(target=self._capture, args=(config, frames, done, halt, source),
+                                  name="capture", daemon=True)
+        thread.start()
+        return _Capture(thread, frames, done, halt)
+
+    def _first_source(self, config: EdgeConfig) -> Any:
+        """The opened source; a file that cannot be opened or decoded stops the start, a camera
+        that cannot be opened yet is retried by the capture thread."""
         source = self._open_source(config)
+        if not source.live:
+            from edge.preflight import check_source
+
+            check_source(config)  # one frame decodes: a corrupt file fails here, not as an empty run
         try:
             source.open()
         except SourceError:
             if not source.live:
                 raise  # a missing file will not appear by retrying
             source.close()
-            source = None
             self.health.set("degraded", "source could not be opened; retrying")
-        self._start_outputs(config)
-        frames: "queue.Queue[Any]" = queue.Queue(maxsize=config.daemon.queue_size)
-        done, halt = threading.Event(), threading.Event()
-        capture = threading.Thread(target=self._capture, args=(config, frames, done, halt, source),
-                                   name="capture", daemon=True)
-        capture.start()
+            return None
+        return source
+
+    def _run(self, config: EdgeConfig) -> str:
+        """Run until stopped, the stream ends or max_frames; reloads happen in place. Return which."""
+        self._use_pipeline(config, self._build_pipeline(config))
+        try:
+            source = self._first_source(config)
+            self._start_outputs(config)
+        except BaseException:
+            self.pipeline.classifier.close()
+            self._stop_outputs()
+            raise
+        self.capture = self._start_capture(config, source)
         notify("READY=1\nSTATUS=running")
         ping = watchdog_interval()
         last_ping = fps_mark = time.monotonic()
@@ -387,8 +487,9 @@ class Daemon:
                     reason = "stopped"
                     break
                 if self.reload_event.is_set():
-                    reason = "reload"
-                    break
+                    self.reload_event.clear()
+                    config = self._reload(config)
+                    continue
                 if config.daemon.max_frames and self.counts["frames"] >= config.daemon.max_frames:
                     reason = "max_frames"
                     break
@@ -400,43 +501,128 @@ class Daemon:
                 if now - fps_mark >= 5.0:
                     self.m_fps.set((self.counts["frames"] - fps_frames) / (now - fps_mark))
                     fps_mark, fps_frames = now, self.counts["frames"]
+                capture = self.capture
                 try:
-                    frame = frames.get(timeout=0.2)
+                    frame = capture.frames.get(timeout=0.2)
                 except queue.Empty:
-                    if done.is_set() and frames.empty():
+                    if capture.done.is_set() and capture.frames.empty():
                         reason = "end of stream"
                         break
                     continue
-                self.m_queue.set(frames.qsize())
-                self._handle(config, pipeline, frame)
+                self.m_queue.set(capture.frames.qsize())
+                self._handle(config, self.pipeline, frame)
         finally:
-            halt.set()
-            capture.join(timeout=5)
-            pipeline.classifier.close()
-            if self.events is not None:  # tracks still open end here: their tracker ends with this config
-                for event in self.event_source.finish():
-                    self._emit(config, event)
-            self._stop_outputs(keep_server=reason == "reload")
+            if self.capture is not None:
+                self.capture.stop()
+            self.pipeline.classifier.close()
+            self._finish_events(config)
+            self._stop_outputs()
         return reason
 
-    def _reloaded(self, current: EdgeConfig) -> EdgeConfig | None:
-        """The new config if it would run; otherwise None, and the running one stays (as on a Pi
-        where systemd would not restart a daemon that exited on a bad reload)."""
-        from edge.preflight import preflight
+    def _reload(self, current: EdgeConfig) -> EdgeConfig:
+        """The config that runs after a SIGHUP: the new one if every part it needs was built and
+        checked, otherwise the current one, untouched (as on a Pi where systemd would not restart
+        a daemon that exited on a bad reload)."""
+        from edge.preflight import check_source
 
+        staged = _Staged()
+        stamps = self._model_stamp, self._cascade_stamp
         try:
             candidate = load_config(self.config_path, self.overrides)
-            preflight(candidate)
+            self._stage(current, candidate, staged, check_source)
         except EdgeError as exc:
-            log.error("reload failed, keeping the previous config: %s", exc)
-            return None
-        if candidate.http != current.http and self.server is not None:
-            self.server.stop()  # _start_outputs binds the new address
-            self.server = None
-            self.live = None
+            self._discard(staged)
+            self._model_stamp, self._cascade_stamp = stamps  # still those of the running pipeline
+            self.m_reloads_rejected.inc()
+            log.error("reload refused, still running the previous config: %s", exc)
+            return current
+        self._swap(current, candidate, staged)
+        self.config = candidate
         self.m_reloads.inc()
         log.info("reloaded config %s", self.config_path)
         return candidate
+
+    def _stage(self, current: EdgeConfig, new: EdgeConfig, staged: _Staged, check_source: Any) -> None:
+        """Build beside the running parts everything ``new`` changes; EdgeError if any is not ready."""
+        # a model or cascade replaced on disk under the same path counts as changed
+        same_model = new.model == current.model and _stamp(new.model.manifest) == self._model_stamp
+        same_detector = new.detector == current.detector and _stamp(_cascade(new)) == self._cascade_stamp
+        if not (same_model and same_detector and new.tracker == current.tracker):
+            staged.pipeline = self._build_pipeline(
+                new, classifier=self.pipeline.classifier if same_model else None,
+                detector=self.pipeline.detector if same_detector else None)
+            if not same_model:
+                staged.built.append(staged.pipeline.classifier)
+        if (new.source != current.source or new.detector.detect_width != current.detector.detect_width
+                or new.daemon.queue_size != current.daemon.queue_size):
+            staged.restart_capture = True
+            source = self._open_source(new)  # checks paths and names now
+            if source.live:
+                source.close()  # the running capture holds the device; it is opened after the swap
+            else:
+                check_source(new)
+                source.open()
+                staged.source = source
+                staged.built.append(source)
+        if (new.events.path, new.events.max_bytes, new.events.backups) != (
+                current.events.path, current.events.max_bytes, current.events.backups):
+            staged.events = self._new_events(new)
+            staged.built.append(staged.events)
+            if staged.events.errors:
+                raise EdgeError(f"cannot open the event log {new.events.path}: {staged.events.last_error}")
+        if new.mqtt != current.mqtt:
+            staged.mqtt_changed = True
+            staged.mqtt = self._new_mqtt(new)  # checked here, connected after the old one said offline
+        if new.http != current.http:  # last: the only step that may have to let the running part go
+            staged.server_changed = True
+            same_port = (self.server is not None and new.http.enabled and new.http.port != 0
+                         and new.http.port == self.server.port)
+            if same_port:  # another host on the same port: the running server must let it go first
+                self.server.stop()
+                try:
+                    staged.server = self._new_server(new)
+                except EdgeError:
+                    self.server.start()  # the address it just released
+                    raise
+                self.server = None
+            else:
+                staged.server = self._new_server(new)
+                staged.built.append(staged.server)
+
+    def _discard(self, staged: _Staged) -> None:
+        for part in reversed(staged.built):
+            closer = getattr(part, "stop", None) or getattr(part, "close")
+            closer()
+
+    def _swap(self, current: EdgeConfig, new: EdgeConfig, staged: _Staged) -> None:
+        """Put the staged parts in place of the running ones; nothing here can fail on the config."""
+        if staged.pipeline is not None or new.events != current.events:
+            self._finish_events(current)  # the old tracker's (or mode's) tracks end with it
+        if staged.pipeline is not None:
+            old = self.pipeline
+            self._use_pipeline(new, staged.pipeline)
+            if old.classifier is not self.pipeline.classifier:
+                old.classifier.close()
+        if staged.restart_capture and self.capture is not None:
+            old_capture = self.capture
+            old_capture.stop()
+            keep_queue = new.daemon.queue_size == current.daemon.queue_size
+            self.capture = self._start_capture(new, staged.source, old_capture.frames if keep_queue else None)
+        if staged.events is not None:
+            old_events, self.events = self.events, staged.events
+            old_events.close()
+        if staged.pipeline is not None or new.events != current.events:
+            self.event_source = self._event_source(new)
+        if staged.mqtt_changed:
+            if self.mqtt is not None:
+                self.mqtt.stop()  # "offline" from the old client before the new one says "online"
+            self.mqtt = staged.mqtt
+            self._start_mqtt(new)
+        if staged.server_changed:
+            if self.server is not None:
+                self.server.stop()
+            self._use_server(staged.server)
+        self.health.stall_seconds = new.daemon.stall_seconds
 
     def _hung(self, config: EdgeConfig, now: float, was_hung: bool) -> bool:
         """Whether the capture thread has been stuck in one open/read for ``hang_seconds``.
@@ -459,30 +645,27 @@ class Daemon:
     def run(self) -> RunSummary:
         self._install_signals()
         started = time.monotonic()
-        config = self.config
-        previous: EdgeConfig | None = None  # the config a reload replaced, until the new one has run
-        while True:
-            try:
-                reason = self._run_config(config)
-            except EdgeError as exc:
-                if previous is None:
-                    raise
-                log.error("the reloaded config failed, going back to the previous one: %s", exc)
-                config, previous = previous, None
-                self.config = config
-                continue
-            previous = None
-            if reason != "reload":
-                break
-            self.reload_event.clear()
-            candidate = self._reloaded(config)
-            if candidate is not None:
-                config, previous = candidate, config
-                self.config = config
+        reason = self._run(self.config)
         notify("STOPPING=1")
-        summary = RunSummary(self.counts["frames"], self.counts["faces"], self.counts["dropped"],
-                             self.counts["events"], time.monotonic() - started, reason)
-        return summary
+        return RunSummary(self.counts["frames"], self.counts["faces"], self.counts["dropped"],
+                          self.counts["events"], time.monotonic() - started, reason)
+
+
+def _stamp(path: str | None) -> tuple[Any, ...] | None:
+    """What identifies a file's content cheaply (resolved path, size, mtime), to notice a model
+    replaced under the same name; None when there is no such file."""
+    if not path:
+        return None
+    try:
+        resolved = Path(path).resolve()
+        info = resolved.stat()
+    except OSError:
+        return None
+    return (str(resolved), info.st_size, info.st_mtime_ns)
+
+
+def _cascade(config: EdgeConfig) -> str | None:
+    return getattr(config.detector, "cascade", None)
 
 
 def _compact(event: dict[str, Any]) -> str:

@@ -3,13 +3,16 @@
 The log is the record of truth (MQTT may be down, nobody may be scraping), so it is built to
 survive the things that go wrong on a Pi left alone: a full SD card, an I/O error, someone
 deleting the log directory, a kill in the middle of a write. Writing never raises; failures are
-counted and the file is reopened on the next write, so logging resumes by itself once the
-problem goes away. Lines already on disk are never truncated or rewritten.
+counted, logged once per outage, and the file is reopened on the next write, so logging resumes
+by itself once the problem goes away. Finished lines already on disk are never truncated or
+rewritten; the part of a line a full disk cut short is taken back, so no torn line is left
+between the events before and after an outage.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import threading
@@ -18,6 +21,8 @@ from types import TracebackType
 from typing import Any
 
 __all__ = ["EventLog", "dumps"]
+
+log = logging.getLogger(__name__)
 
 
 def _default(obj: Any) -> Any:
@@ -61,6 +66,7 @@ class EventLog:
         self.written = 0
         self.errors = 0
         self.last_error: str | None = None
+        self._lost_in_outage = 0  # events refused since the last successful write (0: no outage)
         self._lock = threading.Lock()
         self._file: Any = None  # an unbuffered FileIO, or None until (re)opened
         self._size = 0
@@ -90,13 +96,17 @@ class EventLog:
                     self._reopen()
                 if self._should_rotate(len(data)):
                     self._rotate()
-                self._write_all(data)
-                self._file.flush()
+                self._write_line(data)
             except OSError as exc:
                 self._record(exc)
                 self._close_file()
+                self._lost(exc)
                 return False
             self.written += 1
+            if self._lost_in_outage:
+                log.info("event log %s writable again; %d events lost while it was not", self.path,
+                         self._lost_in_outage)
+                self._lost_in_outage = 0
             return True
 
     def close(self) -> None:
@@ -182,14 +192,36 @@ class EventLog:
     def _backup(self, i: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{i}")
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_line(self, data: bytes) -> None:
+        """Append the whole line or nothing: a full disk takes the part of a line that fits (a
+        short write) and refuses the rest, and that fragment would be glued to the first event
+        written once space comes back. So on failure the file is cut back to where the line began."""
+        start = self._size
         view = memoryview(data)
-        while view:
-            n = self._file.write(view)
-            if not n:  # a raw write of 0 bytes with data left means the device took nothing
-                raise OSError(f"short write to {self.path}")
-            self._size += n
-            view = view[n:]
+        try:
+            while view:
+                n = self._file.write(view)
+                if not n:  # a raw write of 0 bytes with data left means the device took nothing
+                    raise OSError(f"short write to {self.path}")
+                self._size += n
+                view = view[n:]
+        except OSError:
+            if self._size != start:
+                try:
+                    info = os.fstat(self._file.fileno())
+                    if stat.S_ISREG(info.st_mode):
+                        os.ftruncate(self._file.fileno(), start)  # frees space: works on a full disk
+                        self._size = start
+                except OSError:
+                    pass  # the fragment stays; _open ends it with a newline before the next line
+            raise
+
+    def _lost(self, exc: OSError) -> None:
+        """Say on stderr once per outage that events are being lost, not once per event."""
+        if not self._lost_in_outage:
+            log.error("event log %s: cannot write (%s); events are lost until it recovers", self.path,
+                      exc.strerror or exc)
+        self._lost_in_outage += 1
 
     def _record(self, exc: OSError) -> None:
         self.errors += 1

@@ -27,7 +27,7 @@ from edge.errors import EdgeError
 from edge.service.events import dumps
 from edge.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
-__all__ = ["StatusServer"]
+__all__ = ["StatusServer", "check_listen_address"]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,13 @@ POLL_INTERVAL = 0.25
 # MJPEG streams open at once (each holds a thread and sends live_fps JPEGs a second); more get 503.
 MAX_STREAMS = 4
 BOUNDARY = "fer-edge-frame"
+# Connections the kernel queues while the accept loop waits for the GIL (the pipeline holds it
+# most of the time). The standard library's 5 drops a burst of probes and they time out.
+LISTEN_BACKLOG = 128
 
 
 class StatusServer:
-    """``GET /healthz``, ``/metrics`` and ``/latest`` over HTTP, served from a background thread.
+    """``GET`` (or ``HEAD``) ``/healthz``, ``/metrics`` and ``/latest`` over HTTP, served from a background thread.
 
     ``health()`` returns a dict whose ``"status"`` is ``"ok"`` for HTTP 200; anything else
     (``"degraded"``, ``"starting"``...) answers 503, so a supervisor or load balancer can act on
@@ -107,6 +110,41 @@ class StatusServer:
         self.stop()
 
 
+def check_listen_address(host: str, port: int, timeout: float = 2.0) -> None:
+    """EdgeError unless ``run`` could listen on host:port, for ``validate-config``.
+
+    A port held by a running fer-edge passes: users validate before ``systemctl reload`` while
+    the daemon holds it, and a reload keeps (or moves) that daemon's own server.
+    """
+    import errno
+    import http.client
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as HTTPServer binds
+            probe.bind((host, port))
+        return
+    except (OSError, OverflowError) as exc:
+        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if in_use:
+        target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        connection = http.client.HTTPConnection(target, port, timeout=timeout)
+        try:
+            connection.request("HEAD", "/healthz")
+            if connection.getresponse().getheader("Server", "").startswith("fer-edge"):
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            connection.close()
+        raise EdgeError(f"http port {port} on {host} is in use by another program ([http] port)")
+    raise EdgeError(f"status server cannot listen on {host}:{port}: {reason}")
+
+
 class _Providers:
     def __init__(self, health: Callable[[], dict[str, Any]], metrics: Callable[[], str],
                  latest: Callable[[], dict[str, Any] | None], live: Any = None, token: str = "") -> None:
@@ -124,6 +162,7 @@ def _json(status: HTTPStatus, body: Any) -> _Response:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  providers: _Providers) -> None:
@@ -180,8 +219,11 @@ class _Handler(BaseHTTPRequestHandler):
             response = _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
         self._send(*response)
 
+    def do_HEAD(self) -> None:  # noqa: N802 - load balancers and `curl -I` probe with HEAD
+        self.do_GET()  # _send leaves the body out for HEAD
+
     def __getattr__(self, name: str) -> Any:
-        # http.server answers 501 for methods without a do_X; every non-GET method is a 405 here.
+        # http.server answers 501 for methods without a do_X; every other method is a 405 here.
         if name.startswith("do_"):
             return self._method_not_allowed
         raise AttributeError(name)
@@ -189,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _method_not_allowed(self) -> None:
         status, content_type, body = _json(HTTPStatus.METHOD_NOT_ALLOWED,
                                            {"error": f"method {self.command} not allowed"})
-        self._send(status, content_type, body, {"Allow": "GET"})
+        self._send(status, content_type, body, {"Allow": "GET, HEAD"})
 
     # Routes compute the whole response before anything is sent, so a provider that raises (or
     # returns something unencodable) still gets a clean 500 instead of a half-written reply.

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.errors import SourceError
 from edge.vision.sources.base import Frame, FrameSource
+from edge.vision.sources.image_file import MAX_PIXELS, ImageFileError, read_image_file
 
 log = logging.getLogger(__name__)
 
@@ -64,34 +65,33 @@ def list_images(target: str | Path | Sequence[str | Path]) -> list[Path]:
     raise SourceError(f"no such file or folder: {text}")
 
 
-def read_image(path: Path) -> np.ndarray | None:
-    """BGR uint8, or None if the file cannot be read or decoded.
+def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray | None:
+    """BGR uint8, or None if the file cannot be read, is truncated, too large or does not decode.
 
     Decoding from bytes rather than ``cv2.imread`` keeps I/O errors and non-ASCII paths on
     every platform in the same None-or-image contract.
     """
     try:
-        data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
-    except OSError:
+        return read_image_file(path, max_pixels)
+    except ImageFileError:
         return None
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return image if image is not None and image.size else None
 
 
 class ImageSource(FrameSource):
     """Frames from image files, one per file, then the end of the stream.
 
-    ``skipped`` counts unreadable files in non-strict mode; they are dropped from ``paths``. ``loop`` starts over after the last
+    ``skipped`` counts unreadable files (truncated ones and those past ``max_pixels`` included) in
+    non-strict mode; they are dropped from ``paths``. ``loop`` starts over after the last
     file, for demos; a pass that yields no frame at all still ends the stream.
     """
 
     live = False
 
     def __init__(self, target: str | Path | Sequence[str | Path], width: int | None = None,
-                 height: int | None = None, strict: bool = False, loop: bool = False) -> None:
+                 height: int | None = None, strict: bool = False, loop: bool = False,
+                 max_pixels: int = MAX_PIXELS) -> None:
         self.target = target
+        self.max_pixels = max_pixels
         self.width = width
         self.height = height
         self.strict = strict
@@ -122,15 +122,17 @@ class ImageSource(FrameSource):
                     return None
                 self._position, self._yielded_this_pass = 0, 0
             path = self.paths[self._position]
-            image = read_image(path)
-            if image is not None:
+            try:
+                image = read_image_file(path, self.max_pixels)
                 self._position += 1
                 break
-            if self.strict:
-                raise SourceError(f"cannot read image {path}")
+            except ImageFileError as exc:
+                if self.strict:
+                    raise SourceError(f"cannot read image {path}: {exc}") from None
+                reason = str(exc)
             del self.paths[self._position]  # so a looping source warns about it once
             self.skipped += 1
-            log.warning("skipping unreadable image %s", path)
+            log.warning("skipping unreadable image %s: %s", path, reason)
         if self.width and self.height and image.shape[:2] != (self.height, self.width):
             image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
         frame = Frame(image=image, gray=None, index=self._index, timestamp=time.time(), name=str(path))
