@@ -437,9 +437,13 @@ def test_a_full_disk_leaves_no_torn_line_and_is_logged_once(face_video: Path, tm
     assert daemon.stop() == 0
     events = jsonl(log)  # every line parses
     assert events and log.read_bytes().endswith(b"\n")
-    outage = [line for line in daemon.log().splitlines() if "event log" in line and "cannot write" in line]
-    assert len(outage) == 1, daemon.log()
-    assert any("writable again" in line for line in daemon.log().splitlines())
+    # once per outage: "cannot write" and "writable again" alternate. On tmpfs the log's own last page
+    # may still take a short line after the filler took every free page, which ends one outage early.
+    states = [("down" if "cannot write" in line else "up") for line in daemon.log().splitlines()
+              if "event log" in line and ("cannot write" in line or "writable again" in line)]
+    assert states and states == ["down", "up"] * (len(states) // 2), daemon.log()
+    if full_disk.kind != "tmpfs":
+        assert states == ["down", "up"], daemon.log()
 
 
 # --- 5 is `fer-edge detect` (tests/test_edge_detect.py); 6. HTTP under load ---------------------
