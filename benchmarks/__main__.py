@@ -87,7 +87,7 @@ def _run_parser() -> argparse.ArgumentParser:
                                      "stage, against the `fer` package. Subcommands: " + ", ".join(SUBCOMMANDS) + ".")
     parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
     parser.add_argument("--data", type=Path, default=data,
-                        help="labelled faces (default: FER2013_DIR or ../shared/data/fer2013 if present, else the "
+                        help="labelled faces (default: $FER2013_DIR or data/fer2013/ if present, else the "
                         "bundled sample; now %(default)s)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--artifacts", help="comma-separated (default: every artifact in the manifest)")

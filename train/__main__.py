@@ -27,7 +27,8 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML config file (see train/configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one config key, e.g. --set train.epochs=5 (repeatable)")
-    parser.add_argument("--data", help="shortcut for --set data.dir=PATH")
+    parser.add_argument("--data", help="shortcut for --set data.dir=PATH (default: the config's, else $FER2013_DIR, "
+                        "else data/fer2013/)")
     parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     parser.add_argument("--arch", help="shortcut for --set model.arch=NAME "
                         "(vgg, resnet, tiny, mobilenetv2, efficientnetb0)")
@@ -49,8 +50,8 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="a .keras model, or several separated by commas: an ensemble, scored on "
                         "its members' averaged probabilities")
-    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"),
-                        help="Kaggle folder (root or one split), its zip, or fer2013.csv")
+    parser.add_argument("--data", help="Kaggle folder (root or one split), its zip, or fer2013.csv "
+                        "(default: $FER2013_DIR, else data/fer2013/)")
     parser.add_argument("--split", default="test", help="train, test (default), private (csv only), or val: "
                         "the run's own validation split, re-drawn from the config beside the model")
     parser.add_argument("--out", type=Path, help="folder for metrics.json and confusion_matrix.png/.json")
@@ -100,7 +101,7 @@ def _ship_parser() -> argparse.ArgumentParser:
     parser.add_argument("run_dir", type=Path, help="training run directory")
     parser.add_argument("--out", type=Path, default=Path("models"))
     parser.add_argument("--name", default="fer_vgg")
-    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"))
+    parser.add_argument("--data", help="test data for the card (default: $FER2013_DIR, else data/fer2013/)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--config-path", default=None,
                         help="config file named in the card's reproduce commands (default: the one the run "
@@ -123,8 +124,8 @@ def _recalibrate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", type=Path, help="a .keras model with its run's config.toml beside it")
     parser.add_argument("--out", type=Path, required=True, help="the new .keras file (must not exist)")
-    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"),
-                        help="the data the run trained on (its config's data.dir is replaced by this)")
+    parser.add_argument("--data", help="the data the run trained on (its config's data.dir is replaced by this; "
+                        "default: that data.dir when it is there, else $FER2013_DIR, else data/fer2013/)")
     return parser
 
 
@@ -139,6 +140,15 @@ def _combine_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data(given: str | Path | None) -> str:
+    """--data, else FER2013_DIR, else data/fer2013/; "" when none is there, which the command reports (where
+    FER2013 comes from) once its other inputs have been checked."""
+    from train.data_location import find_fer2013
+
+    found = find_fer2013(given)
+    return "" if found is None else str(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -149,16 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             args = _evaluate_parser().parse_args(argv[1:])
             from train.evaluate import evaluate_model, format_report
 
-            report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta, labels=args.labels,
-                                    views=args.views)
+            report = evaluate_model(args.model, _data(args.data), args.split, args.out, tta=args.tta,
+                                    labels=args.labels, views=args.views)
             print(format_report(report))
             return ExitStatus.OK
         if argv and argv[0] == "ship":
             args = _ship_parser().parse_args(argv[1:])
             from train.model_card import ship_run
 
-            card = ship_run(args.run_dir, args.out, args.name, args.data, args.split, args.config_path,
-                            args.prior)
+            card = ship_run(args.run_dir, args.out, args.name, _data(args.data), args.split,
+                            args.config_path, args.prior)
             print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
                   f"card {args.out / (args.name + '.card.md')}")
             return ExitStatus.OK
@@ -166,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             args = _recalibrate_parser().parse_args(argv[1:])
             from train.recalibrate import recalibrate_model
 
-            layers = recalibrate_model(args.model, args.data, args.out)
+            from train.run_info import recorded_data
+
+            layers = recalibrate_model(args.model, _data(args.data or recorded_data(args.model)), args.out)
             print(f"recalibrated {layers} batch-norm layers: {args.out}")
             return ExitStatus.OK
         if argv and argv[0] == "combine":

@@ -442,6 +442,17 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         return _train(config, Path(run_dir), resume, verbose, stop_after, started or {})
 
 
+def with_data_dir(config: Config) -> Config:
+    """``data.dir`` as given, else FER2013 where a user keeps it (FER2013_DIR, data/fer2013/); the run
+    records the folder it found, so fer-convert can calibrate on the same data with no options."""
+    from train.data_location import find_fer2013
+
+    found = None if config.data.dir.strip() else find_fer2013()
+    if found is None:
+        return config  # as given; none anywhere is load_dataset's error, saying where FER2013 comes from
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, dir=str(found)))
+
+
 @contextlib.contextmanager
 def _global_policy_kept() -> Iterator[None]:
     """Give the global Keras precision policy back as it was: a run in ``train.precision=mixed_bfloat16``
@@ -475,6 +486,7 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     schedule: list[dict[str, Any]] = [dict(segment) for segment in state.get("schedule", [])] or [
         {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs)), **started}]
     changes = resume_changes(run_dir, config) if resume else []
+    config = with_data_dir(config)  # after the run folder's checks: a bad --out is named before missing data
     # the run records train.precision as given (auto stays auto, to be decided again on the next
     # host); everything below trains in what it resolves to here
     recorded_config = config.to_toml()
@@ -662,7 +674,7 @@ def resumed_config(config_path: str | None, overrides: list[str], run_dir: Path)
     file only says where the data is now; where it disagrees otherwise, the run wins and says so.
     """
     written = load_config(config_path, overrides) if config_path is not None else None
-    leading = [f"data.dir={written.data.dir}"] if written is not None else []
+    leading = [f"data.dir={written.data.dir}"] if written is not None and written.data.dir else []
     config = load_config(run_dir / "config.toml", leading + list(overrides))
     if written is not None:
         kept = [f"{_as_set(name, ours)} (the file says {theirs})"
