@@ -1,4 +1,5 @@
-"""``fer-convert MODEL``: convert and verify; ``fer-convert verify MANIFEST``: re-measure the artifacts."""
+"""``fer-convert [convert] MODEL``: convert and verify; ``fer-convert verify MANIFEST``: re-measure the artifacts.
+``fer-convert --help`` lists the commands, ``fer-convert COMMAND --help`` has each one's options."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import os
 import sys
 from pathlib import Path
 
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, commands_parser
+
+# what `fer-convert --help` says of each command; "convert" runs when none is named
+COMMANDS = {
+    "convert": "a .keras model to TFLite/ONNX artifacts, each verified against it, and their manifest (the default: "
+               "'fer-convert MODEL' is 'fer-convert convert MODEL')",
+    "verify": "re-measure the accuracy and Keras agreement of every artifact in a manifest",
+}
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -17,9 +25,9 @@ def _convert_parser() -> argparse.ArgumentParser:
     from convert.pipeline import DEFAULT_CROP_MARGIN
 
     parser = ArgumentParser(
-        prog="fer-convert",
+        prog="fer-convert", usage="fer-convert [convert] MODEL [options]",
         description="Convert a .keras model to TFLite/ONNX, verify each artifact against it, write a manifest. "
-        "Subcommand: 'fer-convert verify MANIFEST'.")
+        "'convert' may be left out.")
     parser.add_argument("model", type=Path, help="trained .keras model")
     parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models)")
     parser.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
@@ -84,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     from edge.errors import EdgeError
     from train.errors import TrainError
 
+    if argv[:1] in (["-h"], ["--help"]):
+        commands_parser("fer-convert", "Convert trained models for the edge and verify what ships.", COMMANDS,
+                        default="convert").parse_args(argv)
     try:
         if argv and argv[0] == "verify":
             args = _verify_parser().parse_args(argv[1:])
             return _verify(args)
-        args = _convert_parser().parse_args(argv)
+        args = _convert_parser().parse_args(argv[1:] if argv[:1] == ["convert"] else argv)
         from convert.pipeline import ConvertOptions, convert_model
 
         options = ConvertOptions(

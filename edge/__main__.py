@@ -23,8 +23,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="fer-edge", description="Facial emotion recognition on the edge.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = ArgumentParser(prog="fer-edge", description="Facial emotion recognition on the edge.",
+                            epilog="'fer-edge COMMAND --help' shows a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     common = ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="edge.toml (default: $FER_EDGE_CONFIG, else the config "
