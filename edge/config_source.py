@@ -63,5 +63,20 @@ def choose_config(explicit: Path | None, environ: Mapping[str, str] | None = Non
         if not installed.is_file():
             raise ConfigError(f"installed config {installed} does not exist (named by install.sh in "
                               f"{Path(prefix or sys.prefix) / MARKER}); restore it, or pass --config")
+        if not os.access(installed, os.R_OK):
+            # 0640 root:fer-edge, as it may hold the MQTT password: the admin who SSHes in is told how in
+            group = _group_of(installed)
+            raise ConfigError(f"installed config {installed} is not readable by this user: run with sudo"
+                              + (f", or join its group (sudo usermod -aG {group} $USER, then log in again)"
+                                 if group else "") + ", or pass --config")
         return ConfigChoice(installed, "installed")
     return ConfigChoice(None, "packaged defaults")
+
+
+def _group_of(path: Path) -> str:
+    try:
+        import grp
+
+        return grp.getgrgid(path.stat().st_gid).gr_name
+    except (ImportError, KeyError, OSError):
+        return ""

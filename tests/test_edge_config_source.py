@@ -38,12 +38,19 @@ def test_precedence_is_flag_then_environment_then_installed_then_packaged(tmp_pa
     assert packaged.path is None and packaged.describe() == "config: packaged defaults"
 
 
-def test_a_missing_config_named_by_the_environment_or_the_install_is_an_error(tmp_path: Path) -> None:
+def test_a_missing_config_named_by_the_environment_or_the_install_is_an_error(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match=f"{ENV}=.*nope.toml: no such config file"):
         choose_config(None, {ENV: str(tmp_path / "nope.toml")}, tmp_path)
     prefix = _installed_prefix(tmp_path, tmp_path / "gone.toml")
     with pytest.raises(ConfigError, match="installed config .*gone.toml does not exist"):
         choose_config(None, {}, prefix)
+    readable = _config(tmp_path / "gone.toml")
+    monkeypatch.setattr("os.access", lambda path, mode: Path(path) != readable)  # root reads anything: pretend
+    with pytest.raises(ConfigError, match=r"installed config .*gone.toml is not readable by this user: run with "
+                                          r"sudo, or join its group \(sudo usermod -aG \w+ \$USER"):
+        choose_config(None, {}, prefix)
+    monkeypatch.undo()
     (prefix / MARKER).write_text("# no config line\n")
     with pytest.raises(ConfigError, match="names no CONFIG="):
         installed_config(prefix)
