@@ -45,3 +45,24 @@ def test_no_code_test_or_config_default_points_into_the_team_workspace() -> None
                 if re.search(r"\.\./shared|/work/shared", path.read_text()):
                     offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, offenders
+
+
+@pytest.mark.slow
+def test_a_run_on_fer2013_found_by_looking_records_no_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FER2013_DIR is where this machine keeps FER2013; the run records the data by name, and the next
+    host's FER2013_DIR (or data/fer2013/) is where fer-convert looks again."""
+    import tomllib
+
+    from train.config import load_config
+    from train.run_info import recorded_data
+    from train.training import train
+
+    sample = ROOT / "tests" / "data" / "fer2013_sample"
+    monkeypatch.setenv("FER2013_DIR", str(sample))
+    run = tmp_path / "run"
+    train(load_config(None, ["model.arch=tiny", "train.epochs=1", "train.warmup_epochs=0",
+                             "data.val_fraction=0.25"]), run, verbose=0)
+    assert tomllib.loads((run / "config.toml").read_text())["data"]["dir"] == ""
+    dataset = (run / "dataset.json").read_text()
+    assert '"source": "fer2013_sample/train"' in dataset and str(sample) not in dataset
+    assert recorded_data(run / "model.keras") is None  # so fer-convert looks where this host keeps FER2013

@@ -24,6 +24,7 @@ import numpy as np
 
 from train.config import Config, load_config
 from train.data import Dataset, load_dataset, stratified_split
+from train.data_location import data_name
 from train.errors import TrainError
 from train.swa import SWA_FILE
 
@@ -443,8 +444,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
 
 
 def with_data_dir(config: Config) -> Config:
-    """``data.dir`` as given, else FER2013 where a user keeps it (FER2013_DIR, data/fer2013/); the run
-    records the folder it found, so fer-convert can calibrate on the same data with no options."""
+    """``data.dir`` as given, else FER2013 where a user keeps it (FER2013_DIR, data/fer2013/), where
+    fer-convert and fer-train recalibrate look again for a run that recorded no data.dir."""
     from train.data_location import find_fer2013
 
     found = None if config.data.dir.strip() else find_fer2013()
@@ -486,10 +487,12 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     schedule: list[dict[str, Any]] = [dict(segment) for segment in state.get("schedule", [])] or [
         {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs)), **started}]
     changes = resume_changes(run_dir, config) if resume else []
-    config = with_data_dir(config)  # after the run folder's checks: a bad --out is named before missing data
     # the run records train.precision as given (auto stays auto, to be decided again on the next
-    # host); everything below trains in what it resolves to here
+    # host), and data.dir too (empty: FER2013 wherever the next host keeps it, no path of this one);
+    # everything below trains in what they resolve to here
     recorded_config = config.to_toml()
+    looked_up = not config.data.dir.strip()
+    config = with_data_dir(config)  # after the run folder's checks: a bad --out is named before missing data
     precision = resolved_precision(config.train.precision)
     if precision != config.train.precision:
         print(f"train.precision=auto: {precision} on this CPU", flush=True)
@@ -548,7 +551,8 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     # a resumed part's config is written with its first epoch: stopped sooner, the next resume
     # still sees (and records) what this part changed
     dataset_info = {
-        "source": train_data.source,
+        # FER2013 found by looking (FER2013_DIR, data/fer2013/) is recorded by name: no path of this machine
+        "source": data_name(config.data.dir, config.data.split) if looked_up else train_data.source,
         "labels": list(train_data.labels),
         "train_images": len(train_data),
         "val_images": len(val_data),
