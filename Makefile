@@ -4,6 +4,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
+# This team's copies of the data sets. The code has no default pointing here: users pass --data, set
+# FER2013_DIR, or keep FER2013 in data/fer2013/ (docs/installing.md). An exported value wins.
+SHARED_DATA ?= $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/fer2013),)
+export FER2013_DIR ?= $(SHARED_DATA)/fer2013
+endif
+ifneq ($(wildcard $(SHARED_DATA)/ferplus),)
+export FERPLUS_DIR ?= $(SHARED_DATA)/ferplus
+endif
+
 .PHONY: demo docs-images test test-arm64 test-systemd bench bench-soak install install-edge clean-venv
 
 $(PY):

@@ -23,11 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.outputs import SHIPPED_MANIFEST
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, commands_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "results"
-SUBCOMMANDS = ("run", "setup-peer", "soak", "compare", "reference", "readme", "report")
 # Each runtime starts one OS thread per requested thread and sizes its buffers per thread and per
 # face: --threads 100000 took 16 GB and a load average of 1,500 before the first figure. Beyond these
 # a figure measures the scheduler or the allocator, not the model (no frame holds 256 faces).
@@ -83,11 +82,12 @@ def _run_parser() -> argparse.ArgumentParser:
     from benchmarks.frames import DEFAULT_CLIP
 
     data, _ = default_data()
-    parser = ArgumentParser(prog="fer-bench", description="Accuracy and latency of every artifact, stage by "
-                                     "stage, against the `fer` package. Subcommands: " + ", ".join(SUBCOMMANDS) + ".")
+    parser = ArgumentParser(prog="fer-bench", usage="fer-bench [run] [options]",
+                            description="Accuracy and latency of every artifact, stage by stage, against the `fer` "
+                            "package. 'run' may be left out.")
     parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
     parser.add_argument("--data", type=Path, default=data,
-                        help="labelled faces (default: FER2013_DIR or ../shared/data/fer2013 if present, else the "
+                        help="labelled faces (default: $FER2013_DIR or data/fer2013/ if present, else the "
                         "bundled sample; now %(default)s)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--artifacts", help="comma-separated (default: every artifact in the manifest)")
@@ -385,6 +385,17 @@ def cmd_setup_peer(argv: list[str]) -> int:
 
 COMMANDS = {"run": cmd_run, "setup-peer": cmd_setup_peer, "soak": cmd_soak, "compare": cmd_compare,
             "reference": cmd_reference, "readme": cmd_readme, "report": cmd_report}
+# what `fer-bench --help` says of each; "run" runs when no command is named
+SUMMARIES = {
+    "run": "accuracy and latency of every artifact, stage by stage, against the `fer` package (the default)",
+    "setup-peer": "build the venv holding the PyPI `fer` package (.venv-bench-fer)",
+    "soak": "memory over a long pipeline run, added to today's newest run of that model",
+    "compare": "ratios of a run to a device-class reference CSV",
+    "reference": "write a device-class reference CSV from a run",
+    "readme": "the README's benchmark table from a run",
+    "report": "re-render a run's report.md and charts from its results.json",
+}
+DESCRIPTION = "Benchmark fer-edge's models and pipeline: accuracy, latency, memory, and the `fer` package beside them."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,8 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.errors import BenchError
     from edge.errors import EdgeError
 
-    command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     try:
+        if argv[:1] in (["-h"], ["--help"]):
+            commands_parser("fer-bench", DESCRIPTION, SUMMARIES, default="run").parse_args(argv)
+        command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
         return COMMANDS[command](argv)
     except (BenchError, EdgeError) as exc:
         print(f"fer-bench: error: {exc}", file=sys.stderr)

@@ -75,10 +75,12 @@ class AccuracyResult:
 
 
 def default_data() -> tuple[Path, str]:
-    """FER2013's test split when it is around (FER2013_DIR or ../shared/data/fer2013), the bundled sample otherwise."""
-    for candidate in (os.environ.get("FER2013_DIR"), str(ROOT.parent / "shared" / "data" / "fer2013")):
-        if candidate and (Path(candidate) / "test").is_dir():
-            return Path(candidate), "test"
+    """FER2013's test split where a user keeps it (FER2013_DIR, data/fer2013/), the bundled sample otherwise."""
+    from train.data_location import find_fer2013
+
+    found = find_fer2013()
+    if found is not None and (found / "test").is_dir():
+        return found, "test"
     return SAMPLE, "test"
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.errors import BenchError
+from edge.packaged import shipped_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "results"
-SHIPPED_MANIFEST = ROOT / "models" / "manifest.json"
+SHIPPED_MANIFEST = shipped_manifest()  # models/manifest.json in a checkout, edge/models/ in an installed wheel
 
 
 def display_path(folder: Path) -> str:

@@ -1,4 +1,5 @@
-"""``fer-convert MODEL``: convert and verify; ``fer-convert verify MANIFEST``: re-measure the artifacts."""
+"""``fer-convert [convert] MODEL``: convert and verify; ``fer-convert verify MANIFEST``: re-measure the artifacts.
+``fer-convert --help`` lists the commands, ``fer-convert COMMAND --help`` has each one's options."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import os
 import sys
 from pathlib import Path
 
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, commands_parser
 
-DEFAULT_DATA = "../shared/data/fer2013"
+# what `fer-convert --help` says of each command; "convert" runs when none is named
+COMMANDS = {
+    "convert": "a .keras model to TFLite/ONNX artifacts, each verified against it, and their manifest (the default: "
+               "'fer-convert MODEL' is 'fer-convert convert MODEL')",
+    "verify": "re-measure the accuracy and Keras agreement of every artifact in a manifest",
+}
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -19,18 +25,19 @@ def _convert_parser() -> argparse.ArgumentParser:
     from convert.pipeline import DEFAULT_CROP_MARGIN
 
     parser = ArgumentParser(
-        prog="fer-convert",
+        prog="fer-convert", usage="fer-convert [convert] MODEL [options]",
         description="Convert a .keras model to TFLite/ONNX, verify each artifact against it, write a manifest. "
-        "Subcommand: 'fer-convert verify MANIFEST'.")
+        "'convert' may be left out.")
     parser.add_argument("model", type=Path, help="trained .keras model")
     parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models)")
     parser.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
                         help=f"comma-separated, from: {', '.join(FORMATS)} (default: %(default)s)")
-    parser.add_argument("--calibration-data", default=os.environ.get("FER2013_DIR", DEFAULT_DATA),
-                        help="training data for int8 calibration (its train split is used)")
+    parser.add_argument("--calibration-data",
+                        help="training data for int8 calibration, its train split (default: the data the model's "
+                        "run recorded when it is there, else $FER2013_DIR, else data/fer2013/)")
     parser.add_argument("--calibration-count", type=int, default=500)
-    parser.add_argument("--verify-data", help="labelled data for verification (default: FER2013 test if "
-                        "present, else the bundled sample)")
+    parser.add_argument("--verify-data", help="labelled data for verification (default: the data the model's run "
+                        "recorded when it is there, else $FER2013_DIR or data/fer2013/, else the bundled sample)")
     parser.add_argument("--verify-split", default="test")
     parser.add_argument("--name", help="artifact base name (default: the model file's stem)")
     parser.add_argument("--manifest", default="manifest.json", help="manifest file name inside --out")
@@ -52,7 +59,8 @@ def _verify_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="fer-convert verify",
                                      description="Accuracy and agreement with Keras of every artifact in a manifest.")
     parser.add_argument("manifest", type=Path, help="manifest.json (or its folder)")
-    parser.add_argument("--data", help="labelled data (default: FER2013 test if present, else the bundled sample)")
+    parser.add_argument("--data", help="labelled data (default: the data the source model's run recorded when it "
+                        "is there, else $FER2013_DIR or data/fer2013/, else the bundled sample)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--keras", type=Path, help="float model to compare with (default: the manifest's source)")
     parser.add_argument("--artifacts", help="comma-separated subset of the manifest's artifacts")
@@ -81,21 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.basicConfig(level=logging.INFO, format="fer-convert: %(message)s")
     from convert.errors import ConvertError
-    from convert.verify import default_verify_data
     from edge.errors import EdgeError
     from train.errors import TrainError
 
+    if argv[:1] in (["-h"], ["--help"]):
+        commands_parser("fer-convert", "Convert trained models for the edge and verify what ships.", COMMANDS,
+                        default="convert").parse_args(argv)
     try:
         if argv and argv[0] == "verify":
             args = _verify_parser().parse_args(argv[1:])
-            return _verify(args, default_verify_data())
-        args = _convert_parser().parse_args(argv)
+            return _verify(args)
+        args = _convert_parser().parse_args(argv[1:] if argv[:1] == ["convert"] else argv)
         from convert.pipeline import ConvertOptions, convert_model
 
-        data, split = (args.verify_data, args.verify_split) if args.verify_data else default_verify_data()
         options = ConvertOptions(
             model=args.model, out_dir=args.out, formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
-            calibration_data=args.calibration_data, verify_data=data, verify_split=split, name=args.name,
+            calibration_data=args.calibration_data, verify_data=args.verify_data, verify_split=args.verify_split,
+            name=args.name,
             manifest_name=args.manifest, labels=tuple(args.labels.split(",")) if args.labels else None,
             calibration_count=args.calibration_count, crop_margin=args.crop_margin, max_drop=args.max_drop,
             views=max(args.views, 2) if args.flip_tta else args.views)
@@ -110,19 +120,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _verify(args: argparse.Namespace, default: tuple[str, str]) -> int:
+def _verify(args: argparse.Namespace) -> int:
     from convert.errors import ConvertError
     from convert.pipeline import with_metrics
-    from convert.verify import verify
+    from convert.verify import default_verify_data, verify
     from edge.vision.manifest import load_manifest, write_manifest
 
     manifest = load_manifest(args.manifest)
-    data, split = (args.data, args.split) if args.data else default
     keras_path = args.keras
     source = manifest.info.get("source_model", {})
-    if keras_path is None and "path" in source:
-        candidate = manifest.base_dir / source["path"]
-        keras_path = candidate if candidate.is_file() else None
+    source_path = manifest.base_dir / source["path"] if isinstance(source.get("path"), str) else None
+    if keras_path is None and source_path is not None:
+        keras_path = source_path if source_path.is_file() else None
+    data, split = (args.data, args.split) if args.data else default_verify_data(source_path)
     model = None
     if keras_path is not None:
         try:

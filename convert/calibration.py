@@ -19,8 +19,9 @@ WARN_IMAGES = 300
 
 
 def load_calibration(data: str | Path, count: int = 500, seed: int = 0, split: str = "train",
-                     labels: tuple[str, ...] | None = None, load_options: dict | None = None) -> np.ndarray:
-    """(N, 48, 48) uint8 faces drawn evenly across classes from ``split`` of ``data``.
+                     labels: tuple[str, ...] | None = None, load_options: dict | None = None) -> tuple[np.ndarray, str]:
+    """(N, 48, 48) uint8 faces drawn evenly across classes from ``split`` of ``data``, and the split's
+    fingerprint (``Dataset.fingerprint``: the manifest names the data by it, not by a path).
 
     ``labels`` are the model's (default FER2013's), so a model trained on its own classes is
     calibrated on its own data set. ``load_options`` are the run's (face crops, CSV columns), so
@@ -52,4 +53,4 @@ def load_calibration(data: str | Path, count: int = 500, seed: int = 0, split: s
     if len(images) < WARN_IMAGES:
         log.warning("calibrating int8 on only %d images (fewer than %d may skew activation ranges)",
                     len(images), WARN_IMAGES)
-    return images
+    return images, dataset.fingerprint()

@@ -34,8 +34,8 @@ class ConvertOptions:
     model: Path
     out_dir: Path
     formats: tuple[str, ...]
-    calibration_data: str
-    verify_data: str
+    calibration_data: str | None  # None: the data the model's run recorded, else FER2013_DIR, data/fer2013/
+    verify_data: str | None  # None: likewise (its test split), else the bundled sample in a checkout
     verify_split: str = "test"
     name: str | None = None
     manifest_name: str = "manifest.json"
@@ -162,10 +162,22 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     kept = _kept_artifacts(options, model_sha, labels, manifest_name(options.views))
     data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
     load_options = recorded_options(run_info, f"the run's dataset.json beside {model_path}")
+    from convert.verify import default_verify_data
+    from train.data_location import require_fer2013
+    from train.run_info import recorded_data
+
     calibration = None
+    calibration_record: dict[str, Any] = {"data": None, "split": "train", "images": 0}
     if any(f in options.formats for f in ("int8", "onnx_int8")):
-        calibration = load_calibration(options.calibration_data, options.calibration_count, labels=labels,
-                                       load_options=load_options)
+        from train.data_location import data_name
+
+        calibration_data = require_fer2013(options.calibration_data or recorded_data(model_path))
+        calibration, fingerprint = load_calibration(calibration_data, options.calibration_count, labels=labels,
+                                                    load_options=load_options)
+        calibration_record = {"data": data_name(calibration_data), "data_fingerprint": fingerprint,
+                              "split": "train", "images": int(len(calibration))}
+    verify_data, verify_split = ((options.verify_data, options.verify_split) if options.verify_data
+                                 else default_verify_data(model_path))
 
     stage = Path(tempfile.mkdtemp(prefix=".convert-", dir=options.out_dir))
     try:
@@ -200,8 +212,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
             "source_model": {"path": os.path.relpath(model_path.resolve(), options.out_dir.resolve()),
                              "sha256": model_sha, "parameters": parameters},
             "test_time_augmentation": manifest_name(options.views),
-            "calibration": {"data": str(options.calibration_data), "split": "train",
-                            "images": 0 if calibration is None else int(len(calibration))},
+            "calibration": calibration_record,  # the data set by name and fingerprint: no path of this machine
             "converter": library_versions(),
         }
         if data_loading is not None:
@@ -210,7 +221,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
                             Preprocessing(size=(width, height), grayscale=channels == 1,
                                           crop_margin=options.crop_margin, interpolation="area"),
                             artifacts, stage, info)
-        result = verify(manifest, options.verify_data, options.verify_split, keras_model=model,
+        result = verify(manifest, verify_data, verify_split, keras_model=model,
                         max_drop=options.max_drop)
         manifest = with_metrics(manifest, result)
         final = Manifest(manifest.name, manifest.labels, manifest.input_shape, manifest.preprocessing,
@@ -273,7 +284,8 @@ def with_metrics(manifest: Manifest, result: VerifyResult) -> Manifest:
     }
     info = dict(manifest.info)
     if result.keras is not None:
-        info["float_metrics"] = {"data": result.data, "images": result.images,
+        info["float_metrics"] = {"data": result.name or result.data, "data_fingerprint": result.fingerprint,
+                                 "images": result.images,
                                  **{k: round(v, 6) for k, v in result.keras.items()}}
     return Manifest(manifest.name, manifest.labels, manifest.input_shape, manifest.preprocessing, artifacts,
                     manifest.base_dir, info)

@@ -23,10 +23,12 @@ BATCH = 256
 
 @dataclass(frozen=True)
 class VerifyResult:
-    data: str
+    data: str  # where the faces were read, for this terminal
     images: int
     keras: dict[str, Any] | None
     artifacts: dict[str, dict[str, Any]]
+    name: str = ""  # the data set by name (fer2013/test), for the manifest: no path of this machine
+    fingerprint: str = ""  # Dataset.fingerprint of the scored faces
 
 
 def run_artifact(classifier: Classifier, images: np.ndarray) -> np.ndarray:
@@ -37,15 +39,23 @@ def keras_probs(model: Any, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(images[..., None].astype(np.float32), batch_size=BATCH, verbose=0))
 
 
-def default_verify_data() -> tuple[str, str]:
-    """FER2013's test split when it is around, the bundled sample otherwise."""
-    import os
+def default_verify_data(model: Path | None = None) -> tuple[str, str]:
+    """The test split of the data the model's run recorded, else FER2013 where a user keeps it
+    (FER2013_DIR, data/fer2013/), else, in a checkout, the bundled sample; else where FER2013 comes from."""
+    from train.data_location import WHERE_FROM, find_fer2013
+    from train.run_info import recorded_data
 
-    root = Path(__file__).resolve().parents[1]
-    for candidate in (os.environ.get("FER2013_DIR"), str(root.parent / "shared" / "data" / "fer2013")):
-        if candidate and (Path(candidate) / "test").is_dir():
-            return candidate, "test"
-    return str(root / "tests" / "data" / "fer2013_sample"), "test"
+    recorded = recorded_data(model) if model is not None else None
+    if recorded is not None:
+        return str(recorded), "test"
+    found = find_fer2013()
+    if found is not None:
+        return str(found), "test"
+    sample = Path(__file__).resolve().parents[1] / "tests" / "data" / "fer2013_sample"
+    if sample.is_dir():
+        log.warning("verifying on the bundled sample (%s); for figures that mean something: %s", sample, WHERE_FROM)
+        return str(sample), "test"
+    raise ConvertError(WHERE_FROM)
 
 
 def check_keras_model(model: Any, manifest: Manifest, image_shape: tuple[int, ...]) -> None:
@@ -65,6 +75,7 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
            artifacts: list[str] | None = None, max_drop: float = 1.0, threads: int = 2) -> VerifyResult:
     """Score each artifact; raise VerificationError when int8 loses more than ``max_drop`` points."""
     from train.data import load_dataset
+    from train.data_location import data_name
     from train.errors import DataError
     from train.evaluate import score
 
@@ -88,20 +99,21 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
         keras_metrics = {"accuracy": scored["accuracy"], "macro_f1": scored["macro_f1"]}
         log.info("keras float: accuracy %.4f on %d images", scored["accuracy"], len(dataset))
     results: dict[str, dict[str, Any]] = {}
-    for name in artifacts or list(manifest.artifacts):
-        with Classifier(manifest, name, threads=threads) as classifier:
+    name, fingerprint = data_name(data, split), dataset.fingerprint()
+    for artifact in artifacts or list(manifest.artifacts):
+        with Classifier(manifest, artifact, threads=threads) as classifier:
             probs = run_artifact(classifier, dataset.images)
         scored = score(dataset.targets, probs.argmax(1), dataset.labels)
-        metrics: dict[str, Any] = {"data": f"{dataset.source}", "images": len(dataset),
+        metrics: dict[str, Any] = {"data": name, "data_fingerprint": fingerprint, "images": len(dataset),
                                    "accuracy": round(scored["accuracy"], 6), "macro_f1": round(scored["macro_f1"], 6),
                                    "runtime": classifier.runtime}
         if reference is not None:
             metrics["agreement_with_keras"] = round(float(np.mean(probs.argmax(1) == reference.argmax(1))), 6)
             metrics["max_abs_prob_diff"] = round(float(np.abs(probs - reference).max()), 6)
-        results[name] = metrics
-        log.info("%s: accuracy %.4f%s", name, metrics["accuracy"],
+        results[artifact] = metrics
+        log.info("%s: accuracy %.4f%s", artifact, metrics["accuracy"],
                  f", agrees with keras on {metrics['agreement_with_keras']:.2%}" if reference is not None else "")
-    result = VerifyResult(dataset.source, len(dataset), keras_metrics, results)
+    result = VerifyResult(dataset.source, len(dataset), keras_metrics, results, name, fingerprint)
     check_drop(result, max_drop)
     return result
 

@@ -11,22 +11,28 @@ import glob
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.cli import ArgumentParser
 from edge.errors import ExitStatus
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="fer-edge", description="Facial emotion recognition on the edge.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = ArgumentParser(prog="fer-edge", description="Facial emotion recognition on the edge.",
+                            epilog="'fer-edge COMMAND --help' shows a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     common = ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="edge.toml (see edge/configs/)")
+    common.add_argument("--config", type=Path, help="edge.toml (default: $FER_EDGE_CONFIG, else the config "
+                        "install.sh installed, else the packaged defaults)")
     common.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config key (repeatable)")
-    common.add_argument("--manifest", help="model manifest (default: the shipped models/manifest.json)")
+    common.add_argument("--manifest", help="model manifest (default: the config's, else the packaged model)")
     common.add_argument("--artifact", help="artifact in the manifest: int8 (default), float32, onnx, ...")
     common.add_argument("--threads", type=int, help="inference threads")
 
@@ -51,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--print-events", action="store_true", help="echo every event to stdout")
 
     validate = sub.add_parser("validate-config", help="check a config file and exit")
-    validate.add_argument("config_file", type=Path, nargs="?", help="edge.toml (or use --config)")
+    validate.add_argument("config_file", type=Path, nargs="?",
+                          help="edge.toml (or --config; default: as for run: $FER_EDGE_CONFIG, the installed "
+                          "config, the packaged defaults)")
     validate.add_argument("--config", dest="config_flag", type=Path, help=argparse.SUPPRESS)
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     validate.add_argument("--print", action="store_true", help="print the resolved config")
@@ -119,7 +127,6 @@ def detect(args: argparse.Namespace) -> int:
     import cv2
 
     from edge.vision.classifier import Classifier
-    from edge.config import load_config
     from edge.errors import EdgeError
     from edge.vision.faces import FaceDetector
     from edge.vision.pipeline import Pipeline, annotate
@@ -127,7 +134,7 @@ def detect(args: argparse.Namespace) -> int:
 
     if args.max_pixels < 1:
         raise EdgeError(f"--max-pixels must be >= 1, got {args.max_pixels}")
-    config = load_config(args.config, _overrides(args))
+    _, config = _load_chosen(args.config, _overrides(args))
     detector = FaceDetector.from_config(config.detector)
     classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
     pipeline = Pipeline(detector, classifier)
@@ -164,9 +171,7 @@ def detect(args: argparse.Namespace) -> int:
 def analyze(args: argparse.Namespace) -> int:
     from edge.analysis.run import analyze as run_analysis
     from edge.analysis.summary import AnalysisReport
-    from edge.config import load_config
-
-    config = load_config(args.config, _overrides(args))
+    _, config = _load_chosen(args.config, _overrides(args))
     printed: list[AnalysisReport] = []
 
     def show(report: AnalysisReport) -> None:
@@ -175,6 +180,20 @@ def analyze(args: argparse.Namespace) -> int:
 
     run_analysis(args.video, args.out, config, progress=not args.quiet, annotate=not args.no_video, on_report=show)
     return ExitStatus.OK
+
+
+def _load_chosen(explicit: Path | None, overrides: list[str]) -> tuple[Path | None, EdgeConfig]:
+    """The config this command reads (path None: the packaged defaults), loaded and checked. A file found
+    without --config (FER_EDGE_CONFIG, the installed one) is named in one line on stderr once it has loaded;
+    a bad one is the error line instead."""
+    from edge.config import load_config
+    from edge.config_source import choose_config
+
+    choice = choose_config(explicit)
+    config = load_config(choice.path, overrides)
+    if explicit is None and choice.path is not None:
+        print(f"fer-edge: {choice.describe()}", file=sys.stderr, flush=True)
+    return choice.path, config
 
 
 def ship(args: argparse.Namespace) -> int:
@@ -209,19 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate-config":
-            from edge.config import load_config
-
-            path = args.config_file or args.config_flag
-            if path is None:
-                print("fer-edge: error: give a config file to validate", file=sys.stderr)
-                return ExitStatus.BAD_INPUT
-            config = load_config(path, args.overrides)
+            path, config = _load_chosen(args.config_file or args.config_flag, args.overrides)
             from edge.preflight import preflight
 
             manifest = preflight(config)
             if args.print:
                 print(config.to_toml())
-            print(f"{path}: ok (model {manifest.name}/{config.model.artifact}, labels: {', '.join(manifest.labels)})")
+            print(f"{path or 'packaged defaults'}: ok (model {manifest.name}/{config.model.artifact}, labels: {', '.join(manifest.labels)})")
             return ExitStatus.OK
         if args.command == "detect":
             return detect(args)
@@ -231,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             return ship(args)
         from edge.service.daemon import run_daemon
 
-        summary = run_daemon(args.config, _overrides(args))
+        path, _ = _load_chosen(args.config, _overrides(args))  # checked, and named, before the daemon starts
+        summary = run_daemon(path, _overrides(args))
         print(summary.line(), flush=True)
         return ExitStatus.OK
     except EdgeError as exc:

@@ -9,6 +9,7 @@ code stays argparse's 2, which is ``ExitStatus.BAD_INPUT``.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import NoReturn
 
 from edge.errors import ExitStatus
@@ -19,3 +20,21 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(int(ExitStatus.BAD_INPUT), f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def commands_parser(prog: str, description: str, commands: Mapping[str, str],
+                    default: str | None = None) -> ArgumentParser:
+    """What ``fer-X --help`` prints: the subcommands, one line each (``fer-X COMMAND --help`` has the rest).
+
+    All four console scripts share this shape. ``default`` is the command that runs when none is
+    named (``fer-train --out run`` trains, ``fer-bench --quick`` runs), so every invocation written
+    before the subcommands were listed keeps working.
+    """
+    epilog = f"'{prog} COMMAND --help' shows a command's options."
+    if default:
+        epilog += f" Without a command, {prog} runs '{default}'."
+    parser = ArgumentParser(prog=prog, description=description, epilog=epilog)
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for name, text in commands.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser

@@ -23,10 +23,11 @@ import numpy as np
 
 from edge.cli import ArgumentParser
 from edge.errors import EdgeError
+from edge.packaged import shipped_cascade
 
 FaceSample = tuple[np.ndarray, str]
 
-DEFAULT_CASCADE = Path(__file__).resolve().parents[1] / "models" / "haarcascade_frontalface_default.xml"
+DEFAULT_CASCADE = shipped_cascade()
 FACE_SIZE = (120, 200)  # pixels at 480 rows; scaled with the frame height
 SEGMENT = 30  # frames before the faces on screen change
 FEATHER = 4  # pixels of border blended into the background

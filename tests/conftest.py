@@ -13,11 +13,9 @@ MODELS = ROOT / "models"
 
 
 def full_data_dir() -> Path | None:
-    candidates = [os.environ.get("FER2013_DIR"), str(ROOT.parent / "shared" / "data" / "fer2013")]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "test").is_dir():
-            return Path(candidate)
-    return None
+    """FER2013_DIR (the Makefile and .ci/run export the team's copy): no test defaults to a folder of one machine."""
+    candidate = os.environ.get("FER2013_DIR", "").strip()
+    return Path(candidate) if candidate and (Path(candidate) / "test").is_dir() else None
 
 
 @pytest.fixture
@@ -29,5 +27,5 @@ def sample_dir() -> Path:
 def full_data() -> Path:
     path = full_data_dir()
     if path is None:
-        pytest.skip("full FER2013 not found: set FER2013_DIR or put it in ../shared/data/fer2013")
+        pytest.skip("full FER2013 not found: set FER2013_DIR (make test exports the team's copy)")
     return path

@@ -46,6 +46,9 @@ def system_python() -> str:
 def install(bundle_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("VIRTUAL_ENV", None)
+    # the install stands alone, as on a Pi: a checkout on PYTHONPATH holding a fer_edge.egg-info (left by
+    # `pip install -e`) would make pip take the bundle's wheel as installed already and skip its console script
+    env.pop("PYTHONPATH", None)
     result = subprocess.run(["bash", str(bundle_dir / "install.sh"), *args], capture_output=True, text=True,
                             timeout=INSTALL_TIMEOUT, env=env)
     if check:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.edge_helpers import ROOT
 
 CASES = [
     ("edge", ["run", "--bogus"], "fer-edge", "--bogus"),
-    ("edge", [], "fer-edge", "command"),
+    ("edge", [], "fer-edge", "COMMAND"),
     ("edge", ["deploy"], "fer-edge deploy", "target"),
     ("edge", ["run", "--threads", "many"], "fer-edge run", "--threads"),
     ("train", ["--epochs", "abc", "--out", "x"], "fer-train", "--epochs"),
@@ -28,6 +29,10 @@ CASES = [
     ("benchmarks", ["run", "--threads", "0"], "fer-bench", "--threads"),
     ("benchmarks", ["soak", "--zzz"], "fer-bench soak", "--zzz"),
     ("benchmarks", ["compare"], "fer-bench compare", "required"),
+    # the default commands, named or not
+    ("train", ["train", "--epochs", "abc", "--out", "x"], "fer-train", "--epochs"),
+    ("convert", ["convert"], "fer-convert", "model"),
+    ("benchmarks", ["--threads", "0"], "fer-bench", "--threads"),
 ]
 
 
@@ -59,3 +64,46 @@ def test_the_scripts_report_usage_errors_on_one_line() -> None:
         assert result.returncode == 2, result
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("fer-") and ": error: " in lines[0], result.stderr
+
+
+# every console script, its subcommands, and the one that runs when none is named
+SHAPES = {
+    "edge": ("fer-edge", ["detect", "run", "validate-config", "bundle", "deploy", "flash-prepare"], None),
+    "train": ("fer-train", ["train", "evaluate", "ship", "recalibrate", "combine", "report"], "train"),
+    "convert": ("fer-convert", ["convert", "verify"], "convert"),
+    "benchmarks": ("fer-bench", ["run", "setup-peer", "soak", "compare", "reference", "readme", "report"], "run"),
+}
+
+
+@pytest.mark.parametrize("package", sorted(SHAPES))
+def test_every_script_lists_its_subcommands_and_each_has_its_own_help(package: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """One shape for all four: `fer-X --help` lists the commands, `fer-X COMMAND --help` gives that command's."""
+    prog, commands, default = SHAPES[package]
+    assert _exit_code(package, ["--help"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith(f"usage: {prog} [-h]") and "\ncommands:\n" in listing, listing
+    section = listing.split("\ncommands:\n", 1)[1]
+    listed = [line.split()[0] for line in section.splitlines() if line.startswith("    ") and line.split()
+              and not line.startswith("     ")]
+    assert listed == commands, listing
+    assert f"'{prog} COMMAND --help'" in listing
+    for command in commands:
+        assert _exit_code(package, [command, "--help"]) == 0, command
+        usage = capsys.readouterr().out.splitlines()[0]
+        expected = f"usage: {prog} [{command}]" if command == default else f"usage: {prog} {command}"
+        assert usage.startswith(expected), (command, usage)
+
+
+def test_invocations_from_before_the_subcommands_were_listed_still_work(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`fer-train --config X --out Y` trains, `fer-convert MODEL` converts, a bare `fer-bench` runs (tests/test_benchmarks.py)."""
+    out = str(tmp_path / "run")
+    assert _exit_code("train", ["--arch", "tiny", "--out", out, "--print-config"]) == 0
+    assert 'arch = "tiny"' in capsys.readouterr().out
+    assert _exit_code("train", ["train", "--arch", "tiny", "--out", out, "--print-config"]) == 0
+    assert 'arch = "tiny"' in capsys.readouterr().out
+    for argv in ([str(tmp_path / "missing.keras")], ["convert", str(tmp_path / "missing.keras")]):
+        assert _exit_code("convert", argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("fer-convert: error:") and "missing.keras" in err and "\n" not in err, err

@@ -321,3 +321,37 @@ def test_verify_with_a_keras_model_of_another_shape_is_one_line(converted: Path,
         path = tmp_path / f"m{classes}.keras"
         model.save(path)
         assert fragment in _run_bad(["verify", str(converted), "--keras", str(path), "--data", str(SAMPLE)], capsys)
+
+
+def test_a_model_trained_on_the_sample_converts_with_no_data_flag(tiny_model: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calibration and verification come from the data the model's run recorded; the manifest names that
+    data set by name and fingerprint, never by a path of this machine."""
+    from tests.conftest import SAMPLE
+    from train.data import load_dataset
+
+    monkeypatch.delenv("FER2013_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # no data/fer2013 here: only the run's record can say where the data is
+    assert main([str(tiny_model), "--out", str(tmp_path / "out"), "--formats", "int8"]) == 0
+    text = (tmp_path / "out" / "manifest.json").read_text()
+    manifest = json.loads(text)
+    assert manifest["calibration"]["data"] == "fer2013_sample" and manifest["calibration"]["images"] >= 16
+    assert manifest["calibration"]["data_fingerprint"] == load_dataset(SAMPLE, "train").fingerprint()
+    metrics = manifest["artifacts"]["int8"]["metrics"]
+    assert (metrics["data"], metrics["images"]) == ("fer2013_sample/test", 70)
+    assert metrics["data_fingerprint"] == load_dataset(SAMPLE, "test").fingerprint()
+    assert manifest["float_metrics"]["data"] == "fer2013_sample/test"
+    assert str(SAMPLE) not in text and str(tmp_path) not in text
+
+
+def test_no_data_anywhere_says_where_fer2013_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from train.__main__ import main as train_main
+
+    monkeypatch.delenv("FER2013_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert train_main(["evaluate", str(tmp_path / "model.keras")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-train: error:") and "\n" not in err
+    assert "FER2013 not found: download it from Kaggle" in err
+    assert "FER2013_DIR" in err and "data/fer2013" in err and "fer2013.csv" in err

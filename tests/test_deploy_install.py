@@ -67,6 +67,70 @@ def test_installed_daemon_runs_on_the_demo_clip(installed: dict) -> None:
     assert faces and all(face["label"] in labels for face in faces)
 
 
+def _installed_cli(prefix: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The installed fer-edge as a user who SSHes in runs it: from /, no --config, no checkout on the path."""
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "FER_EDGE_CONFIG")}
+    return subprocess.run([str(prefix / "venv" / "bin" / "fer-edge"), *args], capture_output=True, text=True,
+                          timeout=300, cwd="/", env={**clean, **(env or {})})
+
+
+def test_installed_cli_uses_the_installed_config_without_flags(installed: dict, tmp_path: Path) -> None:
+    prefix: Path = installed["prefix"]
+    config = prefix / "etc" / "edge.toml"
+    assert (prefix / "venv" / "fer-edge-install.env").read_text() == f"CONFIG={config}\n"
+    import cv2
+
+    capture = cv2.VideoCapture(str(prefix / "demo" / "demo_clip.mp4"))
+    for _ in range(20):
+        ok, frame = capture.read()
+    capture.release()
+    photo = tmp_path / "photo.jpg"
+    assert ok and cv2.imwrite(str(photo), frame)
+    named = f"fer-edge: config: {config} (installed)"
+
+    detected = _installed_cli(prefix, "detect", str(photo))
+    assert detected.returncode == 0 and '"faces": [{' in detected.stdout, detected.stderr[-2000:]
+    assert named in detected.stderr
+    validated = _installed_cli(prefix, "validate-config")
+    assert validated.returncode == 0 and validated.stdout.startswith(f"{config}: ok"), validated.stderr[-2000:]
+    events = prefix / "var" / "lib" / "fer-edge" / "events.jsonl"
+    before = events.read_text().count("\n") if events.exists() else 0
+    ran = _installed_cli(prefix, "run", "--source", str(prefix / "demo" / "demo_clip.mp4"), "--max-frames", "5",
+                         "--set", "http.port=0")
+    assert ran.returncode == 0 and named in ran.stderr, ran.stderr[-2000:]
+    assert events.read_text().count("\n") > before  # the installed config's event log, not one in the cwd
+
+    # FER_EDGE_CONFIG comes before the installed config; --config before both
+    other = tmp_path / "other.toml"
+    other.write_text(config.read_text())
+    chosen = _installed_cli(prefix, "validate-config", env={"FER_EDGE_CONFIG": str(other)})
+    assert chosen.returncode == 0 and f"config: {other} (FER_EDGE_CONFIG)" in chosen.stderr, chosen.stderr
+    flagged = _installed_cli(prefix, "validate-config", "--config", str(other),
+                             env={"FER_EDGE_CONFIG": str(tmp_path / "missing.toml")})
+    assert flagged.returncode == 0 and flagged.stdout.startswith(f"{other}: ok"), flagged.stderr
+
+
+def test_installed_cli_bad_configs_are_one_line_naming_the_file_and_exit_2(installed: dict, tmp_path: Path) -> None:
+    prefix: Path = installed["prefix"]
+    config = prefix / "etc" / "edge.toml"
+    missing = _installed_cli(prefix, "detect", "/nonexistent.jpg", env={"FER_EDGE_CONFIG": str(tmp_path / "no.toml")})
+    assert missing.returncode == 2, missing.stderr
+    assert missing.stderr.strip().splitlines() == [f"fer-edge: error: FER_EDGE_CONFIG={tmp_path / 'no.toml'}: "
+                                                   "no such config file"]
+    original = config.read_text()
+    try:
+        config.write_text(original.replace("[model]", "[model", 1))
+        for command in (["validate-config"], ["detect", "/nonexistent.jpg"], ["run", "--max-frames", "1"]):
+            broken = _installed_cli(prefix, *command)
+            lines = broken.stderr.strip().splitlines()
+            assert broken.returncode == 2 and len(lines) == 1, (command, broken.stderr)
+            assert lines[0].startswith(f"fer-edge: error: config file {config} is not valid TOML"), lines[0]
+    finally:
+        config.write_text(original)
+
+
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_rendered_unit_passes_systemd_analyze_verify(installed: dict) -> None:
     unit = installed["prefix"] / "current" / "systemd" / "fer-edge.service"

@@ -1,5 +1,5 @@
-"""``fer-train``: train a model (default), ``evaluate``, ``ship`` or ``recalibrate`` one, ``combine`` several, or
-``report`` on data.
+"""``fer-train``: ``train`` a model (the default command), ``evaluate``, ``ship`` or ``recalibrate`` one, ``combine``
+several, or ``report`` on data; ``fer-train --help`` lists them, ``fer-train COMMAND --help`` has each one's options.
 
 Parsing only; the work is in ``training.train`` and ``evaluate.evaluate``, and library
 exceptions become one-line messages with exit code 2 here.
@@ -10,24 +10,28 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, commands_parser
 from edge.errors import ExitStatus
+
+
+DESCRIPTION = ("Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv) or on your own "
+               "folder-per-class data or CSV, then evaluate, ship, recalibrate or combine models.")
 
 
 def _train_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
-        prog="fer-train",
+        prog="fer-train", usage="fer-train [train] --out RUN [options]",
         description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv) or on your "
-        "own folder-per-class data or CSV (--labels auto). Subcommands: 'fer-train evaluate MODEL', "
-        "'fer-train ship RUN_DIR', 'fer-train recalibrate MODEL', 'fer-train combine A,B,C --out M', "
-        "'fer-train report DATA' (see their --help).",
+        "own folder-per-class data or CSV (--labels auto). 'train' may be left out.",
     )
     parser.add_argument("--config", help="TOML config file (see train/configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one config key, e.g. --set train.epochs=5 (repeatable)")
-    parser.add_argument("--data", help="shortcut for --set data.dir=PATH")
+    parser.add_argument("--data", help="shortcut for --set data.dir=PATH (default: the config's, else $FER2013_DIR, "
+                        "else data/fer2013/)")
     parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     parser.add_argument("--arch", help="shortcut for --set model.arch=NAME "
                         "(vgg, resnet, tiny, mobilenetv2, efficientnetb0)")
@@ -49,8 +53,8 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="a .keras model, or several separated by commas: an ensemble, scored on "
                         "its members' averaged probabilities")
-    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"),
-                        help="Kaggle folder (root or one split), its zip, or fer2013.csv")
+    parser.add_argument("--data", help="Kaggle folder (root or one split), its zip, or fer2013.csv "
+                        "(default: $FER2013_DIR, else data/fer2013/)")
     parser.add_argument("--split", default="test", help="train, test (default), private (csv only), or val: "
                         "the run's own validation split, re-drawn from the config beside the model")
     parser.add_argument("--out", type=Path, help="folder for metrics.json and confusion_matrix.png/.json")
@@ -100,7 +104,7 @@ def _ship_parser() -> argparse.ArgumentParser:
     parser.add_argument("run_dir", type=Path, help="training run directory")
     parser.add_argument("--out", type=Path, default=Path("models"))
     parser.add_argument("--name", default="fer_vgg")
-    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"))
+    parser.add_argument("--data", help="test data for the card (default: $FER2013_DIR, else data/fer2013/)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--config-path", default=None,
                         help="config file named in the card's reproduce commands (default: the one the run "
@@ -123,8 +127,8 @@ def _recalibrate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", type=Path, help="a .keras model with its run's config.toml beside it")
     parser.add_argument("--out", type=Path, required=True, help="the new .keras file (must not exist)")
-    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"),
-                        help="the data the run trained on (its config's data.dir is replaced by this)")
+    parser.add_argument("--data", help="the data the run trained on (its config's data.dir is replaced by this; "
+                        "default: that data.dir when it is there, else $FER2013_DIR, else data/fer2013/)")
     return parser
 
 
@@ -139,76 +143,114 @@ def _combine_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data(given: str | Path | None) -> str:
+    """--data, else FER2013_DIR, else data/fer2013/; "" when none is there, which the command reports (where
+    FER2013 comes from) once its other inputs have been checked."""
+    from train.data_location import find_fer2013
+
+    found = find_fer2013(given)
+    return "" if found is None else str(found)
+
+
+def cmd_train(argv: list[str]) -> int:
+    args = _train_parser().parse_args(argv)
+    overrides = list(args.overrides)
+    for key, value in (("data.dir", args.data), ("train.epochs", args.epochs), ("model.arch", args.arch),
+                       ("data.labels", args.labels), ("model.weights", args.weights)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.print_config:
+        from train.config import load_config
+
+        print(load_config(args.config, overrides).to_toml())
+        return ExitStatus.OK
+    from train.training import train_from_files
+
+    result = train_from_files(args.config, overrides, args.out, args.resume, args.stop_after)
+    model = (f"the weight average of epochs {result.average_from}-{result.best_epoch}" if result.average_from
+             else f"epoch {result.best_epoch}'s end point")
+    chosen = (f"no validation (a refit): the model is {model}"
+              if result.best_val_accuracy is None
+              else f"best validation accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}")
+    print(f"done: {result.epochs_done} epochs, {chosen}; model: {result.run_dir / 'model.keras'}")
+    return ExitStatus.OK
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    args = _evaluate_parser().parse_args(argv)
+    from train.evaluate import evaluate_model, format_report
+
+    report = evaluate_model(args.model, _data(args.data), args.split, args.out, tta=args.tta,
+                            labels=args.labels, views=args.views)
+    print(format_report(report))
+    return ExitStatus.OK
+
+
+def cmd_ship(argv: list[str]) -> int:
+    args = _ship_parser().parse_args(argv)
+    from train.model_card import ship_run
+
+    card = ship_run(args.run_dir, args.out, args.name, _data(args.data), args.split, args.config_path, args.prior)
+    print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
+          f"card {args.out / (args.name + '.card.md')}")
+    return ExitStatus.OK
+
+
+def cmd_recalibrate(argv: list[str]) -> int:
+    args = _recalibrate_parser().parse_args(argv)
+    from train.recalibrate import recalibrate_model
+    from train.run_info import recorded_data
+
+    layers = recalibrate_model(args.model, _data(args.data or recorded_data(args.model)), args.out)
+    print(f"recalibrated {layers} batch-norm layers: {args.out}")
+    return ExitStatus.OK
+
+
+def cmd_combine(argv: list[str]) -> int:
+    args = _combine_parser().parse_args(argv)
+    from train.combine import combine_models
+
+    combined = combine_models(args.models, args.out)
+    scope = ("--split val scores it" if combined.same_validation
+             else "its members held out different faces, so it has no validation split")
+    print(f"combined {combined.members} models into {combined.path} ({combined.parameters:,} parameters); {scope}")
+    return ExitStatus.OK
+
+
+def cmd_report(argv: list[str]) -> int:
+    args = _report_parser().parse_args(argv)
+    from train.report import write_report
+
+    summary = write_report(args.data, args.out or Path("report"), labels=args.labels,
+                           test_fraction=args.test_fraction, near_distance=args.near_distance)
+    print(summary)
+    return ExitStatus.OK
+
+
+# name: (what `fer-train --help` says of it, its handler); "train" runs when no command is named
+COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "train": ("train a model into a run folder (the default: 'fer-train --out RUN' is 'fer-train train --out RUN')",
+              cmd_train),
+    "evaluate": ("accuracy, macro-F1, per-class figures and a confusion matrix of a model or an ensemble",
+                 cmd_evaluate),
+    "ship": ("copy a run's best model into models/ and write its model card", cmd_ship),
+    "recalibrate": ("measure a model's batch-norm statistics again on clean training images", cmd_recalibrate),
+    "combine": ("several models as one .keras model averaging their probabilities", cmd_combine),
+    "report": ("a data report: class counts, sample grids, duplicates within and across splits", cmd_report),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from train.errors import TrainError
 
+    if argv[:1] in (["-h"], ["--help"]):
+        commands_parser("fer-train", DESCRIPTION, {name: text for name, (text, _) in COMMANDS.items()},
+                        default="train").parse_args(argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
     try:
-        if argv and argv[0] == "evaluate":
-            args = _evaluate_parser().parse_args(argv[1:])
-            from train.evaluate import evaluate_model, format_report
-
-            report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta, labels=args.labels,
-                                    views=args.views)
-            print(format_report(report))
-            return ExitStatus.OK
-        if argv and argv[0] == "ship":
-            args = _ship_parser().parse_args(argv[1:])
-            from train.model_card import ship_run
-
-            card = ship_run(args.run_dir, args.out, args.name, args.data, args.split, args.config_path,
-                            args.prior)
-            print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
-                  f"card {args.out / (args.name + '.card.md')}")
-            return ExitStatus.OK
-        if argv and argv[0] == "recalibrate":
-            args = _recalibrate_parser().parse_args(argv[1:])
-            from train.recalibrate import recalibrate_model
-
-            layers = recalibrate_model(args.model, args.data, args.out)
-            print(f"recalibrated {layers} batch-norm layers: {args.out}")
-            return ExitStatus.OK
-        if argv and argv[0] == "combine":
-            args = _combine_parser().parse_args(argv[1:])
-            from train.combine import combine_models
-
-            combined = combine_models(args.models, args.out)
-            scope = ("--split val scores it" if combined.same_validation
-                     else "its members held out different faces, so it has no validation split")
-            print(f"combined {combined.members} models into {combined.path} ({combined.parameters:,} parameters); "
-                  f"{scope}")
-            return ExitStatus.OK
-        if argv and argv[0] == "report":
-            args = _report_parser().parse_args(argv[1:])
-            from train.report import write_report
-
-            out = args.out or Path("report")
-            summary = write_report(args.data, out, labels=args.labels, test_fraction=args.test_fraction,
-                                   near_distance=args.near_distance)
-            print(summary)
-            return ExitStatus.OK
-        args = _train_parser().parse_args(argv)
-        overrides = list(args.overrides)
-        for key, value in (("data.dir", args.data), ("train.epochs", args.epochs), ("model.arch", args.arch),
-                           ("data.labels", args.labels), ("model.weights", args.weights)):
-            if value is not None:
-                overrides.append(f"{key}={value}")
-        if args.print_config:
-            from train.config import load_config
-
-            print(load_config(args.config, overrides).to_toml())
-            return ExitStatus.OK
-        from train.training import train_from_files
-
-        result = train_from_files(args.config, overrides, args.out, args.resume, args.stop_after)
-        model = (f"the weight average of epochs {result.average_from}-{result.best_epoch}" if result.average_from
-                 else f"epoch {result.best_epoch}'s end point")
-        chosen = (f"no validation (a refit): the model is {model}"
-                  if result.best_val_accuracy is None
-                  else f"best validation accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}")
-        print(f"done: {result.epochs_done} epochs, {chosen}; model: {result.run_dir / 'model.keras'}")
-        return ExitStatus.OK
+        return COMMANDS[command][1](argv)
     except TrainError as exc:
         print(f"fer-train: error: {exc}", file=sys.stderr)
         return ExitStatus.BAD_INPUT

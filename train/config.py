@@ -18,7 +18,7 @@ from train.errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    dir: str = "../shared/data/fer2013"
+    dir: str = ""  # empty: FER2013_DIR, else data/fer2013/ in the working directory (train.data_location)
     split: str = "train"
     val_fraction: float = 0.1
     # seeds the validation split (-1: train.seed). Set it to train several models from different starts

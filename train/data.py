@@ -289,7 +289,9 @@ def load_dataset(path: str | Path, split: str = "train", labels: str | Sequence[
     """
     spec = parse_label_spec(labels)
     if not str(path).strip():  # Path("") is the current folder, which is no data set
-        raise DataError("no data given: --data (data.dir) is empty")
+        from train.data_location import WHERE_FROM
+
+        raise DataError(f"no data given; {WHERE_FROM}")  # no --data, FER2013_DIR or data/fer2013/
     try:
         path = Path(path).expanduser()
     except RuntimeError:  # ~someone who does not exist

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from edge.packaged import shipped_cascade
 from train.errors import DataError
 from train.labels import DEFAULT_CROP_MARGIN, IMAGE_SIZE
 
-SHIPPED_CASCADE = Path(__file__).resolve().parents[1] / "models" / "haarcascade_frontalface_default.xml"
+SHIPPED_CASCADE = shipped_cascade()
 NO_FACE_ACTIONS = ("keep", "skip")
 
 

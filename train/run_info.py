@@ -88,3 +88,22 @@ def _options(recorded: Any, what: str) -> dict[str, Any]:
         except TypeError as exc:
             raise DataError(f"{what} is malformed ({exc})") from None
     return options
+
+
+def recorded_data(model_path: Path) -> Path | None:
+    """The data the model's run trained on (``data.dir`` of its config.toml), when it is still there: what
+    fer-convert calibrates and verifies on, and fer-train recalibrate re-draws from, when not told."""
+    import tomllib
+
+    config_path = run_file(model_path, "config.toml")
+    if config_path is None:
+        return None
+    try:
+        data = tomllib.loads(config_path.read_text()).get("data", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # the commands that need this record report it; here it only offers a default
+    folder = data.get("dir") if isinstance(data, dict) else None
+    if not isinstance(folder, str) or not folder.strip():
+        return None
+    path = Path(folder).expanduser()
+    return path if path.exists() else None

@@ -24,6 +24,7 @@ import numpy as np
 
 from train.config import Config, load_config
 from train.data import Dataset, load_dataset, stratified_split
+from train.data_location import data_name
 from train.errors import TrainError
 from train.swa import SWA_FILE
 
@@ -442,6 +443,17 @@ def train(config: Config, run_dir: Path, resume: bool = False, verbose: int | No
         return _train(config, Path(run_dir), resume, verbose, stop_after, started or {})
 
 
+def with_data_dir(config: Config) -> Config:
+    """``data.dir`` as given, else FER2013 where a user keeps it (FER2013_DIR, data/fer2013/), where
+    fer-convert and fer-train recalibrate look again for a run that recorded no data.dir."""
+    from train.data_location import find_fer2013
+
+    found = None if config.data.dir.strip() else find_fer2013()
+    if found is None:
+        return config  # as given; none anywhere is load_dataset's error, saying where FER2013 comes from
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, dir=str(found)))
+
+
 @contextlib.contextmanager
 def _global_policy_kept() -> Iterator[None]:
     """Give the global Keras precision policy back as it was: a run in ``train.precision=mixed_bfloat16``
@@ -476,8 +488,11 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
         {"from_epoch": 1, "epochs": int(state.get("total_epochs", config.train.epochs)), **started}]
     changes = resume_changes(run_dir, config) if resume else []
     # the run records train.precision as given (auto stays auto, to be decided again on the next
-    # host); everything below trains in what it resolves to here
+    # host), and data.dir too (empty: FER2013 wherever the next host keeps it, no path of this one);
+    # everything below trains in what they resolve to here
     recorded_config = config.to_toml()
+    looked_up = not config.data.dir.strip()
+    config = with_data_dir(config)  # after the run folder's checks: a bad --out is named before missing data
     precision = resolved_precision(config.train.precision)
     if precision != config.train.precision:
         print(f"train.precision=auto: {precision} on this CPU", flush=True)
@@ -536,7 +551,8 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     # a resumed part's config is written with its first epoch: stopped sooner, the next resume
     # still sees (and records) what this part changed
     dataset_info = {
-        "source": train_data.source,
+        # FER2013 found by looking (FER2013_DIR, data/fer2013/) is recorded by name: no path of this machine
+        "source": data_name(config.data.dir, config.data.split) if looked_up else train_data.source,
         "labels": list(train_data.labels),
         "train_images": len(train_data),
         "val_images": len(val_data),
@@ -662,7 +678,7 @@ def resumed_config(config_path: str | None, overrides: list[str], run_dir: Path)
     file only says where the data is now; where it disagrees otherwise, the run wins and says so.
     """
     written = load_config(config_path, overrides) if config_path is not None else None
-    leading = [f"data.dir={written.data.dir}"] if written is not None else []
+    leading = [f"data.dir={written.data.dir}"] if written is not None and written.data.dir else []
     config = load_config(run_dir / "config.toml", leading + list(overrides))
     if written is not None:
         kept = [f"{_as_set(name, ours)} (the file says {theirs})"

@@ -37,14 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import EdgeError
+from edge.packaged import models_dir, shipped_cascade, shipped_manifest
 
 EDGE_DIR = Path(__file__).resolve().parents[1]
 REPO = EDGE_DIR.parent
-REPO_MODELS = REPO / "models"
 DEPLOY_DIR = EDGE_DIR / "deploy"
 DEFAULT_CONFIG = EDGE_DIR / "configs" / "edge.toml"
-DEFAULT_CASCADE = REPO_MODELS / "haarcascade_frontalface_default.xml"
-DEFAULT_DEMO = REPO_MODELS / "demo" / "demo_clip.mp4"
+DEFAULT_CASCADE = shipped_cascade()
+DEFAULT_DEMO = models_dir() / "demo" / "demo_clip.mp4"  # a checkout's; a wheel carries no demo clip
 MIN_PYTHON = "3.11"
 EPOCH = 315532800  # 1980-01-01, the earliest time a zip can hold; overridden by SOURCE_DATE_EPOCH
 
@@ -86,16 +86,37 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
+def packaged_models() -> list[Path]:
+    """The files a wheel carries as ``edge/models/``: pyproject.toml's package-data list for ``edge.models``
+    in a checkout (the one place that names them), the installed package's own otherwise."""
+    folder = models_dir()
+    pyproject = REPO / "pyproject.toml"
+    if pyproject.is_file():
+        setuptools = tomllib.loads(pyproject.read_text()).get("tool", {}).get("setuptools", {})
+        patterns = setuptools.get("package-data", {}).get("edge.models", [])
+        files = sorted({path for pattern in patterns for path in folder.glob(pattern) if path.is_file()})
+        missing = [p for p in patterns if not any(folder.glob(p))]
+        if missing:
+            raise BundleError(f"pyproject.toml ships models/{missing[0]}, which does not exist")
+        return files
+    return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix not in (".py", ".pyc"))
+
+
 def build_wheel(out_dir: Path) -> Path:
-    """``fer_edge-<version>-py3-none-any.whl`` holding the ``edge`` package only (with its configs and deploy files)."""
+    """``fer_edge-<version>-py3-none-any.whl`` holding the ``edge`` package only (with its configs, deploy
+    files and the shipped defaults of ``edge/models/``, as the setuptools wheel has them)."""
     version, requires, extras = project_metadata()
     files: dict[str, bytes] = {}
     for path in sorted(EDGE_DIR.rglob("*")):
         rel = path.relative_to(EDGE_DIR)
         if not path.is_file() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".pyo"):
             continue
+        if rel.parts[0] == "models":
+            continue  # an installed package's shipped defaults: added below, from the one list
         if path.suffix in (".py", ".toml", ".sh", ".service"):
             files[f"edge/{rel.as_posix()}"] = path.read_bytes()
+    for path in packaged_models():
+        files[f"edge/models/{path.name}"] = path.read_bytes()
     dist_info = f"fer_edge-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", "Name: fer-edge", f"Version: {version}",
             "Summary: fer-edge camera daemon (the edge package only, built by fer-edge bundle)",
@@ -185,7 +206,7 @@ def build_bundle(output: Path, manifest: Path | None = None, artifacts: list[str
                  config: Path | None = None, wheels: Path | None = None, cascade: Path | None = None,
                  demo: Path | None = DEFAULT_DEMO) -> Bundle:
     """Write ``<output>/fer-edge-<version>-<model>.tar.gz`` (and a ``.sha256`` beside it)."""
-    manifest = Path(manifest) if manifest else REPO_MODELS / "manifest.json"
+    manifest = Path(manifest) if manifest else shipped_manifest()
     artifacts = list(dict.fromkeys(artifacts or ["int8"]))
     version, _, _ = project_metadata()
     installer = DEPLOY_DIR / "install.sh"

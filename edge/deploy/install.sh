@@ -233,6 +233,8 @@ cp bundle.env install.sh "$REL/"
 cp -R systemd config "$REL/"
 
 "$PYTHON" -m venv --system-site-packages "$REL/venv"
+# the installed CLI's default config (fer-edge detect/run/validate-config without --config; edge/config_source.py)
+echo "CONFIG=$CONFIG" > "$REL/venv/fer-edge-install.env"
 VPY=$REL/venv/bin/python
 PIP=("$VPY" -m pip install -q --find-links "$HERE/wheels")
 OFFLINE=0

@@ -1,0 +1,48 @@
+"""Where FER2013 is when a command is not told: ``--data``, then ``FER2013_DIR``, then ``data/fer2013/``.
+
+No default names a folder of one machine or team: a user downloads FER2013 and says where it is,
+or puts it where the tools look. fer-bench, fer-convert and fer-train all ask here, so they agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from train.errors import DataError
+
+ENV = "FER2013_DIR"
+LOCAL = Path("data") / "fer2013"  # relative to the working directory
+WHERE_FROM = (f"FER2013 not found: download it from Kaggle (https://www.kaggle.com/datasets/msambare/fer2013, "
+              f"train/ and test/ folders or its zip; or fer2013.csv from the 2013 challenge), then pass --data PATH, "
+              f"set {ENV}=PATH, or put it in ./{LOCAL}/")
+
+
+def find_fer2013(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """``explicit``, else ``FER2013_DIR``, else ``data/fer2013/`` when it exists; None when none is there."""
+    if explicit is not None and str(explicit).strip():
+        return Path(explicit)
+    named = (os.environ if environ is None else environ).get(ENV, "").strip()
+    if named:
+        return Path(named)
+    return LOCAL if LOCAL.exists() else None
+
+
+def require_fer2013(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """As ``find_fer2013``; no data anywhere is a DataError saying where FER2013 comes from."""
+    found = find_fer2013(explicit, environ)
+    if found is None:
+        raise DataError(WHERE_FROM)
+    return found
+
+
+def data_name(path: str | Path, split: str | None = None) -> str:
+    """A data set by name, not by where it sits on one machine: ``fer2013/test`` for ``/any/where/fer2013``
+    (or its ``test/`` folder, or ``fer2013.csv``) and split ``test``."""
+    path = Path(path).expanduser().resolve()
+    name = path.stem if path.suffix.lower() in (".csv", ".zip") else path.name
+    if split and name.lower() == split.lower() and path.parent.name:
+        name = path.parent.name
+    name = name or "data"
+    return f"{name}/{split}" if split else name
