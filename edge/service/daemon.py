@@ -134,17 +134,20 @@ class Daemon:
     # --- building blocks ---------------------------------------------------------------------
     def _build_pipeline(self, config: EdgeConfig) -> Any:
         from edge.vision.classifier import Classifier
-        from edge.vision.faces import FaceDetector
+        from edge.config import detect_every
+        from edge.vision.faces import build_detector
         from edge.vision.pipeline import Pipeline
         from edge.vision.tracker import IouTracker
 
         classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
-        detector = FaceDetector.from_config(config.detector)
+        detector = build_detector(config.detector, config.model.threads)
         t = config.tracker
         tracker = IouTracker(t.iou_threshold, t.max_age, t.smoothing) if t.enabled else None
         log.info("model %s (%s, %s) with %d thread(s); labels: %s", config.model.manifest, config.model.artifact,
                  classifier.runtime, config.model.threads, ", ".join(classifier.labels))
-        return Pipeline(detector, classifier, tracker, t.detect_every)
+        log.info("detector %s, full pass every %d frame(s)%s", config.detector.kind, detect_every(config),
+                 ", faces aligned by their eyes" if config.detector.align and config.detector.kind != "haar" else "")
+        return Pipeline(detector, classifier, tracker, detect_every(config), config.detector.align)
 
     def _open_source(self, config: EdgeConfig) -> Any:
         from edge.vision.sources import source_from_config
