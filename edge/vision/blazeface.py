@@ -29,6 +29,12 @@ RAW_SCORE_LIMIT = 80.0  # sigmoid of larger magnitudes overflows float32
 # manifest's crop_margin 0.02) also holds the forehead. Per input size: the Haar-framed box's side in
 # BlazeFace box widths, and how far its centre sits above BlazeFace's, in box heights. Fitted on
 # FER2013 *train* faces pasted at 100-200 px in 640x480 frames: python -m benchmarks.blazeface_fit
+# With the eyes and mouth in view, the face's centre is taken this far from the eyes towards the
+# mouth (it stays put when the head tilts, unlike the box's), and the box, which BlazeFace draws
+# ~11% smaller at 30 degrees, is grown by TILT_GROWTH * (tilt / 30 degrees)^2.
+# Fitted on FER2013 train faces and on real portraits (python -m benchmarks.blazeface_fit).
+KEYPOINT_CENTRE = 0.235
+TILT_GROWTH = 0.11
 FRAMING = {128: (1.12, 0.107), 192: (1.066, 0.058), 256: (1.114, 0.117)}
 
 
@@ -239,6 +245,11 @@ def frame_box(corners: np.ndarray, points: np.ndarray, score: float, frame_w: in
     inside = bool(np.isfinite(points).all() and (points[:, 0] >= 0).all() and (points[:, 0] < frame_w).all()
                   and (points[:, 1] >= 0).all() and (points[:, 1] < frame_h).all())
     kps = tuple((float(x), float(y)) for x, y in points) if inside else None
+    tilt = eye_angle(kps)
+    if kps is not None and tilt is not None:
+        side *= 1 + TILT_GROWTH * (min(abs(tilt), 45.0) / 30.0) ** 2
+        eyes = (points[0] + points[1]) / 2
+        cx, cy = eyes + KEYPOINT_CENTRE * (points[3] - eyes)
     return Box(int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side)),
                keypoints=kps, score=round(float(score), 4))
 
