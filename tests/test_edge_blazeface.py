@@ -286,3 +286,34 @@ def test_real_portraits_tilted_30_degrees_are_all_found(detector: BlazeFaceDetec
     found = sum(any(b.iou(truth[0][0]) >= 0.5 for b in detector.detect(to_gray(frame)))
                 for frame, truth in zip(scene.frames, scene.truth))
     assert found / len(scene.frames) >= 0.98, f"{found}/{len(scene.frames)}"
+
+
+@pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")
+def test_pipeline_with_a_lores_plane_aligns_and_labels_the_faces_of_the_main_frame(detector: BlazeFaceDetector) -> None:
+    """The daemon's picamera2 path: detection on the half-size grey Y plane, crops from the main frame."""
+    from edge.demo_clip import make_background
+    from edge.vision.classifier import Classifier
+    from edge.vision.pipeline import Pipeline
+
+    face = cv2.imread(str(sample_faces("happy", 1)[0]), cv2.IMREAD_GRAYSCALE)
+    frames = {}
+    for angle in (0, 25):
+        canvas = make_background((640, 480), np.random.default_rng(1))
+        paste_tilted(canvas, face, (320, 240), 160, angle)
+        frames[angle] = np.clip(canvas, 0, 255).astype(np.uint8)
+    frame = frames[25]
+    lores = cv2.resize(to_gray(frame), (320, 240), interpolation=cv2.INTER_AREA)
+    with Classifier(MANIFEST, "int8") as classifier:
+        results = {align: Pipeline(detector, classifier, align=align).process(frame, 0, 0.0, detect_gray=lores)
+                   for align in (True, False)}
+        [aligned], [plain] = results[True].faces, results[False].faces
+        assert aligned.box.iou(Box(240, 160, 160, 160)) >= 0.6 and aligned.box == plain.box
+        assert aligned.label in classifier.labels and 0 < aligned.score <= 1
+        # the aligned crop is the face turned back upright: closer to the untilted face than the plain crop
+        gray = to_gray(frame)
+        turned_back = Pipeline(detector, classifier, align=True).crops(gray, [aligned.box])[0].astype(np.float32)
+        as_is = Pipeline(detector, classifier).crops(gray, [aligned.box])[0].astype(np.float32)
+        upright = crop_face(to_gray(frames[0]), aligned.box, (48, 48), classifier.manifest.preprocessing.crop_margin)
+        inner = np.s_[8:40, 8:40]
+        error_aligned = np.abs(turned_back - upright)[inner].mean()
+        assert error_aligned < 0.6 * np.abs(as_is - upright)[inner].mean()
