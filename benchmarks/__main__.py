@@ -418,16 +418,19 @@ def cmd_detectors(argv: list[str]) -> int:
                             TimingPolicy(warmup=5, min_runs=len(clip.frames), min_seconds=5.0, max_seconds=120.0))
         if peer.available and peer.latency is not None:
             peer_ms = peer.latency.p50
+            peer_cpu = peer.cpu_ms_per_frame.p50 if peer.cpu_ms_per_frame else None
             results["peer"] = {"package": peer.package, "ms_per_frame_p50": round(peer_ms, 2),
+                               "cpu_ms_per_frame_p50": round(peer_cpu, 2) if peer_cpu else None,
                                "detection": peer.detection.to_dict() if peer.detection else None}
         else:
             results["notes"].append(f"fer not measured: {peer.reason}")
     results["load_average"] = {"start": load_start, "end": load_average()}
-    results["targets"] = targets(results, peer_ms)
+    results["targets"] = targets(results, peer_ms, (results.get("peer") or {}).get("cpu_ms_per_frame_p50"))
     lines = table(results, peer_ms)
     if "peer" in results:
         d = results["peer"]["detection"] or {}
-        lines += ["", f"fer ({results['peer']['package']}) on the demo clip: {peer_ms:.2f} ms per frame, recall "
+        lines += ["", f"fer ({results['peer']['package']}) on the demo clip: {peer_ms:.2f} ms per frame "
+                      f"(CPU {results['peer']['cpu_ms_per_frame_p50']} ms), recall "
                       f"{d.get('recall', 0):.3f}, label accuracy on found faces {d.get('label_accuracy') or 0:.3f}"]
     lines += ["", f"load average {load_start} at the start, {results['load_average']['end']} at the end", ""]
     lines += [f"- {verdict(t['met'])}: {t['target']}: {t['measured']}" for t in results["targets"]]

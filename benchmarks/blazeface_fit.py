@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, fit in fits.items():
         print(f"{name}: {fit['faces']} faces; Haar side = {fit['scale']:.3f} x BlazeFace's box, centre "
               f"{fit['shift_up']:.3f} box heights higher, {fit['keypoint_centre']:.3f} of the way from the eyes "
-              f"to the mouth; box {fit['shrink_at_30']:.3f}x smaller at 30 degrees")
+              f"to the mouth; at 30 degrees the box is {fit['shrink_at_30']:.3f}x its upright size")
     return 0
 
 

@@ -71,6 +71,7 @@ class SceneScore:
     label_accuracy: float | None
     end_to_end: float
     ms_per_frame: float  # median of Pipeline.process totals: grey frame in, labelled faces out
+    cpu_ms_per_frame: float  # median process CPU time per frame: what a busy machine does not inflate
     by_angle: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,7 +168,7 @@ def fer_tilted_scene(folder: Path, count: int = 350, angles: Sequence[int] = ANG
     return Scene(f"FER2013 test faces, tilted ({len(pick)} faces)", tuple(frames), truth, tuple(frame_angles), False)
 
 
-def run_scene(scene: Scene, setup: Setup, manifest: Path, artifact: str = "int8") -> SceneScore:
+def run_scene(scene: Scene, setup: Setup, manifest: Path, artifact: str = "int8", passes: int = 3) -> SceneScore:
     """One pass over the scene's frames, the way the daemon would see them."""
     from benchmarks.pipeline_latency import build_pipeline
 
@@ -178,11 +179,16 @@ def run_scene(scene: Scene, setup: Setup, manifest: Path, artifact: str = "int8"
     for frame in scene.frames[:3]:  # warm-up
         pipeline.process(frame, 0, 0.0)
     pipeline.reset()
-    found, totals = [], []
-    for index, frame in enumerate(scene.frames):
-        result = pipeline.process(frame, index, 0.0)
-        found.append([(face.box, face.label) for face in result.faces])
-        totals.append(result.timings_ms["total"])
+    found, totals, cpu = [], [], []
+    for repeat in range(passes if scene.sequence else 1):  # a short clip: time it over a few passes
+        pipeline.reset()
+        for index, frame in enumerate(scene.frames):
+            c0 = time.process_time()
+            result = pipeline.process(frame, index, 0.0)
+            cpu.append((time.process_time() - c0) * 1000)
+            totals.append(result.timings_ms["total"])
+            if repeat == 0:
+                found.append([(face.box, face.label) for face in result.faces])
     overall = score_detections(scene.truth, found)
     right = round((overall.label_accuracy or 0.0) * overall.true_positives)
     by_angle = {}
@@ -194,7 +200,8 @@ def run_scene(scene: Scene, setup: Setup, manifest: Path, artifact: str = "int8"
                                 "end_to_end": round(part_right / part.truth, 4) if part.truth else 0.0}
     return SceneScore(scene.name, setup.name, len(scene.frames), overall.truth, overall.true_positives,
                       overall.detected, overall.recall, overall.precision, overall.label_accuracy,
-                      right / overall.truth if overall.truth else 0.0, float(np.median(totals)), by_angle)
+                      right / overall.truth if overall.truth else 0.0, float(np.median(totals)),
+                      float(np.median(cpu)), by_angle)
 
 
 def default_setups() -> list[Setup]:
@@ -243,19 +250,21 @@ def measure_detectors(manifest: Path, demo_clip: Path, portraits: Path | None, f
             rows.append(run_scene(scene, setup, manifest).to_dict())
     return {"rows": rows, "notes": notes, "duration_s": round(time.perf_counter() - started, 1),
             "method": "IoU >= 0.5 with the true box; end to end = found with the right label / true faces; "
-                      "ms/frame = median Pipeline.process time (grey conversion to labelled faces), int8, 1 thread"}
+                      "ms/frame = median Pipeline.process time (grey conversion to labelled faces; the demo clip timed over 3 "
+                      "passes), int8, 1 thread; CPU ms/frame = the process's CPU time for the same calls"}
 
 
 def table(results: dict[str, Any], peer_ms: float | None = None) -> list[str]:
     """Markdown rows: one per scene and setup; ``peer_ms`` (fer's ms per frame in the same run) adds a ratio."""
-    lines = ["| scene | detector | found | precision | label acc. (found) | end to end | ms/frame |"
+    lines = ["| scene | detector | found | precision | label acc. (found) | end to end | ms/frame | CPU ms/frame |"
              + (" vs fer |" if peer_ms else ""),
-             "|---|---|---|---|---|---|---|" + ("---|" if peer_ms else "")]
+             "|---|---|---|---|---|---|---|---|" + ("---|" if peer_ms else "")]
     for r in results["rows"]:
         label = "-" if r["label_accuracy"] is None else f"{r['label_accuracy']:.3f}"
         ratio = f" {r['ms_per_frame'] / peer_ms:.2f}x |" if peer_ms else ""
         lines.append(f"| {r['scene']} | {r['setup']} | {r['recall']:.3f} ({r['found']}/{r['truth']}) | "
-                     f"{r['precision']:.3f} | {label} | {r['end_to_end']:.3f} | {r['ms_per_frame']:.2f} |{ratio}")
+                     f"{r['precision']:.3f} | {label} | {r['end_to_end']:.3f} | {r['ms_per_frame']:.2f} | "
+                     f"{r.get('cpu_ms_per_frame', 0):.2f} |{ratio}")
     angled = [r for r in results["rows"] if r["by_angle"]]
     if angled:
         angles = list(angled[0]["by_angle"])
@@ -279,7 +288,8 @@ def shipped_setup(kind: str) -> str:
     return Setup(kind, DetectorSection().align).name
 
 
-def targets(results: dict[str, Any], peer_ms: float | None) -> list[dict[str, Any]]:
+def targets(results: dict[str, Any], peer_ms: float | None, peer_cpu_ms: float | None = None
+            ) -> list[dict[str, Any]]:
     """Issue 53's three targets, judged on this run's figures (None: not measured here)."""
     blaze, haar = shipped_setup("blazeface"), shipped_setup("haar")
     out = []
@@ -305,9 +315,10 @@ def targets(results: dict[str, Any], peer_ms: float | None) -> list[dict[str, An
         out.append({"name": "detector speed", "target": goal, "met": None, "note": "fer not measured",
                     "measured": f"{demo['ms_per_frame']:.2f} ms" if demo else "not measured"})
     else:
+        cpu = f"; CPU {demo['cpu_ms_per_frame']:.2f} ms vs fer {peer_cpu_ms:.2f} ms" if peer_cpu_ms else ""
         out.append({"name": "detector speed", "target": goal, "met": demo["ms_per_frame"] <= peer_ms / 4, "note": "",
                     "measured": f"{demo['ms_per_frame']:.2f} ms vs fer {peer_ms:.2f} ms "
-                                f"({demo['ms_per_frame'] / peer_ms:.2f}x)"})
+                                f"({demo['ms_per_frame'] / peer_ms:.2f}x){cpu}"})
     goal = "BlazeFace's recall on the demo clip >= Haar's (each at its default schedule, and each every frame)"
     pairs = [(_row(results, "demo clip", blaze), _row(results, "demo clip", haar)),
              (_row(results, "demo clip", f"{blaze}, full pass every 1") or _row(results, "demo clip", blaze),

@@ -102,7 +102,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         from benchmarks.detectors import targets as detector_targets
 
         peer_ms = ((peer.get("latency") or {}).get("p50") if peer.get("available") else None)
-        targets.extend(detector_targets(results["detectors"], peer_ms))
+        peer_cpu = ((peer.get("cpu_ms_per_frame") or {}).get("p50") if peer.get("available") else None)
+        targets.extend(detector_targets(results["detectors"], peer_ms, peer_cpu))
     soak = results.get("soak")
     goal = f"memory flat over a {SOAK_FRAMES:,}-frame run"
     if not soak:
