@@ -30,13 +30,14 @@ RAW_SCORE_LIMIT = 80.0  # sigmoid of larger magnitudes overflows float32
 # printed by `python -m benchmarks.blazeface_fit`: FER2013 *train* faces pasted at 100-200 px in
 # 640x480 rooms (truth: the pasted square / 1.04) and real portraits (truth: Haar's box on the photo).
 # FRAMING, per input size: Haar's side in BlazeFace box sides, and how far its centre sits above the
-# box's, in box heights (256: fitted as above; 128 and 192: a first fit on FER2013 train faces only).
+# box's, in box heights (256 and 128: `--model` each; 192, not shipped: a rougher first fit).
 # With the eyes and mouth in view, the centre is instead taken KEYPOINT_CENTRE of the way from the
 # eyes to the mouth (a point that stays put when the head tilts), and the box, which BlazeFace draws
-# ~10% smaller at 30 degrees, is grown by TILT_GROWTH * (tilt / 30 degrees)^2.
+# ~10% smaller at 30 degrees, is grown by TILT_GROWTH * (tilt / 30 degrees)^2 (both fitted for the
+# default 256x256 model).
 KEYPOINT_CENTRE = 0.249
 TILT_GROWTH = 0.105
-FRAMING = {128: (1.12, 0.107), 192: (1.066, 0.058), 256: (1.089, 0.116)}
+FRAMING = {128: (1.066, 0.098), 192: (1.066, 0.058), 256: (1.089, 0.116)}
 
 
 def anchors_for(size: int) -> np.ndarray:
