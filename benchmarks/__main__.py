@@ -401,12 +401,14 @@ def cmd_detectors(argv: list[str]) -> int:
     parser.add_argument("--fer2013", type=Path, default=shared_folder("FER2013_DIR", "fer2013"),
                         help="FER2013 folder with test/ (default: FER2013_DIR or ../shared/data/fer2013)")
     parser.add_argument("--fer-faces", type=_count(1), default=350, help="FER2013 test faces to tilt (default 350)")
+    parser.add_argument("--blazeface-model", type=Path, help="another BlazeFace .tflite (with its .sha256) to measure")
     parser.add_argument("--no-peer", action="store_true", help="skip timing the `fer` package")
     parser.add_argument("--peer-python", type=Path, help="python of a venv with `fer` (default: .venv-bench-fer)")
     parser.add_argument("--out", type=Path, help="write detectors.json and detectors.md here")
     args = parser.parse_args(argv)
     load_start = load_average()
-    results = measure_detectors(args.manifest, args.clip, args.portraits, args.fer2013, args.fer_faces)
+    results = measure_detectors(args.manifest, args.clip, args.portraits, args.fer2013, args.fer_faces,
+                                model=args.blazeface_model)
     peer_ms = None
     if not args.no_peer:
         from benchmarks.frames import load_frames

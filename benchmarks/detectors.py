@@ -168,11 +168,12 @@ def fer_tilted_scene(folder: Path, count: int = 350, angles: Sequence[int] = ANG
     return Scene(f"FER2013 test faces, tilted ({len(pick)} faces)", tuple(frames), truth, tuple(frame_angles), False)
 
 
-def run_scene(scene: Scene, setup: Setup, manifest: Path, artifact: str = "int8", passes: int = 3) -> SceneScore:
+def run_scene(scene: Scene, setup: Setup, manifest: Path, artifact: str = "int8", passes: int = 3,
+              model: Path | None = None) -> SceneScore:
     """One pass over the scene's frames, the way the daemon would see them."""
     from benchmarks.pipeline_latency import build_pipeline
 
-    pipeline = build_pipeline(manifest, artifact, 1, setup.detect_every, setup.kind)
+    pipeline = build_pipeline(manifest, artifact, 1, setup.detect_every, setup.kind, model)
     pipeline.align = setup.align
     if not scene.sequence:  # each frame shows other faces: tracks would mix their probabilities
         pipeline.tracker = None
@@ -237,7 +238,8 @@ def shared_folder(env: str, name: str) -> Path | None:
 
 
 def measure_detectors(manifest: Path, demo_clip: Path, portraits: Path | None, fer2013: Path | None,
-                      fer_faces: int = 350, setups: Sequence[Setup] | None = None) -> dict[str, Any]:
+                      fer_faces: int = 350, setups: Sequence[Setup] | None = None,
+                      model: Path | None = None) -> dict[str, Any]:
     """Every setup on every scene; results.json's ``detectors`` entry."""
     started = time.perf_counter()
     found_scenes, notes = scenes(demo_clip, portraits, fer2013, fer_faces)
@@ -247,8 +249,9 @@ def measure_detectors(manifest: Path, demo_clip: Path, portraits: Path | None, f
             if not scene.sequence and setup.detect_every is not None:
                 continue  # stills: every frame is a full pass whatever the schedule
             log.info("detectors: %s on %s", setup.name, scene.name)
-            rows.append(run_scene(scene, setup, manifest).to_dict())
+            rows.append(run_scene(scene, setup, manifest, model=model if setup.kind == "blazeface" else None).to_dict())
     return {"rows": rows, "notes": notes, "duration_s": round(time.perf_counter() - started, 1),
+            "blazeface_model": str(model) if model else "default",
             "method": "IoU >= 0.5 with the true box; end to end = found with the right label / true faces; "
                       "ms/frame = median Pipeline.process time (grey conversion to labelled faces; the demo clip timed over 3 "
                       "passes), int8, 1 thread; CPU ms/frame = the process's CPU time for the same calls"}

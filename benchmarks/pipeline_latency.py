@@ -67,7 +67,7 @@ def opencv_threads() -> int:
 
 
 def build_pipeline(manifest: Path, artifact: str, threads: int, detect_every: int | None = None,
-                   kind: str = "haar") -> Any:
+                   kind: str = "haar", model: Path | None = None) -> Any:
     """The daemon's default detector and tracker settings (edge.config) for detector ``kind``, so we
     time what ships.
 
@@ -81,7 +81,8 @@ def build_pipeline(manifest: Path, artifact: str, threads: int, detect_every: in
     from edge.vision.pipeline import Pipeline
     from edge.vision.tracker import IouTracker
 
-    config = dataclasses.replace(EdgeConfig(), detector=DetectorSection(kind=kind))
+    section = DetectorSection(kind=kind) if model is None else DetectorSection(kind=kind, model=str(model))
+    config = dataclasses.replace(EdgeConfig(), detector=section)
     t, d = config.tracker, config.detector
     detector = build_detector(d)
     classifier = Classifier(manifest, artifact, threads=threads)
