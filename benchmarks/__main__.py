@@ -106,6 +106,7 @@ def _run_parser() -> argparse.ArgumentParser:
                         help="another model to set beside this one (repeatable): accuracy and model latency of "
                              "its int8 and float32, e.g. a MobileNetV2 backbone's manifest")
     parser.add_argument("--no-peer", action="store_true", help="skip the `fer` package comparison")
+    parser.add_argument("--no-detectors", action="store_true", help="skip Haar vs BlazeFace (fer-bench detectors)")
     parser.add_argument("--setup-peer", action="store_true", help="build the peer venv first if needed")
     parser.add_argument("--peer-python", type=Path, help="python of a venv with `fer` (default: .venv-bench-fer)")
     parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<host>-<date>, "
@@ -203,7 +204,7 @@ def cmd_run(argv: list[str]) -> int:
                            pipeline_policy=pipeline, peer_policy=peer, peer=not args.no_peer,
                            peer_python=args.peer_python, keras=not args.no_keras, limit_faces=args.limit_faces,
                            quick=args.quick, command="fer-bench " + " ".join(argv),
-                           also=tuple(path.resolve() for path in args.also))
+                           also=tuple(path.resolve() for path in args.also), detectors=not args.no_detectors)
     from benchmarks.runner import check_settings
 
     check_settings(settings)  # the manifest, clip and data, before the peer venv is built or anything timed
@@ -383,7 +384,69 @@ def cmd_setup_peer(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "setup-peer": cmd_setup_peer, "soak": cmd_soak, "compare": cmd_compare,
+def cmd_detectors(argv: list[str]) -> int:
+    """Haar and BlazeFace side by side (and fer's time per frame), without the rest of a full run."""
+    import json
+
+    from benchmarks.detectors import measure_detectors, shared_folder, table, targets
+    from benchmarks.frames import DEFAULT_CLIP
+    from benchmarks.system import load_average
+    from benchmarks.targets import verdict
+
+    parser = argparse.ArgumentParser(prog="fer-bench detectors", description=cmd_detectors.__doc__)
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with a ground-truth sidecar")
+    parser.add_argument("--portraits", type=Path, default=shared_folder("PORTRAITS_DIR", "portraits"),
+                        help="label folders of whole-head photos (default: PORTRAITS_DIR or ../shared/data/portraits)")
+    parser.add_argument("--fer2013", type=Path, default=shared_folder("FER2013_DIR", "fer2013"),
+                        help="FER2013 folder with test/ (default: FER2013_DIR or ../shared/data/fer2013)")
+    parser.add_argument("--fer-faces", type=_count(1), default=350, help="FER2013 test faces to tilt (default 350)")
+    parser.add_argument("--blazeface-model", type=Path, help="another BlazeFace .tflite (with its .sha256) to measure")
+    parser.add_argument("--no-peer", action="store_true", help="skip timing the `fer` package")
+    parser.add_argument("--peer-python", type=Path, help="python of a venv with `fer` (default: .venv-bench-fer)")
+    parser.add_argument("--out", type=Path, help="write detectors.json and detectors.md here")
+    args = parser.parse_args(argv)
+    load_start = load_average()
+    results = measure_detectors(args.manifest, args.clip, args.portraits, args.fer2013, args.fer_faces,
+                                model=args.blazeface_model)
+    peer_ms = None
+    if not args.no_peer:
+        from benchmarks.frames import load_frames
+        from benchmarks.peer import measure_peer, peer_python
+        from benchmarks.timing import TimingPolicy
+
+        clip = load_frames(args.clip, 120)
+        peer = measure_peer(args.peer_python or peer_python(), None, clip,
+                            TimingPolicy(warmup=5, min_runs=len(clip.frames), min_seconds=5.0, max_seconds=120.0))
+        if peer.available and peer.latency is not None:
+            peer_ms = peer.latency.p50
+            peer_cpu = peer.cpu_ms_per_frame.p50 if peer.cpu_ms_per_frame else None
+            results["peer"] = {"package": peer.package, "ms_per_frame_p50": round(peer_ms, 2),
+                               "cpu_ms_per_frame_p50": round(peer_cpu, 2) if peer_cpu else None,
+                               "detection": peer.detection.to_dict() if peer.detection else None}
+        else:
+            results["notes"].append(f"fer not measured: {peer.reason}")
+    results["load_average"] = {"start": load_start, "end": load_average()}
+    results["targets"] = targets(results, peer_ms, (results.get("peer") or {}).get("cpu_ms_per_frame_p50"))
+    lines = table(results, peer_ms)
+    if "peer" in results:
+        d = results["peer"]["detection"] or {}
+        lines += ["", f"fer ({results['peer']['package']}) on the demo clip: {peer_ms:.2f} ms per frame "
+                      f"(CPU {results['peer']['cpu_ms_per_frame_p50']} ms), recall "
+                      f"{d.get('recall', 0):.3f}, label accuracy on found faces {d.get('label_accuracy') or 0:.3f}"]
+    lines += ["", f"load average {load_start} at the start, {results['load_average']['end']} at the end", ""]
+    lines += [f"- {verdict(t['met'])}: {t['target']}: {t['measured']}" for t in results["targets"]]
+    lines += [f"- note: {n}" for n in results["notes"]]
+    print("\n".join(lines))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "detectors.json").write_text(json.dumps(results, indent=1) + "\n")
+        (args.out / "detectors.md").write_text("\n".join(lines) + "\n")
+        print(f"fer-bench: wrote {args.out / 'detectors.json'} and {args.out / 'detectors.md'}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "detectors": cmd_detectors, "setup-peer": cmd_setup_peer, "soak": cmd_soak, "compare": cmd_compare,
             "reference": cmd_reference, "readme": cmd_readme, "report": cmd_report}
 # what `fer-bench --help` says of each; "run" runs when no command is named
 SUMMARIES = {

@@ -66,27 +66,34 @@ def opencv_threads() -> int:
     return int(cv2.getNumThreads())
 
 
-def build_pipeline(manifest: Path, artifact: str, threads: int, detect_every: int | None = None) -> Any:
-    """The daemon's default detector and tracker settings (edge.config), so we time what ships.
+def build_pipeline(manifest: Path, artifact: str, threads: int, detect_every: int | None = None,
+                   kind: str = "haar", model: Path | None = None) -> Any:
+    """The daemon's default detector and tracker settings (edge.config) for detector ``kind``, so we
+    time what ships.
 
     ``detect_every`` overrides only the full-detection schedule (1: every frame, as `fer` does).
     """
+    import dataclasses
+
+    from edge.config import EdgeConfig, DetectorSection, detect_every as default_every
     from edge.vision.classifier import Classifier
-    from edge.config import DetectorSection, TrackerSection
-    from edge.vision.faces import FaceDetector
+    from edge.vision.faces import build_detector
     from edge.vision.pipeline import Pipeline
     from edge.vision.tracker import IouTracker
 
-    t = TrackerSection()
-    detector = FaceDetector.from_config(DetectorSection())
+    section = DetectorSection(kind=kind) if model is None else DetectorSection(kind=kind, model=str(model))
+    config = dataclasses.replace(EdgeConfig(), detector=section)
+    t, d = config.tracker, config.detector
+    detector = build_detector(d)
     classifier = Classifier(manifest, artifact, threads=threads)
     tracker = IouTracker(t.iou_threshold, t.max_age, t.smoothing) if t.enabled else None
-    return Pipeline(detector, classifier, tracker, t.detect_every if detect_every is None else detect_every)
+    return Pipeline(detector, classifier, tracker, default_every(config) if detect_every is None else detect_every,
+                    d.align)
 
 
 def measure_pipeline(manifest: Path, artifact: str, threads: int, clip: ClipFrames, policy: TimingPolicy,
-                     detect_every: int | None = None) -> tuple[PipelineRow, DetectionScore | None]:
-    pipeline = build_pipeline(manifest, artifact, threads, detect_every)
+                     detect_every: int | None = None, kind: str = "haar") -> tuple[PipelineRow, DetectionScore | None]:
+    pipeline = build_pipeline(manifest, artifact, threads, detect_every, kind)
     frames = clip.frames
     n = len(frames)
     for i in range(policy.warmup):

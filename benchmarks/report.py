@@ -357,6 +357,19 @@ def _detection(results: dict[str, Any]) -> list[str]:
                      rows))
 
 
+def _detectors(results: dict[str, Any]) -> list[str]:
+    from benchmarks.detectors import table
+
+    det = results["detectors"]
+    peer = results.get("peer") or {}
+    peer_ms = (peer.get("latency") or {}).get("p50") if peer.get("available") else None
+    lines = [f"Haar and BlazeFace on the same frames, int8 classifier, 1 thread: {det['method']}. The tilted "
+             "clip and the stills show other faces on each frame, so they run without the tracker."
+             + (f" vs fer: ms/frame over fer's {peer_ms:.2f} ms per frame in this run." if peer_ms else ""), ""]
+    lines += table(det, peer_ms)
+    return lines + ([""] + [f"- {n}" for n in det["notes"]] if det.get("notes") else [])
+
+
 def _ratio_schedule(ratios: dict[str, Any]) -> str:
     """Which of our schedules a stored ratio used: older runs compared the daemon's, which is not like for like."""
     every = ratios.get("ours_detect_every")
@@ -456,6 +469,8 @@ def render(results: dict[str, Any], charts: list[str], chart_note: str = "") -> 
     lines += ["## Model latency", ""] + _models(results) + [""]
     lines += ["## Pipeline latency per stage", ""] + _pipeline(results) + [""]
     lines += ["## Face detection on the demo clip", ""] + _detection(results) + [""]
+    if results.get("detectors"):
+        lines += ["## Face detectors side by side", ""] + _detectors(results) + [""]
     lines += ["## Peer: the `fer` package", ""] + _peer(results) + [""]
     lines += ["## Memory soak", ""] + _soak(results) + [""]
     lines += ["## System", ""] + _system(results) + [""]

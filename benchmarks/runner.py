@@ -44,6 +44,7 @@ class RunSettings:
     quick: bool = False
     command: str = ""
     also: tuple[Path, ...] = ()  # other models (say a MobileNetV2 backbone) set beside this one
+    detectors: bool = True  # Haar and BlazeFace side by side (benchmarks.detectors)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -166,6 +167,15 @@ def run(settings: RunSettings) -> dict[str, Any]:
             log.warning("peer not measured: %s", peer.reason)
     else:
         peer = PeerResult(False, reason="peer comparison skipped (--no-peer)")
+    detectors = None
+    if settings.detectors:
+        from benchmarks.detectors import measure_detectors, shared_folder
+
+        log.info("face detectors side by side")
+        # --quick: the committed clips only; real portraits and tilted FER2013 faces take a minute more
+        shared = (None, None) if settings.quick else (shared_folder("PORTRAITS_DIR", "portraits"),
+                                                      shared_folder("FER2013_DIR", "fer2013"))
+        detectors = measure_detectors(settings.manifest, settings.clip, *shared)
     results: dict[str, Any] = {
         "schema": SCHEMA, "version": SCHEMA_VERSION, "system": info, "config": settings.to_dict(),
         "manifest": {"path": str(settings.manifest), "name": manifest.name, "created": manifest.info.get("created"),
@@ -179,6 +189,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
     }
     if other_results:
         results["also"] = other_results
+    if detectors is not None:
+        results["detectors"] = detectors
     results["ratios"] = ratios(results)
     results["targets"] = judge(results)
     info["load_average_end"] = load_average()

@@ -98,6 +98,12 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         targets.append(_target("recall", goal, f"ours {ours['recall']:.3f} vs fer {theirs['recall']:.3f} "
                                f"(precision {ours['precision']:.3f} vs {theirs['precision']:.3f}, "
                                f"{ours['frames']} frames, {ours['truth']} faces)", ours["recall"] >= theirs["recall"]))
+    if results.get("detectors"):
+        from benchmarks.detectors import targets as detector_targets
+
+        peer_ms = ((peer.get("latency") or {}).get("p50") if peer.get("available") else None)
+        peer_cpu = ((peer.get("cpu_ms_per_frame") or {}).get("p50") if peer.get("available") else None)
+        targets.extend(detector_targets(results["detectors"], peer_ms, peer_cpu))
     soak = results.get("soak")
     goal = f"memory flat over a {SOAK_FRAMES:,}-frame run"
     if not soak:

@@ -128,16 +128,16 @@ def detect(args: argparse.Namespace) -> int:
 
     from edge.vision.classifier import Classifier
     from edge.errors import EdgeError
-    from edge.vision.faces import FaceDetector
+    from edge.vision.faces import build_detector
     from edge.vision.pipeline import Pipeline, annotate
     from edge.vision.sources.image_file import ImageFileError, read_image_file
 
     if args.max_pixels < 1:
         raise EdgeError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     _, config = _load_chosen(args.config, _overrides(args))
-    detector = FaceDetector.from_config(config.detector)
+    detector = build_detector(config.detector, config.model.threads)
     classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
-    pipeline = Pipeline(detector, classifier)
+    pipeline = Pipeline(detector, classifier, align=config.detector.align)
     if args.annotate:
         try:
             args.annotate.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from edge.errors import ConfigError
 from edge.documents import read_document
-from edge.packaged import shipped_cascade, shipped_manifest
+from edge.packaged import shipped_blazeface, shipped_cascade, shipped_manifest
 from edge.typed_config import Sections, build_section
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class SourceSection:
 
 @dataclass(frozen=True)
 class DetectorSection:
+    kind: str = "haar"  # haar, or blazeface: finds faces tilted 30 degrees (docs/detectors.md)
+    model: str = str(shipped_blazeface())  # blazeface only
+    min_score: float = 0.5  # blazeface only
+    align: bool = True  # turn faces upright by their eyes before cropping (blazeface: haar has no eye points)
     cascade: str = str(shipped_cascade())
     # 1.15/4/48 at 320 px: the recall of OpenCV's usual 1.1/5/40 on all 70 bundled test faces at
     # three sizes (0.71), in two thirds of the time
@@ -54,8 +58,9 @@ class TrackerSection:
     max_age: int = 10  # frames a track survives without a detection
     smoothing: float = 0.5  # weight of the newest probabilities in the per-track moving average
     # the full-frame detector runs every N frames; in between, each tracked face is looked for again
-    # only around its last box (a fraction of the cost), so new faces appear within N frames
-    detect_every: int = 3
+    # only around its last box (a fraction of the cost), so new faces appear within N frames.
+    # 0: the detector's own default (haar 3, blazeface 1; docs/detectors.md has the measurements)
+    detect_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,17 @@ class EdgeConfig(Sections):
     daemon: DaemonSection = field(default_factory=DaemonSection)
 
 
-PATH_KEYS = {("model", "manifest"), ("detector", "cascade"), ("events", "path"), ("events", "images_dir")}
+PATH_KEYS = {("model", "manifest"), ("detector", "cascade"), ("detector", "model"), ("events", "path"), ("events", "images_dir")}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 EVENT_MODES = ("frames", "tracks")
+DETECTOR_KINDS = ("haar", "blazeface")
+
+
+def detect_every(config: EdgeConfig) -> int:
+    """Frames between full-frame detector passes: the config's, or the detector's default when 0."""
+    from edge.vision.faces import DEFAULT_DETECT_EVERY
+
+    return config.tracker.detect_every or DEFAULT_DETECT_EVERY[config.detector.kind]
 
 
 def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) -> Any:
@@ -181,6 +194,9 @@ def validate(config: EdgeConfig) -> None:
         (c.source.fps > 0, "source.fps must be > 0"),
         (0 < c.source.reopen_min_seconds <= c.source.reopen_max_seconds,
          "source.reopen_min_seconds must be > 0 and <= reopen_max_seconds"),
+        (c.detector.kind in DETECTOR_KINDS,
+         f"detector.kind must be one of {', '.join(DETECTOR_KINDS)}, not {c.detector.kind!r}"),
+        (0.0 < c.detector.min_score < 1.0, "detector.min_score must be in (0, 1)"),
         (c.detector.scale_factor > 1.0, "detector.scale_factor must be > 1.0"),
         (c.detector.min_neighbors >= 0, "detector.min_neighbors must be >= 0"),
         (c.detector.min_size >= 8, "detector.min_size must be >= 8"),
@@ -189,7 +205,7 @@ def validate(config: EdgeConfig) -> None:
         (0.0 < c.tracker.iou_threshold < 1.0, "tracker.iou_threshold must be in (0, 1)"),
         (c.tracker.max_age >= 0, "tracker.max_age must be >= 0"),
         (0.0 < c.tracker.smoothing <= 1.0, "tracker.smoothing must be in (0, 1]"),
-        (c.tracker.detect_every >= 1, "tracker.detect_every must be >= 1"),
+        (c.tracker.detect_every >= 0, "tracker.detect_every must be >= 0 (0: the detector's default)"),
         (c.events.max_bytes >= 1024, "events.max_bytes must be >= 1024"),
         (c.events.backups >= 0, "events.backups must be >= 0"),
         (c.events.mode in EVENT_MODES, f"events.mode must be one of {', '.join(EVENT_MODES)}"),

@@ -1,4 +1,4 @@
-"""The defaults that ship inside the package: the int8 model, its manifest and the Haar cascade.
+"""The defaults that ship inside the package: the int8 model, its manifest, the Haar cascade and BlazeFace.
 
 A wheel carries them as ``edge/models/`` (pyproject.toml maps the repository's ``models/`` there),
 so an installed ``fer-edge`` finds them through ``importlib.resources`` wherever it was installed.
@@ -13,6 +13,7 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 CASCADE = "haarcascade_frontalface_default.xml"
+BLAZEFACE = "blazeface/face_detection_back.tflite"  # [detector] kind = "blazeface"; its .sha256 beside it
 
 
 def models_dir() -> Path:
@@ -28,3 +29,7 @@ def shipped_manifest() -> Path:
 
 def shipped_cascade() -> Path:
     return models_dir() / CASCADE
+
+
+def shipped_blazeface() -> Path:
+    return models_dir() / BLAZEFACE

@@ -2,9 +2,10 @@
 
 ``validate-config`` is install.sh's check before it switches releases and the one users run
 before ``systemctl reload``, so it has to catch what would stop the daemon: a model file that does
-not match its manifest, labels that do not fit the model, a cascade OpenCV cannot load, a source it
-cannot build, a video or image source that does not decode, an HTTP port another program holds,
-MQTT without its client. A camera is not opened: a running daemon holds it.
+not match its manifest, labels that do not fit the model, a cascade OpenCV cannot load, a BlazeFace
+model that does not match its sha256 or shape, a source it cannot build, a video or image source that
+does not decode, an HTTP port another program holds, MQTT without its client. A camera is not opened:
+a running daemon holds it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ def preflight(config: EdgeConfig, check_http: bool = True) -> Manifest:
     server itself before it lets the old one go.
     """
     from edge.vision.classifier import Classifier
-    from edge.vision.faces import FaceDetector
+    from edge.vision.faces import build_detector
 
-    FaceDetector.from_config(config.detector)
+    build_detector(config.detector)  # a BlazeFace model is checked against its .sha256 and run once
     with Classifier(config.model.manifest, config.model.artifact, threads=1) as classifier:
         manifest = classifier.manifest
     check_source(config)

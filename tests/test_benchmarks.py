@@ -63,7 +63,17 @@ def test_quick_run_writes_report_json_and_charts(quick_run: Path) -> None:
     assert pipeline["frame_size"] == [640, 480]
     assert 0.0 <= pipeline["detection"]["int8"]["recall"] <= 1.0
     assert 0.0 <= pipeline["detection_every_frame"]["int8"]["recall"] <= 1.0
-    assert [t["name"] for t in results["targets"]] == ["latency", "recall", "memory"]
+    assert [t["name"] for t in results["targets"]] == ["latency", "recall", "tilted", "detector speed",
+                                                       "demo recall", "memory"]
+    detectors = results["detectors"]
+    scenes = {(r["scene"], r["setup"].split(",")[0]) for r in detectors["rows"]}
+    assert {("demo clip", "haar"), ("demo clip", "blazeface"), ("tilted clip (FER2013 sample)", "haar"),
+            ("tilted clip (FER2013 sample)", "blazeface")} <= scenes
+    tilted = {r["setup"]: r for r in detectors["rows"] if r["scene"].startswith("tilted clip")}
+    assert set(tilted["haar"]["by_angle"]) == {"0", "15", "-15", "30", "-30"}
+    # the point of BlazeFace: faces turned 30 degrees are found where Haar finds almost none
+    assert tilted["blazeface, aligned"]["by_angle"]["30"]["recall"] > tilted["haar"]["by_angle"]["30"]["recall"] + 0.4
+    assert "## Face detectors side by side" in report and "| tilted clip (FER2013 sample) | haar |" in report
     for png in ("latency_stages.png", "accuracy.png", "model_latency.png", "confusion_int8.png"):
         assert (quick_run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert f"{png}" in report
@@ -329,10 +339,10 @@ def test_pipeline_times_the_daemon_schedule_and_full_detection_every_frame(quick
     measurement runs the full detector on every frame, the one fer (which detects every frame) is set against."""
     import cv2
 
-    from edge.config import TrackerSection
+    from edge.config import EdgeConfig, detect_every
 
     pipeline = _results(quick_run)["pipeline"]
-    every = TrackerSection().detect_every
+    every = detect_every(EdgeConfig())  # Haar's default schedule (tracker.detect_every 0: the detector's own)
     assert pipeline["detect_every"] == every and pipeline["opencv_threads"] == cv2.getNumThreads()
     for row in pipeline["rows"]:
         assert row["detect_every"] == every

@@ -31,6 +31,8 @@ def test_bundle_is_one_versioned_tarball_with_a_checked_sha256_list(bundle: Path
     assert files == sorted(["SHA256SUMS", "bundle.env", "install.sh", "config/edge.toml", "systemd/fer-edge.service",
                             "demo/demo_clip.mp4", "models/manifest.json", "models/fer_vgg_int8.tflite",
                             "models/haarcascade_frontalface_default.xml",
+                            *(f"models/blazeface/face_detection_{m}.tflite{s}" for m in ("back", "short_range")
+                              for s in ("", ".sha256")),
                             f"wheels/fer_edge-{version}-py3-none-any.whl"])
     check = subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=top, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout

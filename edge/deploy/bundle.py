@@ -44,6 +44,7 @@ REPO = EDGE_DIR.parent
 DEPLOY_DIR = EDGE_DIR / "deploy"
 DEFAULT_CONFIG = EDGE_DIR / "configs" / "edge.toml"
 DEFAULT_CASCADE = shipped_cascade()
+BLAZEFACE = models_dir() / "blazeface"
 DEFAULT_DEMO = models_dir() / "demo" / "demo_clip.mp4"  # a checkout's; a wheel carries no demo clip
 MIN_PYTHON = "3.11"
 EPOCH = 315532800  # 1980-01-01, the earliest time a zip can hold; overridden by SOURCE_DATE_EPOCH
@@ -172,6 +173,8 @@ def _copy_models(manifest_path: Path, artifacts: list[str], cascade: Path, dest:
     if not cascade.is_file():
         raise BundleError(f"Haar cascade {cascade} does not exist")
     shutil.copyfile(cascade, dest / "haarcascade_frontalface_default.xml")
+    if BLAZEFACE.is_dir():  # [detector] kind = "blazeface" needs its model and the sha256 it is checked against
+        shutil.copytree(BLAZEFACE, dest / "blazeface", ignore=shutil.ignore_patterns("*.md"))
     return manifest.name
 
 

@@ -182,21 +182,24 @@ class Daemon:
     def _build_pipeline(self, config: EdgeConfig, classifier: Any = None, detector: Any = None) -> Any:
         """A pipeline for ``config``; a running ``classifier`` or ``detector`` passed in is reused."""
         from edge.vision.classifier import Classifier
-        from edge.vision.faces import FaceDetector
+        from edge.config import detect_every
+        from edge.vision.faces import build_detector
         from edge.vision.pipeline import Pipeline
         from edge.vision.tracker import IouTracker
 
         if detector is None:
-            self._cascade_stamp = _stamp(_cascade(config))
-            detector = FaceDetector.from_config(config.detector)
+            self._cascade_stamp = _stamp(_detector_file(config))
+            detector = build_detector(config.detector, config.model.threads)
         if classifier is None:
             self._model_stamp = _stamp(config.model.manifest)
             classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
             log.info("model %s (%s, %s) with %d thread(s); labels: %s", config.model.manifest,
                      config.model.artifact, classifier.runtime, config.model.threads, ", ".join(classifier.labels))
+            log.info("detector %s, full pass every %d frame(s)%s", config.detector.kind, detect_every(config),
+                     ", faces aligned by their eyes" if config.detector.align and config.detector.kind != "haar" else "")
         t = config.tracker
         tracker = IouTracker(t.iou_threshold, t.max_age, t.smoothing) if t.enabled else None
-        return Pipeline(detector, classifier, tracker, t.detect_every)
+        return Pipeline(detector, classifier, tracker, detect_every(config), config.detector.align)
 
     def _open_source(self, config: EdgeConfig) -> Any:
         from edge.vision.sources import source_from_config
@@ -546,7 +549,7 @@ class Daemon:
         """Build beside the running parts everything ``new`` changes; EdgeError if any is not ready."""
         # a model or cascade replaced on disk under the same path counts as changed
         same_model = new.model == current.model and _stamp(new.model.manifest) == self._model_stamp
-        same_detector = new.detector == current.detector and _stamp(_cascade(new)) == self._cascade_stamp
+        same_detector = new.detector == current.detector and _stamp(_detector_file(new)) == self._cascade_stamp
         if not (same_model and same_detector and new.tracker == current.tracker):
             staged.pipeline = self._build_pipeline(
                 new, classifier=self.pipeline.classifier if same_model else None,
@@ -664,8 +667,9 @@ def _stamp(path: str | None) -> tuple[Any, ...] | None:
     return (str(resolved), info.st_size, info.st_mtime_ns)
 
 
-def _cascade(config: EdgeConfig) -> str | None:
-    return getattr(config.detector, "cascade", None)
+def _detector_file(config: EdgeConfig) -> str | None:
+    """The file the detector is built from: Haar's cascade or BlazeFace's model."""
+    return config.detector.model if config.detector.kind == "blazeface" else config.detector.cascade
 
 
 def _compact(event: dict[str, Any]) -> str:

@@ -8,9 +8,9 @@ interpolation rule training uses (area when shrinking, bilinear when enlarging).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -26,6 +26,9 @@ class Box:
     y: int
     w: int
     h: int
+    # BlazeFace's six keypoints in frame pixels (eyes first) and its score; Haar gives neither
+    keypoints: tuple[tuple[float, float], ...] | None = field(default=None, compare=False, repr=False)
+    score: float | None = field(default=None, compare=False, repr=False)
 
     def to_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
@@ -64,10 +67,25 @@ def resize_face(region: np.ndarray, size: tuple[int, int], interpolation: str = 
 
 
 def crop_face(gray: np.ndarray, box: Box, size: tuple[int, int] = (48, 48), margin: float = 0.0,
-              interpolation: str = "area") -> np.ndarray:
-    """The model input for one face: the box grown by ``margin`` per side, edge-padded at borders."""
+              interpolation: str = "area", angle: float | None = None) -> np.ndarray:
+    """The model input for one face: the box grown by ``margin`` per side, edge-padded at borders.
+
+    ``angle`` (degrees, from the eye keypoints) turns the face upright about the box's centre
+    first: FER2013's faces are roughly upright, so a tilted face is classified as the model
+    learnt faces. The turn is done at the frame's resolution and only then shrunk, with the same
+    interpolation rule as the plain crop.
+    """
     import cv2
 
+    if angle:
+        dx, dy = box.w * (0.5 + margin), box.h * (0.5 + margin)
+        out_w, out_h = max(1, int(round(2 * dx))), max(1, int(round(2 * dy)))
+        matrix = cv2.getRotationMatrix2D((box.x + box.w / 2, box.y + box.h / 2), angle, 1.0)
+        matrix[0, 2] += dx - (box.x + box.w / 2)
+        matrix[1, 2] += dy - (box.y + box.h / 2)
+        upright = cv2.warpAffine(gray, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        return resize_face(upright, size, interpolation)
     dx, dy = int(round(box.w * margin)), int(round(box.h * margin))
     x0, y0, x1, y1 = box.x - dx, box.y - dy, box.x + box.w + dx, box.y + box.h + dy
     height, width = gray.shape[:2]
@@ -79,6 +97,31 @@ def crop_face(gray: np.ndarray, box: Box, size: tuple[int, int] = (48, 48), marg
 
 
 NEAR_FACE_PIXELS = 48
+# full-frame passes every N frames when tracker.detect_every is 0: a Haar pass costs ~10x a search
+# near a tracked face; a BlazeFace pass costs no more than one near a face (see docs/detectors.md)
+DEFAULT_DETECT_EVERY = {"haar": 3, "blazeface": 1}
+
+
+class Detector(Protocol):
+    """What the pipeline needs of a face detector; Haar (here) and BlazeFace (blazeface.py) have it."""
+
+    def detect(self, gray: np.ndarray, frame_shape: tuple[int, int] | None = None) -> list[Box]: ...
+
+    def detect_near(self, gray: np.ndarray, box: Box, frame_shape: tuple[int, int] | None = None) -> Box | None: ...
+
+
+def build_detector(d: DetectorSection, threads: int = 1) -> Detector:
+    """The detector a config's ``[detector]`` section describes: the daemon, ``detect``,
+    ``validate-config`` and fer-bench all build it here, so they cannot drift apart."""
+    if d.kind == "blazeface":
+        from edge.vision.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(d.model, d.min_score, d.max_faces, threads, d.min_size)
+    if d.kind == "haar":
+        return FaceDetector.from_config(d)
+    from edge.config import DETECTOR_KINDS
+
+    raise EdgeError(f"detector.kind must be one of {', '.join(DETECTOR_KINDS)}, not {d.kind!r}")
 
 
 class FaceDetector:

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from edge.vision.blazeface import eye_angle
 from edge.vision.classifier import Classifier
-from edge.vision.faces import Box, FaceDetector, crop_face, to_gray
+from edge.vision.faces import Box, Detector, crop_face, to_gray
 from edge.vision.tracker import IouTracker
 
 
@@ -52,9 +53,10 @@ class FrameResult:
 
 
 class Pipeline:
-    def __init__(self, detector: FaceDetector, classifier: Classifier, tracker: IouTracker | None = None,
-                 detect_every: int = 1) -> None:
+    def __init__(self, detector: Detector, classifier: Classifier, tracker: IouTracker | None = None,
+                 detect_every: int = 1, align: bool = False) -> None:
         self.detector = detector
+        self.align = align  # turn faces upright by their eye keypoints (boxes without keypoints: as they are)
         self.classifier = classifier
         self.tracker = tracker
         self.detect_every = max(1, detect_every)
@@ -75,7 +77,8 @@ class Pipeline:
         width, height = self.size
         if not boxes:
             return np.zeros((0, height, width), dtype=np.uint8)
-        return np.stack([crop_face(gray, box, self.size, self.margin, self.interpolation) for box in boxes])
+        return np.stack([crop_face(gray, box, self.size, self.margin, self.interpolation,
+                                   eye_angle(box.keypoints) if self.align else None) for box in boxes])
 
     def process(self, image: np.ndarray, index: int | None = None, timestamp: float | None = None,
                 detect_gray: np.ndarray | None = None) -> FrameResult:
