@@ -37,15 +37,16 @@ def prepare_out(out: Path) -> Path:
 
 def build_pipeline(config: EdgeConfig) -> Any:
     """The daemon's pipeline, with the tracker on whatever the config says (tracks need ids)."""
+    from edge.config import detect_every
     from edge.vision.classifier import Classifier
-    from edge.vision.faces import FaceDetector
+    from edge.vision.faces import build_detector
     from edge.vision.pipeline import Pipeline
     from edge.vision.tracker import IouTracker
 
     t = config.tracker
     classifier = Classifier(config.model.manifest, config.model.artifact, threads=config.model.threads)
-    return Pipeline(FaceDetector.from_config(config.detector), classifier,
-                    IouTracker(t.iou_threshold, t.max_age, t.smoothing), t.detect_every)
+    return Pipeline(build_detector(config.detector, config.model.threads), classifier,
+                    IouTracker(t.iou_threshold, t.max_age, t.smoothing), detect_every(config), config.detector.align)
 
 
 def analyze(target: Path, out: Path, config: EdgeConfig, progress: bool = True, annotate: bool = True,
