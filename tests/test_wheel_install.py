@@ -37,6 +37,7 @@ def clean_copy(dest: Path) -> Path:
         shutil.copytree(ROOT / package, dest / package, ignore=ignore)
     (dest / "models").mkdir()
     for name in packaged_model_names():
+        (dest / "models" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / "models" / name, dest / "models" / name)
     return dest
 

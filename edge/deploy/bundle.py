@@ -100,7 +100,8 @@ def packaged_models() -> list[Path]:
         if missing:
             raise BundleError(f"pyproject.toml ships models/{missing[0]}, which does not exist")
         return files
-    return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix not in (".py", ".pyc"))
+    return sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix not in (".py", ".pyc")
+                  and "__pycache__" not in path.parts)
 
 
 def build_wheel(out_dir: Path) -> Path:
@@ -117,7 +118,7 @@ def build_wheel(out_dir: Path) -> Path:
         if path.suffix in (".py", ".toml", ".sh", ".service"):
             files[f"edge/{rel.as_posix()}"] = path.read_bytes()
     for path in packaged_models():
-        files[f"edge/models/{path.name}"] = path.read_bytes()
+        files[f"edge/models/{path.relative_to(models_dir()).as_posix()}"] = path.read_bytes()
     dist_info = f"fer_edge-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", "Name: fer-edge", f"Version: {version}",
             "Summary: fer-edge camera daemon (the edge package only, built by fer-edge bundle)",
