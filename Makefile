@@ -13,6 +13,9 @@ endif
 ifneq ($(wildcard $(SHARED_DATA)/ferplus),)
 export FERPLUS_DIR ?= $(SHARED_DATA)/ferplus
 endif
+ifneq ($(wildcard $(SHARED_DATA)/portraits),)
+export PORTRAITS_DIR ?= $(SHARED_DATA)/portraits
+endif
 
 .PHONY: demo docs-images test test-arm64 test-systemd bench bench-soak install install-edge clean-venv
 

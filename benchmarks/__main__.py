@@ -388,7 +388,7 @@ def cmd_detectors(argv: list[str]) -> int:
     """Haar and BlazeFace side by side (and fer's time per frame), without the rest of a full run."""
     import json
 
-    from benchmarks.detectors import measure_detectors, shared_folder, table, targets
+    from benchmarks.detectors import measure_detectors, env_folder, table, targets
     from benchmarks.frames import DEFAULT_CLIP
     from benchmarks.system import load_average
     from benchmarks.targets import verdict
@@ -396,10 +396,10 @@ def cmd_detectors(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fer-bench detectors", description=cmd_detectors.__doc__)
     parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with a ground-truth sidecar")
-    parser.add_argument("--portraits", type=Path, default=shared_folder("PORTRAITS_DIR", "portraits"),
-                        help="label folders of whole-head photos (default: PORTRAITS_DIR or ../shared/data/portraits)")
-    parser.add_argument("--fer2013", type=Path, default=shared_folder("FER2013_DIR", "fer2013"),
-                        help="FER2013 folder with test/ (default: FER2013_DIR or ../shared/data/fer2013)")
+    parser.add_argument("--portraits", type=Path, default=env_folder("PORTRAITS_DIR"),
+                        help="label folders of whole-head photos (default: PORTRAITS_DIR)")
+    parser.add_argument("--fer2013", type=Path, default=env_folder("FER2013_DIR"),
+                        help="FER2013 folder with test/ (default: FER2013_DIR)")
     parser.add_argument("--fer-faces", type=_count(1), default=350, help="FER2013 test faces to tilt (default 350)")
     parser.add_argument("--blazeface-model", type=Path, help="another BlazeFace .tflite (with its .sha256) to measure")
     parser.add_argument("--no-peer", action="store_true", help="skip timing the `fer` package")

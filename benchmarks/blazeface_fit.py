@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.detectors import portrait_scene, shared_folder
+from benchmarks.detectors import portrait_scene, env_folder
 from edge.vision.faces import Box
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "blazeface" / "face_detection_back.tflite"
@@ -83,8 +83,8 @@ def fer_frames(folder: Path, count: int, seed: int = 1) -> tuple[list[np.ndarray
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.blazeface_fit", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=MODEL)
-    parser.add_argument("--fer2013", type=Path, default=shared_folder("FER2013_DIR", "fer2013"))
-    parser.add_argument("--portraits", type=Path, default=shared_folder("PORTRAITS_DIR", "portraits"))
+    parser.add_argument("--fer2013", type=Path, default=env_folder("FER2013_DIR"))
+    parser.add_argument("--portraits", type=Path, default=env_folder("PORTRAITS_DIR"))
     parser.add_argument("--faces", type=int, default=300)
     args = parser.parse_args(argv)
     fits = {}

@@ -27,7 +27,6 @@ from benchmarks.frames import ROOT, Truth, load_frames
 from edge.vision.faces import Box
 
 TILTED_CLIP = ROOT / "models" / "demo" / "tilted_clip.mp4"
-SHARED = ROOT.parent / "shared" / "data"
 ANGLES = (0, 15, -15, 30, -30)
 PORTRAIT_FACE = (70, 110)  # face widths (Haar's box) in the 640x480 frame: a person a few metres away
 log = logging.getLogger("fer-bench")
@@ -231,10 +230,11 @@ def scenes(demo_clip: Path, portraits: Path | None, fer2013: Path | None, fer_fa
     return out, notes
 
 
-def shared_folder(env: str, name: str) -> Path | None:
+def env_folder(env: str) -> Path | None:
+    """The folder an environment variable names (PORTRAITS_DIR, FER2013_DIR), if it exists; no default
+    path: a user's data is wherever they say, and the Makefile exports the team's copies."""
     value = os.environ.get(env)
-    path = Path(value) if value else SHARED / name
-    return path if path.is_dir() else None
+    return Path(value) if value and Path(value).is_dir() else None
 
 
 def measure_detectors(manifest: Path, demo_clip: Path, portraits: Path | None, fer2013: Path | None,

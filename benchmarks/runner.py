@@ -169,12 +169,12 @@ def run(settings: RunSettings) -> dict[str, Any]:
         peer = PeerResult(False, reason="peer comparison skipped (--no-peer)")
     detectors = None
     if settings.detectors:
-        from benchmarks.detectors import measure_detectors, shared_folder
+        from benchmarks.detectors import measure_detectors, env_folder
 
         log.info("face detectors side by side")
         # --quick: the committed clips only; real portraits and tilted FER2013 faces take a minute more
-        shared = (None, None) if settings.quick else (shared_folder("PORTRAITS_DIR", "portraits"),
-                                                      shared_folder("FER2013_DIR", "fer2013"))
+        shared = (None, None) if settings.quick else (env_folder("PORTRAITS_DIR"),
+                                                      env_folder("FER2013_DIR"))
         detectors = measure_detectors(settings.manifest, settings.clip, *shared)
     results: dict[str, Any] = {
         "schema": SCHEMA, "version": SCHEMA_VERSION, "system": info, "config": settings.to_dict(),

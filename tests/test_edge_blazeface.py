@@ -24,7 +24,7 @@ from tests.edge_helpers import MANIFEST, ROOT, SAMPLE, face_frame
 
 BLAZEFACE = ROOT / "models" / "blazeface" / "face_detection_back.tflite"
 SHORT = ROOT / "models" / "blazeface" / "face_detection_short_range.tflite"
-PORTRAITS = Path(os.environ.get("PORTRAITS_DIR") or ROOT.parent / "shared" / "data" / "portraits")
+PORTRAITS = Path(os.environ.get("PORTRAITS_DIR") or "/nonexistent")  # make and CI export the team's copy
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +277,7 @@ def test_daemon_runs_the_demo_clip_with_blazeface(tmp_path: Path) -> None:
     assert hits / total >= 0.9, f"{hits}/{total}"
 
 
-@pytest.mark.skipif(not PORTRAITS.is_dir(), reason="../shared/data/portraits not here (research licence)")
+@pytest.mark.skipif(not PORTRAITS.is_dir(), reason="PORTRAITS_DIR not set (research licence: never in the repo)")
 def test_real_portraits_tilted_30_degrees_are_all_found(detector: BlazeFaceDetector) -> None:
     from benchmarks.detectors import portrait_scene
 
