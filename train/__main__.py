@@ -34,6 +34,10 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", help="shortcut for --set data.labels=... (fer2013, auto, or a,b,c in output order)")
     parser.add_argument("--weights", help="shortcut for --set model.weights=PATH: the ImageNet weights file "
                         "(include_top=False) keras.applications would download; nothing is downloaded")
+    parser.add_argument("--votes", help="shortcut for --set data.votes=CSV: FER+ votes for the training images "
+                        "(file,neutral,...,NF rows; ../shared/data/ferplus/train.csv)")
+    parser.add_argument("--votes-mix", type=float, metavar="X", help="shortcut for --set train.votes_mix=X: "
+                        "the votes' share of each label target (0 = original labels only, 1 = votes only)")
     parser.add_argument("--out", required=True, type=Path, help="run directory (created)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--stop-after", type=int, metavar="EPOCH",
@@ -191,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _train_parser().parse_args(argv)
         overrides = list(args.overrides)
         for key, value in (("data.dir", args.data), ("train.epochs", args.epochs), ("model.arch", args.arch),
-                           ("data.labels", args.labels), ("model.weights", args.weights)):
+                           ("data.labels", args.labels), ("model.weights", args.weights),
+                           ("data.votes", args.votes), ("train.votes_mix", args.votes_mix)):
             if value is not None:
                 overrides.append(f"{key}={value}")
         if args.print_config:

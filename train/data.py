@@ -41,6 +41,9 @@ class Dataset:
     source: str
     sizes: np.ndarray | None = None  # (N, 2) height and width before conversion, for the data report
     info: Mapping[str, Any] = field(default_factory=dict)  # how it was made: generated split, face cropping
+    # each image's path as ``<split folder>/<class>/<file>`` (folder data only), what a votes file names
+    names: tuple[str, ...] | None = None
+    votes: np.ndarray | None = None  # (N, 10) FER+ votes per image (train.ferplus.COLUMNS), when given
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -59,7 +62,20 @@ class Dataset:
 
     def subset(self, index: np.ndarray) -> "Dataset":
         sizes = None if self.sizes is None else self.sizes[index]
-        return Dataset(self.images[index], self.targets[index], self.labels, self.source, sizes, self.info)
+        names = None if self.names is None else tuple(self.names[int(i)] for i in np.arange(len(self))[index])
+        votes = None if self.votes is None else self.votes[index]
+        return Dataset(self.images[index], self.targets[index], self.labels, self.source, sizes, self.info,
+                       names, votes)
+
+    def with_votes(self, path: str | Path) -> "Dataset":
+        """This data with the FER+ votes file ``path`` matched to its images by file name (all checked)."""
+        import dataclasses
+
+        from train.ferplus import read_votes
+
+        votes = read_votes(path)
+        info = {**self.info, "votes": {"file": str(path), "sha256": votes.sha256}}
+        return dataclasses.replace(self, votes=votes.for_images(self.names, self.source), info=info)
 
 
 def to_8bit(image: np.ndarray) -> np.ndarray:
@@ -150,6 +166,7 @@ def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS, decode: De
         raise DataError(f"data folder {root} has no class folders (expected {root}/<class>/*.jpg)")
     _check_labels((p.name for p in class_dirs), str(root), labels)
     items: list[tuple[np.ndarray, int]] = []
+    names: list[str] = []
     for class_dir in class_dirs:
         target = labels.index(class_dir.name)
         for path in sorted(class_dir.iterdir()):
@@ -157,7 +174,9 @@ def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS, decode: De
                 image = decode(path.read_bytes(), str(path))
                 if image is not None:
                     items.append((image, target))
-    return _stack(items, labels, str(root))
+                    names.append(f"{root.name}/{class_dir.name}/{path.name}")
+    dataset = _stack(items, labels, str(root))
+    return Dataset(dataset.images, dataset.targets, labels, dataset.source, names=tuple(names))
 
 
 def zip_images(archive: zipfile.ZipFile) -> list[tuple[str, tuple[str, ...]]]:
@@ -312,7 +331,7 @@ def load_dataset(path: str | Path, split: str = "train", labels: str | Sequence[
     if cropper is not None:
         info["crop_faces"] = cropper.summary()
     sizes = np.asarray(decoder.sizes, dtype=np.int64) if len(decoder.sizes) == len(dataset) else None
-    return Dataset(dataset.images, dataset.targets, dataset.labels, dataset.source, sizes, info)
+    return Dataset(dataset.images, dataset.targets, dataset.labels, dataset.source, sizes, info, dataset.names)
 
 
 def _default_columns() -> "CsvColumns":

@@ -174,9 +174,11 @@ def teacher_targets(teacher_spec: str | Path, images: np.ndarray, fingerprint: s
     return probabilities
 
 
-def mixed_targets(targets: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
-    """``weight`` of the teacher's probabilities plus the rest on the true label (one-hot)."""
-    onehot = np.eye(teacher.shape[1], dtype=np.float32)[targets]
+def mixed_targets(targets: np.ndarray, teacher: np.ndarray, weight: float,
+                  labels: np.ndarray | None = None) -> np.ndarray:
+    """``weight`` of the teacher's probabilities plus the rest on the true label: one-hot, or the rows
+    ``labels`` gives in its place (the original label mixed with FER+ votes, ``ferplus.label_targets``)."""
+    onehot = np.eye(teacher.shape[1], dtype=np.float32)[targets] if labels is None else labels
     return (weight * teacher + (1.0 - weight) * onehot).astype(np.float32)
 
 
