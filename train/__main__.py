@@ -21,7 +21,7 @@ def _train_parser() -> argparse.ArgumentParser:
         prog="fer-train",
         description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv) or on your "
         "own folder-per-class data or CSV (--labels auto). Subcommands: 'fer-train evaluate MODEL', "
-        "'fer-train ship RUN_DIR', 'fer-train recalibrate MODEL', 'fer-train combine A,B,C --out M', "
+        "'fer-train ship RUN_DIR', 'fer-train card MODEL', 'fer-train recalibrate MODEL', 'fer-train combine A,B,C --out M', "
         "'fer-train report DATA' (see their --help).",
     )
     parser.add_argument("--config", help="TOML config file (see train/configs/)")
@@ -64,6 +64,24 @@ def _evaluate_parser() -> argparse.ArgumentParser:
                         "horizontal shifts, 10 vertical ones too (the views train.teacher_views distils)")
     parser.add_argument("--labels", help="the model's labels (fer2013, auto or a,b,c; default: its run's "
                         "dataset.json beside the model, else fer2013)")
+    parser.add_argument("--votes", help="FER+ votes for the split's images (../shared/data/ferplus/test.csv; "
+                        "train.csv for train and val): adds agreement with the FER+ majority label, the annotators' "
+                        "share, and every figure without the faces that duplicate a training face")
+    parser.add_argument("--crop-faces", action="store_true", help="crop the largest Haar face of each image first "
+                        "(whole photos, e.g. --data ../shared/data/portraits: a folder per class)")
+    return parser
+
+
+def _card_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="fer-train card",
+        description="Measure a shipped model against FER+'s ten annotators and write the figures, with the "
+        "command that prints them, into its card (<stem>.card.json and .card.md, replacing an earlier section).",
+    )
+    parser.add_argument("model", help="a .keras model with its card beside it (fer-train ship writes both)")
+    parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--votes", required=True, help="FER+ votes for the split (../shared/data/ferplus/test.csv)")
     return parser
 
 
@@ -154,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             from train.evaluate import evaluate_model, format_report
 
             report = evaluate_model(args.model, args.data, args.split, args.out, tta=args.tta, labels=args.labels,
-                                    views=args.views)
+                                    views=args.views, votes=args.votes, crop_faces=args.crop_faces)
             print(format_report(report))
             return ExitStatus.OK
         if argv and argv[0] == "ship":
@@ -165,6 +183,14 @@ def main(argv: list[str] | None = None) -> int:
                             args.prior)
             print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
                   f"card {args.out / (args.name + '.card.md')}")
+            return ExitStatus.OK
+        if argv and argv[0] == "card":
+            args = _card_parser().parse_args(argv[1:])
+            from train.vote_card import write_vote_card
+
+            record = write_vote_card(args.model, args.data, args.votes, args.split)
+            print(f"card of {args.model}: accuracy {record['accuracy']:.4f}, FER+ agreement {record['agreement']:.4f}, "
+                  f"annotator share {record['annotator_share']:.4f} on {record['images']} {args.split} images")
             return ExitStatus.OK
         if argv and argv[0] == "recalibrate":
             args = _recalibrate_parser().parse_args(argv[1:])

@@ -186,3 +186,33 @@ def agreement(predicted: np.ndarray, counts: np.ndarray, labels: Sequence[str]) 
         "annotator_share": float((chosen / totals).mean()) if len(counts) else 0.0,
         "images": int(len(counts)),
     }
+
+
+def vote_figures(targets: np.ndarray, predicted: np.ndarray, counts: np.ndarray, labels: Sequence[str],
+                 duplicates: np.ndarray | None = None) -> dict[str, object]:
+    """Accuracy on the original labels beside the annotators' figures (``agreement``), and all of
+    them again without the images flagged in ``duplicates`` (test faces a model may have trained on)."""
+    targets, predicted = np.asarray(targets), np.asarray(predicted)
+
+    def figures(keep: np.ndarray) -> dict[str, float | int]:
+        scored = agreement(predicted[keep], counts[keep], labels)
+        return {"accuracy": float((predicted[keep] == targets[keep]).mean()) if keep.any() else 0.0, **scored}
+
+    result: dict[str, object] = dict(figures(np.ones(len(targets), dtype=bool)))
+    if duplicates is not None:
+        duplicates = np.asarray(duplicates, dtype=bool)
+        result["without_duplicates"] = {"left_out": int(duplicates.sum()), **figures(~duplicates)}
+    return result
+
+
+def format_figures(figures: dict[str, object], what: str = "images that duplicate a training image") -> list[str]:
+    """The lines ``fer-train evaluate --votes`` prints."""
+    lines = [f"FER+ agreement  {figures['agreement']:.4f} (majority label, {figures['agreement_images']} images; "
+             f"contempt, unclear and not-a-face left out)",
+             f"annotator share {figures['annotator_share']:.4f} (mean share of the annotators who chose the prediction)"]
+    clean = figures.get("without_duplicates")
+    if isinstance(clean, dict):
+        lines.append(f"without the {clean['left_out']} {what} ({clean['images']} images): accuracy "
+                     f"{clean['accuracy']:.4f}, FER+ agreement {clean['agreement']:.4f}, annotator share "
+                     f"{clean['annotator_share']:.4f}")
+    return lines

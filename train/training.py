@@ -263,7 +263,9 @@ def split_seed(config: Config) -> int:
     return config.train.seed if config.data.val_seed < 0 else config.data.val_seed
 
 
-def prepare_data(config: Config) -> tuple[Dataset, Dataset]:
+def prepare_data(config: Config, training: bool = True) -> tuple[Dataset, Dataset]:
+    """The run's (training, validation) images; ``training=False`` keeps the images FER+ votes call
+    not a face in the training part, as the pool was split (what a scorer compares test faces with)."""
     from train.run_info import load_options
 
     full = load_dataset(config.data.dir, config.data.split, config.data.labels, **load_options(config.data))
@@ -275,7 +277,7 @@ def prepare_data(config: Config) -> tuple[Dataset, Dataset]:
         full = full.subset(np.sort(rng.choice(len(full), config.data.limit, replace=False)))
     train_index, val_index = stratified_split(full.targets, config.data.val_fraction, seed)
     train, val = full.subset(train_index), full.subset(val_index)
-    if train.votes is not None:
+    if train.votes is not None and training:
         train = _without_non_faces(train)
     return train, val
 
