@@ -15,6 +15,7 @@ import numpy as np
 
 from train.data import load_dataset
 from train.errors import TrainError
+from train.keras_io import load_keras_model, predict_probs, with_policy  # noqa: F401  (re-exported)
 from train.outputs import output_folder
 
 
@@ -100,56 +101,6 @@ def save_confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], p
     plt.close(fig)
 
 
-def load_keras_model(path: Path) -> Any:
-    """Load a .keras file as a float32 model, whatever precision it was trained in."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainError(f"model file {path} does not exist")
-    import keras
-
-    # the caller's policy comes back afterwards: a training process that loads a teacher or initial
-    # weights must go on building its own layers in the precision it chose
-    caller_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        model = _float32_model(keras, path)
-    finally:
-        keras.mixed_precision.set_global_policy(caller_policy)
-    return model
-
-
-def _float32_model(keras: Any, path: Path) -> Any:
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # keras raises many types for a bad file
-        import zipfile
-
-        # keras says "File not found" for a .keras file that exists but is no zip (empty, truncated, text)
-        reason = ("not a .keras archive (empty, truncated or another kind of file)"
-                  if path.suffix == ".keras" and not zipfile.is_zipfile(path) else str(exc).splitlines()[0][:200])
-        raise TrainError(f"{path} is not a readable Keras model: {reason}") from None
-    if any(getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.name != "float32"
-           for layer in model.layers):
-        model = with_policy(model, "float32")
-    return model
-
-
-def with_policy(model: Any, policy: str) -> Any:
-    """``model`` rebuilt with every layer computing under ``policy`` ("float32", "mixed_bfloat16"), same weights."""
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer":  # its dtype is the input tensor's, not a policy
-            layer["config"]["dtype"] = policy
-    clone = model.__class__.from_config(config)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-def predict_probs(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    batch = images[..., None].astype(np.float32)
-    return np.asarray(model.predict(batch, batch_size=batch_size, verbose=0), dtype=np.float64)
-
-
 def model_labels(model_path: Path, labels: Sequence[str] | str | None = None) -> tuple[Any, dict[str, Any]]:
     """The label spec to score ``model_path`` with, and the ``load_dataset`` options its run recorded.
 
@@ -183,7 +134,7 @@ def validation_parts(model_path: Path, data: str | Path, votes: str | Path | Non
 
     from train.config import load_config
     from train.run_info import run_file
-    from train.training import prepare_data, split_seed
+    from train.run_data import prepare_data, split_seed
 
     path = run_file(model_path, "config.toml")
     if path is None:
@@ -266,7 +217,8 @@ def evaluate_model(model_path: Path | str, data: str | Path, split: str = "test"
     Neither ships in one forward pass, which makes these the figures a distillation teacher
     (``train.teacher``, ``train.teacher_views``) offers its student.
     """
-    from train.distill import averaged_predictions, teacher_paths
+    from train.keras_io import teacher_paths
+    from train.views import averaged_predictions
 
     paths = teacher_paths(str(model_path))
     views = max(views, 2 if tta else 1)

@@ -21,7 +21,7 @@ from train.outputs import output_folder, refuse_a_file
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
-    from train.training import read_history
+    from train.run_files import read_history
 
     path = run_dir / "history.csv"
     if not path.is_file():

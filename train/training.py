@@ -23,8 +23,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from train.config import Config, load_config
-from train.data import Dataset, load_dataset, stratified_split
+from train.data import Dataset
 from train.errors import TrainError
+from train.objectives import class_weights, loss_and_metrics  # noqa: F401  (re-exported)
+from train.run_data import prepare_data, soft_targets, split_seed  # noqa: F401  (re-exported)
+from train.run_files import atomic_save_model, atomic_write_text, read_history  # noqa: F401  (re-exported)
 from train.swa import SWA_FILE
 
 STATE = "state.json"
@@ -39,38 +42,6 @@ class RunResult:
     best_val_accuracy: float | None  # None for a refit (data.val_fraction = 0): nothing was validated
     stopped_early: bool
     average_from: int = 0  # the model is the weight average of epochs average_from..best_epoch (0: not an average)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_save_model(model: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def class_weights(targets: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
-    """Answer to the 436-image 'disgust' class without wrecking overall accuracy.
-
-    'balanced' weights by inverse frequency; 'sqrt' by its square root, which lifts the rare
-    classes' recall while costing less overall accuracy than full balancing.
-    """
-    if mode == "none":
-        return None
-    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
-    counts[counts == 0] = 1.0
-    weights = len(targets) / (num_classes * counts)
-    if mode == "sqrt":
-        weights = np.sqrt(weights)
-    weights = weights / np.average(weights, weights=counts)  # mean weight per sample stays 1
-    return {i: float(w) for i, w in enumerate(weights)}
 
 
 def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: int,
@@ -104,14 +75,6 @@ def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: i
     if teach is not None:
         ds = ds.map(lambda x, y, *rest: (x, teach(x, y), *rest), num_parallel_calls=1)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """Rows of history.csv; columns a row lacks (added by a later schedule part) are left out."""
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
 
 
 def append_history(path: Path, row: dict[str, float]) -> None:
@@ -258,52 +221,6 @@ def _learning_rate(keras: Any, config: Config, steps_per_epoch: int) -> Any:
     )
 
 
-def split_seed(config: Config) -> int:
-    """The seed that draws the validation split: data.val_seed, or train.seed when that is -1."""
-    return config.train.seed if config.data.val_seed < 0 else config.data.val_seed
-
-
-def prepare_data(config: Config, training: bool = True) -> tuple[Dataset, Dataset]:
-    """The run's (training, validation) images; ``training=False`` keeps the images FER+ votes call
-    not a face in the training part, as the pool was split (what a scorer compares test faces with)."""
-    from train.run_info import load_options
-
-    full = load_dataset(config.data.dir, config.data.split, config.data.labels, **load_options(config.data))
-    if config.data.votes:  # every image of the split matched before any is set aside
-        full = full.with_votes(config.data.votes)
-    seed = split_seed(config)
-    if config.data.limit and config.data.limit < len(full):
-        rng = np.random.default_rng(seed)
-        full = full.subset(np.sort(rng.choice(len(full), config.data.limit, replace=False)))
-    train_index, val_index = stratified_split(full.targets, config.data.val_fraction, seed)
-    train, val = full.subset(train_index), full.subset(val_index)
-    if train.votes is not None and training:
-        train = _without_non_faces(train)
-    return train, val
-
-
-def _without_non_faces(data: Dataset) -> Dataset:
-    """Training images less those FER+'s majority calls not a face, their count kept in ``info``.
-
-    Only training loses them: the validation split stays the one the run's seed draws from all
-    images, so its figures compare with runs that never saw the votes.
-    """
-    import dataclasses
-
-    from train.ferplus import not_a_face
-
-    assert data.votes is not None
-    faces = ~not_a_face(data.votes)
-    kept = data.subset(np.flatnonzero(faces))
-    votes = {**dict(data.info.get("votes", {})), "not_a_face_left_out": int((~faces).sum())}
-    return dataclasses.replace(kept, info={**data.info, "votes": votes})
-
-
-def soft_targets(config: Config) -> bool:
-    """Whether the run learns from probability vectors (teachers, or votes mixed in) not integer labels."""
-    return bool(config.train.teacher) or (bool(config.data.votes) and config.train.votes_mix > 0)
-
-
 def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
     """How the data was read, so evaluate, convert and the report load the same images the same way."""
     import dataclasses
@@ -320,16 +237,6 @@ def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
 # the checkpoint (the model) or decides which images are validation.
 RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weight_decay", "train.patience",
                   "train.schedule", "train.swa", "train.precision", "train.recalibrate_bn")
-
-
-def loss_and_metrics(keras: Any, soft: bool) -> tuple[Any, list[Any]]:
-    """Cross-entropy against integer labels, or against probability vectors when distilling.
-
-    The accuracy metric is named ``accuracy`` either way, so history columns stay the same.
-    """
-    if soft:
-        return keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    return keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]
 
 
 def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float, name: str = "adamw",
@@ -409,7 +316,7 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
 
 def _load_initial_weights(model: Any, path: Path) -> None:
     """Copy a saved model's weights into the freshly built ``model``; both must be the same architecture."""
-    from train.evaluate import load_keras_model
+    from train.keras_io import load_keras_model
 
     source = load_keras_model(path)
     shapes = [tuple(w.shape) for w in model.weights]

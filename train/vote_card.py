@@ -97,6 +97,6 @@ def write_vote_card(model: str, data: str, votes: str, split: str = "test") -> d
 
 
 def _replace(path: Path, text: str) -> None:
-    from train.training import atomic_write_text
+    from train.run_files import atomic_write_text
 
     atomic_write_text(path, text)
