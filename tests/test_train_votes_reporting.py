@@ -179,3 +179,16 @@ def test_the_portraits_are_scored_with_faces_cropped(full_data: Path, capsys: py
     assert main(["evaluate", str(MODELS / "fer_vgg.keras"), "--data", str(portraits), "--crop-faces"]) == 0
     out = capsys.readouterr().out
     assert "(110 images)" in out and float(out.split("accuracy  ")[1].split()[0]) > 0.5
+
+
+def test_ship_with_votes_writes_the_cards_ferplus_section(sample_dir: Path, tmp_path: Path) -> None:
+    run, out = tmp_path / "run", tmp_path / "models"
+    assert main(["--arch", "tiny", "--data", str(sample_dir), "--votes", str(SAMPLE_VOTES / "train.csv"),
+                 "--out", str(run), "--epochs", "1", "--set", "train.warmup_epochs=0",
+                 "--set", "data.val_fraction=0.2"]) == 0
+    assert main(["ship", str(run), "--out", str(out), "--name", "m", "--data", str(sample_dir),
+                 "--votes", str(SAMPLE_VOTES / "test.csv")]) == 0
+    card = json.loads((out / "m.card.json").read_text())
+    assert card["ferplus"]["images"] == card["evaluation"]["images"]
+    assert card["ferplus"]["accuracy"] == card["evaluation"]["accuracy"]
+    assert card["ferplus"]["command"] in (out / "m.card.md").read_text()

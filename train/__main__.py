@@ -124,6 +124,8 @@ def _ship_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="fer_vgg")
     parser.add_argument("--data", default=os.environ.get("FER2013_DIR", "../shared/data/fer2013"))
     parser.add_argument("--split", default="test")
+    parser.add_argument("--votes", help="FER+ votes for --split (../shared/data/ferplus/test.csv): adds the card's FER+ "
+                        "section, as `fer-train card` does")
     parser.add_argument("--config-path", default=None,
                         help="config file named in the card's reproduce commands (default: the one the run "
                         "was started with; train/configs/shipped.toml for runs that did not record it)")
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             from train.model_card import ship_run
 
             card = ship_run(args.run_dir, args.out, args.name, args.data, args.split, args.config_path,
-                            args.prior)
+                            args.prior, args.votes)
             print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
                   f"card {args.out / (args.name + '.card.md')}")
             return ExitStatus.OK
