@@ -102,6 +102,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit-faces", type=_count(0), default=0,
                         help="score every k-th face, at most N (0: all)")
     parser.add_argument("--no-keras", action="store_true", help="float reference from the float32 artifact")
+    parser.add_argument("--votes", type=Path, help="FER+ votes for the --split faces (FER+'s test.csv): "
+                        "every model and the peer are also scored on agreement with the FER+ majority label and the "
+                        "annotators' share, and again without the faces that duplicate a training face")
     parser.add_argument("--also", action="append", type=Path, default=[], metavar="MANIFEST",
                         help="another model to set beside this one (repeatable): accuracy and model latency of "
                              "its int8 and float32, e.g. a MobileNetV2 backbone's manifest")
@@ -204,7 +207,8 @@ def cmd_run(argv: list[str]) -> int:
                            pipeline_policy=pipeline, peer_policy=peer, peer=not args.no_peer,
                            peer_python=args.peer_python, keras=not args.no_keras, limit_faces=args.limit_faces,
                            quick=args.quick, command="fer-bench " + " ".join(argv),
-                           also=tuple(path.resolve() for path in args.also), detectors=not args.no_detectors)
+                           also=tuple(path.resolve() for path in args.also), detectors=not args.no_detectors,
+                           votes=args.votes)
     from benchmarks.runner import check_settings
 
     check_settings(settings)  # the manifest, clip and data, before the peer venv is built or anything timed

@@ -31,6 +31,10 @@ class LabelledFaces:
     targets: np.ndarray  # (N,) indexes into labels
     labels: tuple[str, ...]
     source: str
+    votes: np.ndarray | None = None  # (N, 10) FER+ votes (train.ferplus.COLUMNS) when --votes is given
+    duplicates: np.ndarray | None = None  # (N,) the faces that are pixel for pixel a training face
+    votes_file: str = ""
+    votes_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,11 @@ class ModelAccuracy:
     agreement: float | None = None  # top-1 agreement with the float reference
     runtime: str = ""
     note: str = ""
+    ferplus: dict[str, Any] | None = None  # train.ferplus.vote_figures, when the faces carry votes
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "accuracy": round(self.accuracy, 6),
+                **({"ferplus": self.ferplus} if self.ferplus is not None else {}),
                 "macro_f1": round(self.macro_f1, 6),
                 "per_class_f1": {k: round(v, 4) for k, v in self.per_class_f1.items()},
                 "confusion_matrix": self.confusion,
@@ -85,7 +91,7 @@ def default_data() -> tuple[Path, str]:
 
 
 def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
-               manifest_info: dict | None = None) -> LabelledFaces:
+               manifest_info: dict | None = None, votes: Path | None = None) -> LabelledFaces:
     """Through ``train.data`` (no tensorflow needed); ``limit`` keeps every k-th face.
 
     ``manifest_info`` carries the run's loading options (face crops, a generated test split's
@@ -97,15 +103,27 @@ def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
         from train.run_info import manifest_options
     except ImportError as exc:
         raise FacesUnavailable(f"cannot load labelled faces: the 'train' package is not importable ({exc})") from None
+    duplicates = None
     try:
-        dataset = load_dataset(data, split, labels, **manifest_options(manifest_info or {}))
+        options = manifest_options(manifest_info or {})
+        dataset = load_dataset(data, split, labels, **options)
+        if votes is not None:
+            dataset = dataset.with_votes(votes)
+            if split != "train":  # the faces a model trained on, found by their pixels' sha256
+                from train.duplicates import duplicates_of
+
+                duplicates = duplicates_of(dataset.images, load_dataset(data, "train", labels, **options).images)
     except TrainError as exc:  # the data, or the manifest's labels as train reads them (a single class)
         raise BenchError(f"accuracy data: {exc}") from None
-    images, targets = dataset.images, dataset.targets
+    images, targets, counts = dataset.images, dataset.targets, dataset.votes
     if limit and len(targets) > limit:
         pick = np.arange(0, len(targets), len(targets) / limit).astype(np.int64)[:limit]  # every k-th: keeps the mix
         images, targets = images[pick], targets[pick]
-    return LabelledFaces(images, targets, dataset.labels, dataset.source)
+        counts = None if counts is None else counts[pick]
+        duplicates = None if duplicates is None else duplicates[pick]
+    record = dict(dataset.info.get("votes") or {})
+    return LabelledFaces(images, targets, dataset.labels, dataset.source, counts, duplicates,
+                         str(record.get("file", "")), str(record.get("sha256", "")))
 
 
 def keras_available() -> bool:
@@ -169,9 +187,14 @@ def scored(name: str, kind: str, faces: LabelledFaces, predicted: np.ndarray, re
         ref_acc = float(np.mean(reference == faces.targets))
         points = (ref_acc - result["accuracy"]) * 100
         agreement = float(np.mean(predicted == reference))
+    ferplus = None
+    if faces.votes is not None:
+        from train.ferplus import vote_figures
+
+        ferplus = vote_figures(faces.targets, predicted, faces.votes, faces.labels, faces.duplicates)
     return ModelAccuracy(name, kind, result["accuracy"], result["macro_f1"],
                          {k: v["f1"] for k, v in result["per_class"].items()}, result["confusion_matrix"],
-                         points, agreement, runtime, note)
+                         points, agreement, runtime, note, ferplus)
 
 
 def measure_accuracy(manifest_path: Path, artifacts: list[str], faces: LabelledFaces, use_keras: bool = True,

@@ -235,7 +235,33 @@ def _accuracy(results: dict[str, Any]) -> list[str]:
     rows.append(["**macro-F1**"] + [f"**{m['macro_f1']:.3f}**" for m in models])
     rows.append(["**top-1**"] + [f"**{m['accuracy']:.3f}**" for m in models])
     lines += ["Per-class F1:", ""] + _table(header, rows)
+    voted = [m for m in models if m.get("ferplus")]
+    if voted:
+        lines += ["", _votes_note(voted[0]["ferplus"]), ""] + _table(
+            ["measure"] + [m["name"] for m in voted], _vote_rows(voted))
     return lines
+
+
+VOTE_MEASURES = (("accuracy", "top-1 (original labels)"), ("agreement", "FER+ agreement (majority label)"),
+                 ("annotator_share", "annotator share"))
+
+
+def _vote_rows(models: list[dict[str, Any]]) -> list[list[str]]:
+    rows = [[label] + [f"{m['ferplus'][key]:.4f}" for m in models] for key, label in VOTE_MEASURES]
+    if all(isinstance(m["ferplus"].get("without_duplicates"), dict) for m in models):
+        rows += [[f"{label}, duplicates left out"] + [f"{m['ferplus']['without_duplicates'][key]:.4f}" for m in models]
+                 for key, label in VOTE_MEASURES]
+    return rows
+
+
+def _votes_note(figures: dict[str, Any]) -> str:
+    clean = figures.get("without_duplicates")
+    left = (f" \"Duplicates left out\": without the {clean['left_out']} faces that are pixel for pixel a training "
+            f"face ({clean['images']} left)." if isinstance(clean, dict) else "")
+    return (f"Against FER+'s ten annotators (`--votes`): agreement with the FER+ majority label on the "
+            f"{figures['agreement_images']} faces that have one among our classes (single votes dropped, the top "
+            f"class holding more than half of the rest; contempt, unclear and not-a-face left out), and the mean "
+            f"share of annotators who chose the predicted class over all {figures['images']} faces.{left}")
 
 
 def _models(results: dict[str, Any]) -> list[str]:

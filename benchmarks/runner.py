@@ -45,10 +45,11 @@ class RunSettings:
     command: str = ""
     also: tuple[Path, ...] = ()  # other models (say a MobileNetV2 backbone) set beside this one
     detectors: bool = True  # Haar and BlazeFace side by side (benchmarks.detectors)
+    votes: Path | None = None  # FER+ votes for the scored faces: agreement figures beside top-1
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("manifest", "data", "clip", "peer_python"):
+        for key in ("manifest", "data", "clip", "peer_python", "votes"):
             data[key] = str(data[key]) if data[key] is not None else None
         data["also"] = [str(path) for path in self.also]
         for key in ("model_policy", "pipeline_policy", "peer_policy"):
@@ -122,7 +123,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
         notes.append("--quick: tiny run counts to prove the tool works; these figures are not stable.")
     started = time.perf_counter()
     try:
-        faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info)
+        faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info,
+                                settings.votes)
         faces_error = ""
     except FacesUnavailable as exc:  # any other reason (--data, --split) is an error before timing, not a note
         faces, faces_error = None, str(exc)
@@ -245,7 +247,8 @@ def _score_other_model(manifest: Any, other: dict[str, Any], settings: RunSettin
     from benchmarks import accuracy as acc
 
     try:
-        faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info)
+        faces = acc.load_faces(settings.data, settings.split, manifest.labels, settings.limit_faces, manifest.info,
+                                settings.votes)
     except BenchError as exc:
         return {"error": str(exc)}
     log.info("accuracy (--also %s) on %s (%d faces)", manifest.name, faces.source, len(faces.targets))

@@ -38,6 +38,10 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", help="shortcut for --set data.labels=... (fer2013, auto, or a,b,c in output order)")
     parser.add_argument("--weights", help="shortcut for --set model.weights=PATH: the ImageNet weights file "
                         "(include_top=False) keras.applications would download; nothing is downloaded")
+    parser.add_argument("--votes", help="shortcut for --set data.votes=CSV: FER+ votes for the training images "
+                        "(file,neutral,...,NF rows; FER+'s train.csv)")
+    parser.add_argument("--votes-mix", type=float, metavar="X", help="shortcut for --set train.votes_mix=X: "
+                        "the votes' share of each label target (0 = original labels only, 1 = votes only)")
     parser.add_argument("--out", required=True, type=Path, help="run directory (created)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--stop-after", type=int, metavar="EPOCH",
@@ -64,6 +68,24 @@ def _evaluate_parser() -> argparse.ArgumentParser:
                         "horizontal shifts, 10 vertical ones too (the views train.teacher_views distils)")
     parser.add_argument("--labels", help="the model's labels (fer2013, auto or a,b,c; default: its run's "
                         "dataset.json beside the model, else fer2013)")
+    parser.add_argument("--votes", help="FER+ votes for the split's images (FER+'s test.csv; "
+                        "train.csv for train and val): adds agreement with the FER+ majority label, the annotators' "
+                        "share, and every figure without the faces that duplicate a training face")
+    parser.add_argument("--crop-faces", action="store_true", help="crop the largest Haar face of each image first "
+                        "(whole photos, e.g. a folder of portraits with a folder per class)")
+    return parser
+
+
+def _card_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="fer-train card",
+        description="Measure a shipped model against FER+'s ten annotators and write the figures, with the "
+        "command that prints them, into its card (<stem>.card.json and .card.md, replacing an earlier section).",
+    )
+    parser.add_argument("model", help="a .keras model with its card beside it (fer-train ship writes both)")
+    parser.add_argument("--data", help="FER2013 (default: $FER2013_DIR, else data/fer2013/)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--votes", required=True, help="FER+ votes for the split (ferplus/test.csv; train.csv for train and val)")
     return parser
 
 
@@ -106,6 +128,8 @@ def _ship_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="fer_vgg")
     parser.add_argument("--data", help="test data for the card (default: $FER2013_DIR, else data/fer2013/)")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--votes", help="FER+ votes for --split (FER+'s test.csv): adds the card's FER+ "
+                        "section, as `fer-train card` does")
     parser.add_argument("--config-path", default=None,
                         help="config file named in the card's reproduce commands (default: the one the run "
                         "was started with; train/configs/shipped.toml for runs that did not record it)")
@@ -156,7 +180,8 @@ def cmd_train(argv: list[str]) -> int:
     args = _train_parser().parse_args(argv)
     overrides = list(args.overrides)
     for key, value in (("data.dir", args.data), ("train.epochs", args.epochs), ("model.arch", args.arch),
-                       ("data.labels", args.labels), ("model.weights", args.weights)):
+                       ("data.labels", args.labels), ("model.weights", args.weights),
+                       ("data.votes", args.votes), ("train.votes_mix", args.votes_mix)):
         if value is not None:
             overrides.append(f"{key}={value}")
     if args.print_config:
@@ -181,7 +206,7 @@ def cmd_evaluate(argv: list[str]) -> int:
     from train.evaluate import evaluate_model, format_report
 
     report = evaluate_model(args.model, _data(args.data), args.split, args.out, tta=args.tta,
-                            labels=args.labels, views=args.views)
+                            labels=args.labels, views=args.views, votes=args.votes, crop_faces=args.crop_faces)
     print(format_report(report))
     return ExitStatus.OK
 
@@ -190,9 +215,20 @@ def cmd_ship(argv: list[str]) -> int:
     args = _ship_parser().parse_args(argv)
     from train.model_card import ship_run
 
-    card = ship_run(args.run_dir, args.out, args.name, _data(args.data), args.split, args.config_path, args.prior)
+    card = ship_run(args.run_dir, args.out, args.name, _data(args.data), args.split, args.config_path, args.prior,
+                    args.votes)
     print(f"shipped {args.out / (args.name + '.keras')}: test accuracy {card['evaluation']['accuracy']:.4f}, "
           f"card {args.out / (args.name + '.card.md')}")
+    return ExitStatus.OK
+
+
+def cmd_card(argv: list[str]) -> int:
+    args = _card_parser().parse_args(argv)
+    from train.vote_card import write_vote_card
+
+    record = write_vote_card(args.model, _data(args.data), args.votes, args.split)
+    print(f"card of {args.model}: accuracy {record['accuracy']:.4f}, FER+ agreement {record['agreement']:.4f}, "
+          f"annotator share {record['annotator_share']:.4f} on {record['images']} {args.split} images")
     return ExitStatus.OK
 
 
@@ -234,6 +270,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "evaluate": ("accuracy, macro-F1, per-class figures and a confusion matrix of a model or an ensemble",
                  cmd_evaluate),
     "ship": ("copy a run's best model into models/ and write its model card", cmd_ship),
+    "card": ("measure a shipped model against FER+'s ten annotators and write the figures into its card", cmd_card),
     "recalibrate": ("measure a model's batch-norm statistics again on clean training images", cmd_recalibrate),
     "combine": ("several models as one .keras model averaging their probabilities", cmd_combine),
     "report": ("a data report: class counts, sample grids, duplicates within and across splits", cmd_report),

@@ -81,7 +81,10 @@ def make_mixer(alpha: float, num_classes: int) -> Callable[..., tuple[Any, ...]]
         first = tf.random.gamma([batch], alpha)
         share = first / (first + tf.random.gamma([batch], alpha))
         partner = tf.random.shuffle(tf.range(batch))
-        onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
+        if labels.shape.rank == 2:  # rows of class shares already (a label mixed with FER+ votes)
+            onehot = tf.cast(labels, tf.float32)
+        else:
+            onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
 
         def blend(values: Any, shares: Any) -> Any:
             return shares * values + (1.0 - shares) * tf.gather(values, partner)

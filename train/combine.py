@@ -33,8 +33,7 @@ def combine_models(spec: str, out: Path) -> Combined:
     member held out the same validation faces, ``<stem>.config.toml``, so evaluate and convert treat
     it like any shipped model. Refuses to overwrite: a model already written is never lost.
     """
-    from train.distill import teacher_paths
-    from train.evaluate import load_keras_model
+    from train.keras_io import load_keras_model, teacher_paths
     from train.run_info import read_dataset_info, run_file
 
     out = Path(out)

@@ -33,6 +33,9 @@ class DataConfig:
     csv_pixels_column: str = ""  # empty: pixels
     csv_path_column: str = ""  # empty: path, file, filename, image or image_path (relative to the CSV)
     csv_split_column: str = ""  # empty: Usage or split; without one a test split is generated
+    # FER+ votes for the training split's images (train.ferplus: a CSV of file,neutral,...,NF, matched by
+    # file name); empty = the original labels alone. Not-a-face images (FER+'s majority) leave training
+    votes: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class TrainConfig:
     # fixed: the teachers judge clean training faces once (cached); consistent: they judge each augmented
     # batch the student sees, in every step (teacher_views 1, or 2 with its mirror image)
     teacher_mode: str = "fixed"
+    # with data.votes: the label part of each target is this share of the annotators' vote distribution,
+    # the rest the original one-hot label (0 = original labels only, 1 = votes only)
+    votes_mix: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,7 @@ def build_config(raw: dict[str, Any]) -> Config:
 
 def validate(config: Config) -> None:
     from train.face_crop import NO_FACE_ACTIONS
-    from train.labels import parse_label_spec
+    from train.labels import is_fer2013, parse_label_spec
 
     parse_label_spec(config.data.labels)
     checks = [
@@ -193,6 +199,9 @@ def validate(config: Config) -> None:
         (config.train.teacher_views in TEACHER_VIEWS,
          f"train.teacher_views must be one of {', '.join(map(str, TEACHER_VIEWS))}"),
         (0.0 <= config.train.teacher_weight <= 1.0, "train.teacher_weight must be in [0, 1]"),
+        (0.0 <= config.train.votes_mix <= 1.0, "train.votes_mix must be in [0, 1]"),
+        (not config.data.votes or is_fer2013(parse_label_spec(config.data.labels)),
+         "data.votes (FER+ votes) needs data.labels = fer2013"),
         (config.train.teacher_mode in TEACHER_MODES,
          f"train.teacher_mode must be one of {', '.join(TEACHER_MODES)}"),
         (config.train.teacher_mode != "consistent" or config.train.teacher_views in CONSISTENT_VIEWS,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from train.data import csv_rows
+from train.image_io import csv_rows
 from train.errors import DataError
 from train.labels import AUTO, FER2013_LABELS, LabelSpec, is_fer2013
 from train.layout import POOL, Tree, split_name

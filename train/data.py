@@ -10,24 +10,24 @@ a test split when the data has none.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from train.errors import DataError
+from train.image_io import (  # noqa: F401  (re-exported: loaders, tests and benchmarks import them from here)
+    IMAGE_SUFFIXES, Decode, ImageDecoder, csv_rows, decode_image, read_image, read_member, to_8bit, to_face_array,
+    zip_images)
 from train.labels import FER2013_LABELS, IMAGE_SIZE, LabelSpec, is_fer2013, parse_label_spec
 from train.layout import DEFAULT_TEST_FRACTION, SPLIT_SEED, split_name
 
 if TYPE_CHECKING:  # the CSV module is imported where it is used
     from train.csv_data import CsvColumns
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 CSV_USAGE = {"train": "Training", "test": "PublicTest", "private": "PrivateTest"}
 
 
@@ -41,6 +41,9 @@ class Dataset:
     source: str
     sizes: np.ndarray | None = None  # (N, 2) height and width before conversion, for the data report
     info: Mapping[str, Any] = field(default_factory=dict)  # how it was made: generated split, face cropping
+    # each image's path as ``<split folder>/<class>/<file>`` (folder data only), what a votes file names
+    names: tuple[str, ...] | None = None
+    votes: np.ndarray | None = None  # (N, 10) FER+ votes per image (train.ferplus.COLUMNS), when given
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -59,70 +62,20 @@ class Dataset:
 
     def subset(self, index: np.ndarray) -> "Dataset":
         sizes = None if self.sizes is None else self.sizes[index]
-        return Dataset(self.images[index], self.targets[index], self.labels, self.source, sizes, self.info)
+        names = None if self.names is None else tuple(self.names[int(i)] for i in np.arange(len(self))[index])
+        votes = None if self.votes is None else self.votes[index]
+        return Dataset(self.images[index], self.targets[index], self.labels, self.source, sizes, self.info,
+                       names, votes)
 
+    def with_votes(self, path: str | Path) -> "Dataset":
+        """This data with the FER+ votes file ``path`` matched to its images by file name (all checked)."""
+        import dataclasses
 
-def to_8bit(image: np.ndarray) -> np.ndarray:
-    """uint8 pixels: a 16-bit PNG/TIFF's high byte, as cv2.IMREAD_COLOR gives the edge; other depths clipped."""
-    if image.dtype == np.uint16:
-        return (image >> 8).astype(np.uint8)
-    if image.dtype != np.uint8:
-        return np.clip(image, 0, 255).astype(np.uint8)
-    return image
+        from train.ferplus import read_votes
 
-
-def to_face_array(image: np.ndarray) -> np.ndarray:
-    """Any size or colour to 48x48 greyscale uint8, the one transform training and the edge share."""
-    import cv2
-
-    if image.ndim == 3:
-        code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        image = cv2.cvtColor(image, code) if image.shape[2] in (3, 4) else image[:, :, 0]
-    image = to_8bit(image)
-    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        interpolation = cv2.INTER_AREA if min(image.shape) > IMAGE_SIZE else cv2.INTER_LINEAR
-        image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interpolation)
-    return image
-
-
-def read_image(data: bytes, name: str) -> np.ndarray:
-    """An encoded image file at full size, grey or BGR at its own bit depth, turned upright by its EXIF
-    orientation as the edge's ``cv2.IMREAD_COLOR`` turns it (``IMREAD_UNCHANGED`` would not)."""
-    import cv2
-
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    try:
-        image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if buffer.size else None
-    except cv2.error:  # OpenCV's own checks, such as a header claiming more than 2**30 pixels
-        image = None
-    if image is None:
-        raise DataError(f"cannot decode image {name}: corrupt or not an image")
-    return image
-
-
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    return to_face_array(read_image(data, name))
-
-
-Decode = Callable[[bytes, str], "np.ndarray | None"]
-
-
-class ImageDecoder:
-    """Decodes to 48x48 grey like ``decode_image``, remembering each image's original size and
-    optionally cropping the face first (``face_crop.FaceCropper``); None means "skip this image"."""
-
-    def __init__(self, cropper: Callable[[np.ndarray], np.ndarray | None] | None = None) -> None:
-        self.cropper = cropper
-        self.sizes: list[tuple[int, int]] = []
-
-    def convert(self, image: np.ndarray) -> np.ndarray | None:
-        face = self.cropper(image) if self.cropper is not None else to_face_array(image)
-        if face is not None:
-            self.sizes.append((int(image.shape[0]), int(image.shape[1])))
-        return face
-
-    def __call__(self, data: bytes, name: str) -> np.ndarray | None:
-        return self.convert(read_image(data, name))
+        votes = read_votes(path)
+        info = {**self.info, "votes": {"file": str(path), "sha256": votes.sha256}}
+        return dataclasses.replace(self, votes=votes.for_images(self.names, self.source), info=info)
 
 
 def _check_labels(found: Iterable[str], where: str, labels: tuple[str, ...]) -> None:
@@ -150,6 +103,7 @@ def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS, decode: De
         raise DataError(f"data folder {root} has no class folders (expected {root}/<class>/*.jpg)")
     _check_labels((p.name for p in class_dirs), str(root), labels)
     items: list[tuple[np.ndarray, int]] = []
+    names: list[str] = []
     for class_dir in class_dirs:
         target = labels.index(class_dir.name)
         for path in sorted(class_dir.iterdir()):
@@ -157,20 +111,9 @@ def load_folder(root: Path, labels: tuple[str, ...] = FER2013_LABELS, decode: De
                 image = decode(path.read_bytes(), str(path))
                 if image is not None:
                     items.append((image, target))
-    return _stack(items, labels, str(root))
-
-
-def zip_images(archive: zipfile.ZipFile) -> list[tuple[str, tuple[str, ...]]]:
-    """Image members as (name, path parts), each inside at least one folder: no folders themselves,
-    no macOS ``__MACOSX`` copies or ``._`` resource forks, no other hidden files."""
-    images = []
-    for info in archive.infolist():
-        parts = Path(info.filename).parts
-        if info.is_dir() or "__MACOSX" in parts or len(parts) < 2:
-            continue
-        if Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES and not parts[-1].startswith("."):
-            images.append((info.filename, parts))
-    return images
+                    names.append(f"{root.name}/{class_dir.name}/{path.name}")
+    dataset = _stack(items, labels, str(root))
+    return Dataset(dataset.images, dataset.targets, labels, dataset.source, names=tuple(names))
 
 
 def _zip_members(archive: zipfile.ZipFile, split: str, path: Path) -> list[tuple[str, str]]:
@@ -188,15 +131,6 @@ def _zip_members(archive: zipfile.ZipFile, split: str, path: Path) -> list[tuple
     if not chosen:
         raise DataError(f"zip {path} has no '{split}' split folder (found: {', '.join(splits)})")
     return chosen
-
-
-def read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
-    """One member's bytes; a damaged member (a bad CRC, torn compressed data) is a DataError naming it."""
-    try:
-        return archive.read(name)
-    # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile cannot read
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
-        raise DataError(f"cannot read {name} from zip {path}: {exc}") from None
 
 
 def load_zip(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS, decode: Decode = decode_image) -> Dataset:
@@ -254,18 +188,6 @@ def load_csv(path: Path, split: str, labels: tuple[str, ...] = FER2013_LABELS) -
     return _stack(items, labels, f"{path}:{usage}")
 
 
-def csv_rows(handle: Any, path: Path) -> Iterator[list[str]]:
-    """``csv.reader``'s rows, with a file that is not UTF-8 text or a malformed line as a DataError."""
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # a pixel row of a large image is one long field
-    reader = csv.reader(handle)
-    try:
-        yield from reader
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not a UTF-8 text CSV (a binary file, or text in another encoding)") from None
-    except csv.Error as exc:
-        raise DataError(f"{path} line {reader.line_num}: {exc}") from None
-
-
 def _is_fer2013_csv(path: Path) -> bool:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -314,7 +236,7 @@ def load_dataset(path: str | Path, split: str = "train", labels: str | Sequence[
     if cropper is not None:
         info["crop_faces"] = cropper.summary()
     sizes = np.asarray(decoder.sizes, dtype=np.int64) if len(decoder.sizes) == len(dataset) else None
-    return Dataset(dataset.images, dataset.targets, dataset.labels, dataset.source, sizes, info)
+    return Dataset(dataset.images, dataset.targets, dataset.labels, dataset.source, sizes, info, dataset.names)
 
 
 def _default_columns() -> "CsvColumns":

@@ -27,51 +27,10 @@ import numpy as np
 
 from train.config import CONSISTENT_VIEWS
 from train.errors import TrainError
+from train.keras_io import load_keras_model, teacher_paths, with_policy
+from train.views import TEACHER_VIEWS, VIEW_OFFSETS, averaged_predictions, shifted, views  # noqa: F401  (re-exported)
 
 TEACHER_FILE = "teacher.npz"
-# The views averaged for each allowed count: mirrored or not, times pixel offsets (dy, dx).
-VIEW_OFFSETS = {
-    1: [(0, 0)],
-    2: [(0, 0)],
-    6: [(0, 0), (0, 2), (0, -2)],
-    10: [(0, 0), (0, 2), (0, -2), (2, 0), (-2, 0)],
-}
-TEACHER_VIEWS = tuple(VIEW_OFFSETS)
-
-
-def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``images`` (N, H, W) moved by (dy, dx) pixels, the uncovered border mirrored in."""
-    if dy == 0 and dx == 0:
-        return images
-    pad = max(abs(dy), abs(dx))
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
-    height, width = images.shape[1:3]
-    top, left = pad - dy, pad - dx
-    return padded[:, top:top + height, left:left + width]
-
-
-def views(images: np.ndarray, count: int) -> list[np.ndarray]:
-    """The ``count`` views of ``images`` (N, H, W) a teacher averages over."""
-    if count not in VIEW_OFFSETS:
-        raise TrainError(f"teacher views must be one of {', '.join(map(str, TEACHER_VIEWS))}, not {count}")
-    result = []
-    for dy, dx in VIEW_OFFSETS[count]:
-        view = shifted(images, dy, dx)
-        result.append(view)
-        if count > 1:
-            result.append(view[:, :, ::-1])
-    return result
-
-
-def averaged_predictions(model: Any, images: np.ndarray, count: int, batch_size: int = 256) -> np.ndarray:
-    """The mean of ``model``'s class probabilities over ``count`` views of each image in ``images``."""
-    total = None
-    for view in views(images, count):
-        batch = np.ascontiguousarray(view[..., None], dtype=np.float32)
-        probabilities = np.asarray(model.predict(batch, batch_size=batch_size, verbose=0), dtype=np.float64)
-        total = probabilities if total is None else total + probabilities
-    assert total is not None
-    return (total / len(VIEW_OFFSETS[count]) / (2 if count > 1 else 1)).astype(np.float32)
 
 
 def _file_digest(path: Path) -> str:
@@ -80,14 +39,6 @@ def _file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def teacher_paths(spec: str) -> list[Path]:
-    """The teacher files named by ``train.teacher``: one path, or several separated by commas."""
-    paths = [Path(part.strip()) for part in spec.split(",") if part.strip()]
-    if not paths:
-        raise TrainError("train.teacher names no model file")
-    return paths
 
 
 def existing_teacher_paths(spec: str) -> list[Path]:
@@ -132,8 +83,6 @@ def check_teachers_held_out(spec: str, val_fingerprint: str, pool: dict[str, int
 
 def load_teacher(path: Path, num_classes: int) -> Any:
     """The teacher in ``path`` as a float32 model, refused when it predicts another number of classes."""
-    from train.evaluate import load_keras_model
-
     teacher = load_keras_model(path)
     outputs = int(teacher.output_shape[-1])
     if outputs != num_classes:
@@ -174,9 +123,11 @@ def teacher_targets(teacher_spec: str | Path, images: np.ndarray, fingerprint: s
     return probabilities
 
 
-def mixed_targets(targets: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
-    """``weight`` of the teacher's probabilities plus the rest on the true label (one-hot)."""
-    onehot = np.eye(teacher.shape[1], dtype=np.float32)[targets]
+def mixed_targets(targets: np.ndarray, teacher: np.ndarray, weight: float,
+                  labels: np.ndarray | None = None) -> np.ndarray:
+    """``weight`` of the teacher's probabilities plus the rest on the true label: one-hot, or the rows
+    ``labels`` gives in its place (the original label mixed with FER+ votes, ``ferplus.label_targets``)."""
+    onehot = np.eye(teacher.shape[1], dtype=np.float32)[targets] if labels is None else labels
     return (weight * teacher + (1.0 - weight) * onehot).astype(np.float32)
 
 
@@ -187,8 +138,6 @@ def teacher_models(teacher_spec: str, num_classes: int, precision: str = "float3
     forward passes then cost about two thirds of what they would in float32, and their
     probabilities move by about 1e-3, far below what a target mixed with a label can tell apart.
     """
-    from train.evaluate import with_policy
-
     models = []
     for path in existing_teacher_paths(teacher_spec):
         model = load_teacher(path, num_classes)

@@ -73,3 +73,8 @@ def exact_groups(digests: np.ndarray) -> np.ndarray:
     """A group id per image: images with equal digests share one."""
     _, group = np.unique(digests, return_inverse=True)
     return group.reshape(-1)
+
+
+def duplicates_of(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Which of ``images`` are pixel for pixel one of ``reference`` (test faces that are training faces)."""
+    return np.isin(pixel_digests(images), pixel_digests(reference))

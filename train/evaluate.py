@@ -15,6 +15,7 @@ import numpy as np
 
 from train.data import load_dataset
 from train.errors import TrainError
+from train.keras_io import load_keras_model, predict_probs, with_policy  # noqa: F401  (re-exported)
 from train.outputs import output_folder
 
 
@@ -29,6 +30,7 @@ class Report:
     per_class: dict[str, dict[str, float]]
     confusion: list[list[int]]
     views: int = 1  # test-time views averaged per face (2: the mirror image; 6 and 10 add 2-px shifts)
+    ferplus: dict[str, Any] | None = None  # FER+ figures (train.ferplus.vote_figures) with the votes file scored on
 
     @property
     def tta(self) -> bool:
@@ -39,6 +41,7 @@ class Report:
             "model": self.model, "data": self.data, "images": self.images, "labels": list(self.labels),
             "accuracy": self.accuracy, "macro_f1": self.macro_f1, "per_class": self.per_class,
             "confusion_matrix": self.confusion, "tta": self.tta, "views": self.views,
+            **({"ferplus": self.ferplus} if self.ferplus is not None else {}),
         }
 
 
@@ -98,56 +101,6 @@ def save_confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], p
     plt.close(fig)
 
 
-def load_keras_model(path: Path) -> Any:
-    """Load a .keras file as a float32 model, whatever precision it was trained in."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainError(f"model file {path} does not exist")
-    import keras
-
-    # the caller's policy comes back afterwards: a training process that loads a teacher or initial
-    # weights must go on building its own layers in the precision it chose
-    caller_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        model = _float32_model(keras, path)
-    finally:
-        keras.mixed_precision.set_global_policy(caller_policy)
-    return model
-
-
-def _float32_model(keras: Any, path: Path) -> Any:
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # keras raises many types for a bad file
-        import zipfile
-
-        # keras says "File not found" for a .keras file that exists but is no zip (empty, truncated, text)
-        reason = ("not a .keras archive (empty, truncated or another kind of file)"
-                  if path.suffix == ".keras" and not zipfile.is_zipfile(path) else str(exc).splitlines()[0][:200])
-        raise TrainError(f"{path} is not a readable Keras model: {reason}") from None
-    if any(getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.name != "float32"
-           for layer in model.layers):
-        model = with_policy(model, "float32")
-    return model
-
-
-def with_policy(model: Any, policy: str) -> Any:
-    """``model`` rebuilt with every layer computing under ``policy`` ("float32", "mixed_bfloat16"), same weights."""
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer":  # its dtype is the input tensor's, not a policy
-            layer["config"]["dtype"] = policy
-    clone = model.__class__.from_config(config)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-def predict_probs(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    batch = images[..., None].astype(np.float32)
-    return np.asarray(model.predict(batch, batch_size=batch_size, verbose=0), dtype=np.float64)
-
-
 def model_labels(model_path: Path, labels: Sequence[str] | str | None = None) -> tuple[Any, dict[str, Any]]:
     """The label spec to score ``model_path`` with, and the ``load_dataset`` options its run recorded.
 
@@ -166,34 +119,66 @@ def model_labels(model_path: Path, labels: Sequence[str] | str | None = None) ->
     return FER2013_LABELS, options
 
 
-def validation_split(model_path: Path, data: str | Path) -> Any:
+def validation_split(model_path: Path, data: str | Path, votes: str | Path | None = None) -> Any:
     """The run's own validation images, re-drawn from its config (seed, fraction, loading) on ``data``.
 
-    Choices such as test-time flips are made here, never on the test split.
+    Choices such as test-time flips are made here, never on the test split. ``votes`` (FER+ votes
+    for the training split) are matched to every image of the pool before the split is drawn.
     """
+    return validation_parts(model_path, data, votes)[1]
+
+
+def validation_parts(model_path: Path, data: str | Path, votes: str | Path | None = None) -> tuple[Any, Any]:
+    """(the run's training part as the pool was split, its validation split): see ``validation_split``."""
     import dataclasses
 
     from train.config import load_config
     from train.run_info import run_file
-    from train.training import prepare_data, split_seed
+    from train.run_data import prepare_data, split_seed
 
     path = run_file(model_path, "config.toml")
     if path is None:
         raise TrainError(f"--split val needs the run's config beside {model_path} (config.toml or "
                          f"{Path(model_path).stem}.config.toml)")
-    config = load_config(path, [f"data.dir={data}"])
+    config = load_config(path, [f"data.dir={data}"] + ([f"data.votes={votes}"] if votes else []))
     if config.data.val_fraction == 0:
         raise TrainError(f"{model_path} was refitted on every training image (data.val_fraction = 0): "
                          "it has no validation split to score")
-    val = prepare_data(config)[1]
-    return dataclasses.replace(val, source=f"{val.source} (the run's validation split, "
-                                            f"{config.data.val_fraction:g}, seed {split_seed(config)})")
+    train, val = prepare_data(config, training=False)
+    return train, dataclasses.replace(val, source=f"{val.source} (the run's validation split, "
+                                                   f"{config.data.val_fraction:g}, seed {split_seed(config)})")
+
+
+def votes_data(model_path: Path, data: str | Path, split: str, votes: str | Path,
+               labels: Sequence[str] | str | None = None) -> tuple[Any, np.ndarray | None]:
+    """The split to score with FER+ ``votes`` matched to its images, and the training images its
+    duplicates are found among (the training split for test, the run's training part for val)."""
+    if split == "val":
+        train, val = validation_parts(model_path, data, votes)
+        return val, train.images
+    spec, options = model_labels(model_path, labels)
+    dataset = load_dataset(data, split, spec, **options).with_votes(votes)
+    reference = None if split == "train" else load_dataset(data, "train", spec, **options).images
+    return dataset, reference
+
+
+def vote_scores(dataset: Any, predicted: np.ndarray, reference: np.ndarray | None) -> dict[str, Any]:
+    """``ferplus.vote_figures`` for ``dataset`` (with votes), the duplicates of ``reference`` left out too."""
+    from train.duplicates import duplicates_of
+    from train.ferplus import vote_figures
+
+    duplicates = None if reference is None else duplicates_of(dataset.images, reference)
+    figures = vote_figures(dataset.targets, predicted, dataset.votes, dataset.labels, duplicates)
+    return {"votes": dataset.info["votes"]["file"], "votes_sha256": dataset.info["votes"]["sha256"], **figures}
 
 
 def _load_for_evaluation(model_path: Path, data: str | Path, split: str,
-                         labels: Sequence[str] | str | None, dataset: Any | None = None) -> tuple[Any, Any]:
+                         labels: Sequence[str] | str | None, dataset: Any | None = None,
+                         crop_faces: bool = False) -> tuple[Any, Any]:
     if dataset is None:
         spec, options = model_labels(model_path, labels)
+        if crop_faces:  # whole photos (the portraits): the edge's Haar detector finds the face first
+            options = {**options, "crop_faces": True}
         if split == "val":
             dataset = validation_split(model_path, data)
         else:
@@ -206,10 +191,11 @@ def _load_for_evaluation(model_path: Path, data: str | Path, split: str,
     return dataset, model
 
 
-def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, views: int, out: Path | None) -> Report:
+def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, views: int, out: Path | None,
+            ferplus: dict[str, Any] | None = None) -> Report:
     scores = score(dataset.targets, probs.argmax(axis=1), dataset.labels)
     report = Report(str(model_path), dataset.source, len(dataset), dataset.labels, scores["accuracy"],
-                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], views)
+                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], views, ferplus)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -223,25 +209,33 @@ def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, views: int,
 
 
 def evaluate_model(model_path: Path | str, data: str | Path, split: str = "test", out: Path | None = None,
-                   tta: bool = False, labels: Sequence[str] | str | None = None, views: int = 1) -> Report:
+                   tta: bool = False, labels: Sequence[str] | str | None = None, views: int = 1,
+                   votes: str | Path | None = None, crop_faces: bool = False) -> Report:
     """Score one model, or an ensemble (``a.keras,b.keras``: the members' probabilities averaged).
 
     ``views`` averages each model over mirrored and shifted copies of every face (``tta`` is 2 views).
     Neither ships in one forward pass, which makes these the figures a distillation teacher
     (``train.teacher``, ``train.teacher_views``) offers its student.
     """
-    from train.distill import averaged_predictions, teacher_paths
+    from train.keras_io import teacher_paths
+    from train.views import averaged_predictions
 
     paths = teacher_paths(str(model_path))
     views = max(views, 2 if tta else 1)
     if out is not None:  # found out before scoring, not after
         output_folder(out, "metrics.json and the confusion matrix")
-    dataset, model = _load_for_evaluation(paths[0], data, split, labels)
+    dataset = reference = None
+    if votes:
+        dataset, reference = votes_data(paths[0], data, split, votes, labels)
+    if crop_faces and (votes or split == "val"):
+        raise TrainError("--crop-faces scores photos of your own; it does not go with --votes or --split val")
+    dataset, model = _load_for_evaluation(paths[0], data, split, labels, dataset, crop_faces)
     members = [model] + [_load_for_evaluation(path, data, split, labels, dataset)[1] for path in paths[1:]]
     if split == "val" and len(paths) > 1:
         _same_validation_split(paths)
     probs = sum(averaged_predictions(member, dataset.images, views).astype(np.float64) for member in members)
-    return _report(model_path, dataset, probs / len(members), views, out)
+    ferplus = vote_scores(dataset, probs.argmax(axis=1), reference) if votes else None
+    return _report(model_path, dataset, probs / len(members), views, out, ferplus)
 
 
 def _same_validation_split(paths: Sequence[Path]) -> None:
@@ -279,6 +273,11 @@ def format_report(report: Report) -> str:
     for label, values in report.per_class.items():
         lines.append(f"{label:<10} {values['precision']:>9.4f} {values['recall']:>7.4f} {values['f1']:>7.4f} "
                      f"{values['support']:>8}")
+    if report.ferplus is not None:
+        from train.ferplus import format_figures
+
+        lines.append(f"FER+ votes      {report.ferplus['votes']} (sha256 {report.ferplus['votes_sha256'][:12]})")
+        lines += format_figures(report.ferplus)
     return "\n".join(lines)
 
 

@@ -44,7 +44,7 @@ class FaceCropper:
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
         """The face crop, the whole image when no face is found (``keep``), or None (``skip``)."""
         from edge.vision.faces import crop_face, to_gray
-        from train.data import to_8bit, to_face_array
+        from train.image_io import to_8bit, to_face_array
 
         gray = to_gray(to_8bit(image))
         boxes = self.detector.detect(gray)

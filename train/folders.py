@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from train.data import IMAGE_SUFFIXES, zip_images
+from train.image_io import IMAGE_SUFFIXES, zip_images
 from train.errors import DataError
 from train.layout import POOL, SPLIT_ALIASES, Tree, split_name
 
@@ -94,7 +94,7 @@ class _ZipSource:
         self._archive: zipfile.ZipFile | None = None
 
     def read(self, name: str) -> bytes:
-        from train.data import read_member
+        from train.image_io import read_member
 
         if self._archive is None:
             self._archive = zipfile.ZipFile(self.path)

@@ -21,7 +21,7 @@ from train.outputs import output_folder, refuse_a_file
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
-    from train.training import read_history
+    from train.run_files import read_history
 
     path = run_dir / "history.csv"
     if not path.is_file():
@@ -100,7 +100,8 @@ SHIP_FLAGS = {"auto": "", "keep": " --keep-class-weights", "undo": " --undo-clas
 
 
 def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "test",
-             config_path: str | None = None, prior_correction: str = "auto") -> dict[str, Any]:
+             config_path: str | None = None, prior_correction: str = "auto",
+             votes: str | None = None) -> dict[str, Any]:
     """Copy the run's best model into ``out_dir`` as ``<name>.keras`` and write its card.
 
     With ``prior_correction`` "auto", the run's class weights are undone in the shipped model when
@@ -208,6 +209,10 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     }
     (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     (out_dir / f"{name}.card.md").write_text(render_card(card, report))
+    if votes:  # the FER+ section, as `fer-train card` writes it
+        from train.vote_card import write_vote_card
+
+        card["ferplus"] = write_vote_card(str(model_path), data, votes, split)
     return card
 
 

@@ -44,7 +44,7 @@ def run_class_weights(model_path: Path) -> np.ndarray | None:
     """
     from train.config import load_config
     from train.run_info import dataset_info_path, read_dataset_record, run_file
-    from train.training import class_weights
+    from train.objectives import class_weights
 
     config_path, info_path = run_file(model_path, "config.toml"), dataset_info_path(model_path)
     if config_path is None or info_path is None:

@@ -82,9 +82,10 @@ def recalibrate_model(model_path: Path, data: str | Path, out: Path) -> int:
 
     from train.config import load_config
     from train.errors import TrainError
-    from train.evaluate import load_keras_model
+    from train.keras_io import load_keras_model
     from train.run_info import run_file
-    from train.training import atomic_save_model, prepare_data
+    from train.run_data import prepare_data
+    from train.run_files import atomic_save_model
 
     model_path, out = Path(model_path), Path(out)
     if out.exists():

@@ -40,7 +40,7 @@ class WeightAverage:
         """``soft``: validate against probability vectors (a distillation run's one-hot labels)."""
         import keras
 
-        from train.training import loss_and_metrics
+        from train.objectives import loss_and_metrics
 
         path = Path(run_dir) / SWA_FILE
         if count > 0 and path.is_file():

@@ -23,9 +23,12 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from train.config import Config, load_config
-from train.data import Dataset, load_dataset, stratified_split
+from train.data import Dataset
 from train.data_location import data_name
 from train.errors import TrainError
+from train.objectives import class_weights, loss_and_metrics  # noqa: F401  (re-exported)
+from train.run_data import prepare_data, soft_targets, split_seed  # noqa: F401  (re-exported)
+from train.run_files import atomic_save_model, atomic_write_text, read_history  # noqa: F401  (re-exported)
 from train.swa import SWA_FILE
 
 STATE = "state.json"
@@ -40,38 +43,6 @@ class RunResult:
     best_val_accuracy: float | None  # None for a refit (data.val_fraction = 0): nothing was validated
     stopped_early: bool
     average_from: int = 0  # the model is the weight average of epochs average_from..best_epoch (0: not an average)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_save_model(model: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def class_weights(targets: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
-    """Answer to the 436-image 'disgust' class without wrecking overall accuracy.
-
-    'balanced' weights by inverse frequency; 'sqrt' by its square root, which lifts the rare
-    classes' recall while costing less overall accuracy than full balancing.
-    """
-    if mode == "none":
-        return None
-    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
-    counts[counts == 0] = 1.0
-    weights = len(targets) / (num_classes * counts)
-    if mode == "sqrt":
-        weights = np.sqrt(weights)
-    weights = weights / np.average(weights, weights=counts)  # mean weight per sample stays 1
-    return {i: float(w) for i, w in enumerate(weights)}
 
 
 def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: int,
@@ -105,14 +76,6 @@ def make_dataset(tf: Any, data: Dataset, batch_size: int, shuffle: bool, seed: i
     if teach is not None:
         ds = ds.map(lambda x, y, *rest: (x, teach(x, y), *rest), num_parallel_calls=1)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """Rows of history.csv; columns a row lacks (added by a later schedule part) are left out."""
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
 
 
 def append_history(path: Path, row: dict[str, float]) -> None:
@@ -164,7 +127,8 @@ def drop_unsaved_epochs(path: Path, epochs_done: int) -> None:
 
 def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, float, int], total_epochs: int,
                    schedule: list[dict[str, Any]], average: Any = None, val_ds: Any = None,
-                   swa_from: int = 0, config_text: str = "", calibration: np.ndarray | None = None) -> Any:
+                   swa_from: int = 0, config_text: str = "", calibration: np.ndarray | None = None,
+                   val_votes: Dataset | None = None) -> Any:
     class RunCheckpoint(keras.callbacks.Callback):
         """Per-epoch history row, last/best checkpoints and early stopping, all resumable from disk.
 
@@ -191,6 +155,15 @@ def _make_callback(keras: Any, run_dir: Path, patience: int, best: tuple[int, fl
                         logs["val_loss"], logs["val_accuracy"] = float(result["loss"]), float(result["accuracy"])
             logs = dict(logs or {})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            if val_votes is not None and val_votes.votes is not None:  # the annotators' view, for the record
+                from train.ferplus import agreement
+
+                probs = self.model.predict(val_votes.images[..., None].astype(np.float32), batch_size=256, verbose=0)
+                figures = agreement(np.asarray(probs).argmax(axis=1), val_votes.votes, val_votes.labels)
+                logs["val_ferplus_agreement"] = figures["agreement"]
+                logs["val_annotator_share"] = figures["annotator_share"]
+                print(f"epoch {epoch + 1}: validation FER+ agreement {figures['agreement']:.4f}, annotator share "
+                      f"{figures['annotator_share']:.4f}", flush=True)
             candidate, value = self.model, float(logs.get("val_accuracy", logs.get("accuracy", 0.0)))
             if average is not None:
                 average.update(self.model)
@@ -249,23 +222,6 @@ def _learning_rate(keras: Any, config: Config, steps_per_epoch: int) -> Any:
     )
 
 
-def split_seed(config: Config) -> int:
-    """The seed that draws the validation split: data.val_seed, or train.seed when that is -1."""
-    return config.train.seed if config.data.val_seed < 0 else config.data.val_seed
-
-
-def prepare_data(config: Config) -> tuple[Dataset, Dataset]:
-    from train.run_info import load_options
-
-    full = load_dataset(config.data.dir, config.data.split, config.data.labels, **load_options(config.data))
-    seed = split_seed(config)
-    if config.data.limit and config.data.limit < len(full):
-        rng = np.random.default_rng(seed)
-        full = full.subset(np.sort(rng.choice(len(full), config.data.limit, replace=False)))
-    train_index, val_index = stratified_split(full.targets, config.data.val_fraction, seed)
-    return full.subset(train_index), full.subset(val_index)
-
-
 def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
     """How the data was read, so evaluate, convert and the report load the same images the same way."""
     import dataclasses
@@ -282,16 +238,6 @@ def _loading_record(config: Config, data: Dataset) -> dict[str, Any]:
 # the checkpoint (the model) or decides which images are validation.
 RESUMABLE_KEYS = ("augment.", "train.epochs", "train.learning_rate", "train.weight_decay", "train.patience",
                   "train.schedule", "train.swa", "train.precision", "train.recalibrate_bn")
-
-
-def loss_and_metrics(keras: Any, soft: bool) -> tuple[Any, list[Any]]:
-    """Cross-entropy against integer labels, or against probability vectors when distilling.
-
-    The accuracy metric is named ``accuracy`` either way, so history columns stay the same.
-    """
-    if soft:
-        return keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    return keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]
 
 
 def _compile(keras: Any, model: Any, learning_rate: Any, weight_decay: float, name: str = "adamw",
@@ -357,7 +303,7 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
     rebuilt = build_model(config.model, num_classes)
     rebuilt.set_weights(model.get_weights())
     optimizer = _compile(keras, rebuilt, learning_rate, config.train.weight_decay, config.train.optimizer,
-                         bool(config.train.teacher))
+                         soft_targets(config))
     optimizer.build(rebuilt.trainable_variables)
     old = model.optimizer.variables
     if len(old) != len(optimizer.variables):
@@ -371,7 +317,7 @@ def _with_precision(keras: Any, model: Any, config: Config, num_classes: int, le
 
 def _load_initial_weights(model: Any, path: Path) -> None:
     """Copy a saved model's weights into the freshly built ``model``; both must be the same architecture."""
-    from train.evaluate import load_keras_model
+    from train.keras_io import load_keras_model
 
     source = load_keras_model(path)
     shapes = [tuple(w.shape) for w in model.weights]
@@ -393,7 +339,7 @@ def resume_changes(run_dir: Path, config: Config) -> list[str]:
     changes = []
     for name, value, _ in _differences(config, load_config(run_dir / "config.toml")):
         # the data may move (another disk, another session); its fingerprint is checked instead
-        if name in ("train.epochs", "data.dir"):
+        if name in ("train.epochs", "data.dir", "data.votes"):  # data.votes: its sha256 is checked
             continue
         if not name.startswith(RESUMABLE_KEYS):
             raise TrainError(f"{name} cannot change on resume (the checkpoint or the validation split "
@@ -423,7 +369,14 @@ def _check_same_data(run_dir: Path, config: Config, fingerprints: dict[str, str]
         saved = json.loads((run_dir / "dataset.json").read_text())
     except (OSError, ValueError):
         return  # a run from before fingerprints were kept; nothing to compare
+    recorded_votes = (saved.get("votes") or {}).get("sha256") if isinstance(saved.get("votes"), dict) else None
+    if fingerprints.get("votes") != recorded_votes:
+        raise TrainError(f"the votes file {config.data.votes or '(none)'} differs from the one {run_dir} was trained "
+                         f"on (sha256 {str(fingerprints.get('votes'))[:12]} != {str(recorded_votes)[:12]}); resume "
+                         f"with the same votes or start a new run with --out")
     for split, fingerprint in fingerprints.items():
+        if split == "votes":
+            continue
         recorded = saved.get(f"{split}_fingerprint")
         if recorded and recorded != fingerprint:
             raise TrainError(f"the {split} images in {config.data.dir} differ from the ones {run_dir} was trained on "
@@ -504,6 +457,11 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
     if len(val_data) == 0 and not refit:
         raise TrainError("validation split is empty: raise data.val_fraction or provide more images")
     fingerprints = {"train": train_data.fingerprint(), "val": val_data.fingerprint()}
+    if train_data.votes is not None:
+        fingerprints["votes"] = train_data.info["votes"]["sha256"]
+        print(f"FER+ votes {config.data.votes} (sha256 {fingerprints['votes'][:12]}), mixed {config.train.votes_mix:g} "
+              f"into the labels; {train_data.info['votes']['not_a_face_left_out']} training images FER+ calls "
+              f"not a face left out", flush=True)
     if resume:
         _check_same_data(run_dir, config, fingerprints)
     if config.train.teacher and not refit:
@@ -513,9 +471,15 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
                             "val_class_counts": val_data.class_counts()})
         check_teachers_held_out(config.train.teacher, fingerprints["val"], pool)
 
-    train_targets = val_targets = teach = None
-    if config.train.teacher:
+    train_targets = val_targets = teach = labels = None
+    if train_data.votes is not None and config.train.votes_mix > 0:
+        from train.ferplus import label_targets
+
+        labels = label_targets(train_data.targets, train_data.votes, train_data.labels, config.train.votes_mix)
+        train_targets = labels
+    if soft_targets(config):  # validation stays on the original labels, as one-hot rows
         val_targets = np.eye(len(val_data.labels), dtype=np.float32)[val_data.targets]
+    if config.train.teacher:
         if config.train.teacher_mode == "consistent":
             from train.distill import consistent_targets, teacher_models
 
@@ -528,7 +492,7 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
 
             teacher = teacher_targets(config.train.teacher, train_data.images, fingerprints["train"],
                                       config.train.teacher_views, run_dir, len(train_data.labels))
-            train_targets = mixed_targets(train_data.targets, teacher, config.train.teacher_weight)
+            train_targets = mixed_targets(train_data.targets, teacher, config.train.teacher_weight, labels)
 
     if config.train.precision == "mixed_bfloat16" and bfloat16_native() is False:
         print("warning: train.precision=mixed_bfloat16 on a CPU without AMX or AVX512-BF16: bfloat16 is emulated "
@@ -593,7 +557,7 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
         if config.train.init:
             _load_initial_weights(model, Path(config.train.init))
         _compile(keras, model, _learning_rate(keras, config, steps_per_epoch), config.train.weight_decay,
-                 config.train.optimizer, bool(config.train.teacher))
+                 config.train.optimizer, soft_targets(config))
     from train.augment import make_augmenter, make_mixer
 
     augment = make_augmenter(config.augment, config.train.seed)
@@ -613,12 +577,13 @@ def _train(config: Config, run_dir: Path, resume: bool, verbose: int | None, sto
         # a new average starts with the schedule part that turned it on; a resumed part carries it on
         previous = state.get("swa") or {}
         average = WeightAverage.start(model, run_dir, int(previous.get("epochs_averaged", 0)),
-                                      train_data.images, config.train.seed, bool(config.train.teacher))
+                                      train_data.images, config.train.seed, soft_targets(config))
         swa_from = int(previous["from_epoch"]) if average.count else int(state["epochs_done"]) + 1
     callback = _make_callback(keras, run_dir, config.train.patience,
                               (int(state["best_epoch"]), _best_so_far(state),
                                int(state.get("best_average_from", 0))), config.train.epochs,
-                              schedule, average, val_ds, swa_from, recorded_config, calibration)
+                              schedule, average, val_ds, swa_from, recorded_config, calibration,
+                              val_data if val_ds is not None and val_data.votes is not None else None)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     initial_epoch = int(state["epochs_done"])
