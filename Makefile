@@ -82,7 +82,8 @@ test-systemd: install
 # The full benchmark for this machine: benchmarks/results/<host>-<date>/, the README table and
 # benchmarks/reference/<device>.csv. Builds .venv-bench-fer (the PyPI `fer` package) on first use.
 bench: install
-	$(PY) -m benchmarks run --setup-peer --write-reference --readme README.md
+	$(PY) -m benchmarks run --setup-peer --write-reference --readme README.md \
+		$(if $(FERPLUS_DIR),--votes $(FERPLUS_DIR)/test.csv)
 
 # Memory over 10,000 frames of the demo clip; added to today's newest run, whose table README shows.
 bench-soak: install
