@@ -297,15 +297,16 @@ runcmd:
   - [systemctl, enable, ssh]
 """
 # what cloud-init's runcmd module does with user-data: cloudinit.util.shellify writes the list as a
-# /bin/sh script (a list item is one shell-quoted command, a string runs as written); scripts_user
-# then runs it once, as root, with the network up
+# /bin/sh script (each word of a list item in single quotes, a string item as written); scripts_user
+# then runs it once per instance, as root, with the network up
 RUNCMD = r"""
-import shlex, sys, yaml
+import sys, yaml
 config = yaml.safe_load(open(sys.argv[1]))
 assert isinstance(config.get("runcmd"), list), "user-data has no runcmd list"
 lines = ["#!/bin/sh"]
 for item in config["runcmd"]:
-    lines.append(" ".join(shlex.quote(str(part)) for part in item) if isinstance(item, list) else item)
+    words = ("'%s'" % str(word).replace("'", "'\\''") for word in item) if isinstance(item, list) else None
+    lines.append(" ".join(words) if words is not None else item)
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 """
 
