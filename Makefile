@@ -66,9 +66,12 @@ test: install $(EDGE_VENV)/.installed
 	$(EDGE_VENV)/bin/python -m benchmarks run --quick --no-peer --threads 1 --batch 1 --frames 3 \
 		--data tests/data/fer2013_sample --out runs/bench-edge-smoke
 
-# The Pi's own architecture and software, emulated: an arm64 Bookworm root (debootstrap, cached in
-# /var/cache/fer-edge-arm64), aarch64 wheels fetched on the host, install.sh inside the chroot, then the
-# installed daemon on the demo clip. Needs root and qemu-user-static, binfmt-support, debootstrap.
+# The Pi's own architecture and software, emulated: arm64 Debian roots as Raspberry Pi OS ships them,
+# Bookworm (Python 3.11, numpy 1.24: tflite-runtime) and Trixie (Python 3.13, numpy 2: LiteRT), built with
+# debootstrap in parallel and cached in /var/cache/fer-edge-arm64; aarch64 wheels fetched on the host;
+# the bundle installed inside each chroot (Bookworm: install.sh; Trixie: a first boot through cloud-init,
+# flash-prepare then user-data's runcmd), then the installed daemon on the demo clip and `fer-edge detect`.
+# Needs root, overlayfs and qemu-user-static, binfmt-support, debootstrap.
 test-arm64: $(EDGE_VENV)/.installed
 	FER_REQUIRE_ARM64=1 $(EDGE_VENV)/bin/python -m pytest -q -ra -p no:cacheprovider tests/test_deploy_arm64.py
 

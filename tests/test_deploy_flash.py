@@ -1,6 +1,7 @@
 """``fer-edge flash-prepare`` on fake boot partitions: Bookworm's firstrun.sh, Trixie's cloud-init user-data.
 
-The last test plays a first boot end to end: the written firstrun.sh runs against a folder
+A first boot through cloud-init on an emulated Trixie root is in test_deploy_arm64.py. The last test here plays a
+first boot end to end: the written firstrun.sh runs against a folder
 standing in for /, enables the one-shot unit, and that unit's firstboot.sh installs the bundle
 from the boot partition (into a prefix, --no-systemd) so the daemon runs on the demo clip.
 """
@@ -151,6 +152,26 @@ def test_flash_prepare_bad_cards_are_one_line_errors(tmp_path: Path, bundle: Pat
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (boot / "cmdline.txt").exists() or "systemd.run" not in (boot / "cmdline.txt").read_text()
+
+
+def test_a_failed_cloud_init_first_boot_retries_at_the_next_boot(tmp_path: Path, bundle: Path) -> None:
+    """cloud-init runs runcmd once per instance: a failed install must leave the one-shot unit to retry it."""
+    boot = _bootfs(tmp_path, user_data=USER_DATA)
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    _prepare(boot, bundle, "--install-args=--no-such-option")  # install.sh refuses it: exit 2, nothing installed
+    env = {**os.environ, "FER_EDGE_ROOT": str(root), "FER_EDGE_FIRSTBOOT_ATTEMPTS": "1"}
+    failed = subprocess.run(["bash", str(boot / "fer-edge/firstboot.sh")], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "unknown option --no-such-option" in failed.stdout and "runs it again at the next boot" in failed.stdout
+    assert not (root / "var/lib/fer-edge-firstboot.done").exists()
+    unit = root / "etc/systemd/system/fer-edge-firstboot.service"
+    wants = root / "etc/systemd/system/multi-user.target.wants/fer-edge-firstboot.service"
+    assert wants.is_symlink() and os.readlink(wants) == "../fer-edge-firstboot.service"
+    exec_start = re.search(r"^ExecStart=(.*)$", unit.read_text(), re.M).group(1).split()
+    assert exec_start == ["/bin/bash", f"{boot}/fer-edge/firstboot.sh"]
+    assert "ConditionPathExists=!/var/lib/fer-edge-firstboot.done" in unit.read_text()
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
 #!/bin/bash
 # fer-edge first boot: install the bundle that `fer-edge flash-prepare` put next to this script.
 #
-# Runs once the network is up, from fer-edge-firstboot.service (written by firstrun.sh on
-# Raspberry Pi OS Bookworm) or from cloud-init's runcmd (Trixie and 2025+ images). It checks the
-# bundle's sha256, runs install.sh with the arguments in install.args (and edge.toml, if one was
-# given), retries while apt or pip cannot reach the network, and disables itself after a success.
-# A failure leaves it enabled, so the next boot tries again. Log: /var/log/fer-edge-firstboot.log.
+# Runs once the network is up, from fer-edge-firstboot.service (which firstrun.sh enables on
+# Raspberry Pi OS Bookworm, with `firstboot.sh --enable-unit`) or from cloud-init's runcmd (Trixie
+# and 2025+ images). It checks the bundle's sha256, runs install.sh with the arguments in
+# install.args (and edge.toml, if one was given), retries while apt or pip cannot reach the network,
+# and disables itself after a success. A failure leaves fer-edge-firstboot.service enabled (and
+# enables it when cloud-init started this: runcmd runs only once), so the next boot tries again.
+# Log: /var/log/fer-edge-firstboot.log.
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=${FER_EDGE_ROOT:-}            # tests run this against a folder instead of /
@@ -14,11 +16,34 @@ DONE_MARK=$ROOT/var/lib/fer-edge-firstboot.done
 UNIT_DIR=$ROOT/etc/systemd/system
 ATTEMPTS=${FER_EDGE_FIRSTBOOT_ATTEMPTS:-5}
 
+enable_unit() {  # the one-shot unit that runs this script at every boot until an install succeeded
+    mkdir -p "$UNIT_DIR/multi-user.target.wants"
+    cat > "$UNIT_DIR/fer-edge-firstboot.service" <<UNIT
+[Unit]
+Description=fer-edge first-boot install (fer-edge flash-prepare)
+Wants=network-online.target
+After=network-online.target time-sync.target
+ConditionPathExists=!/var/lib/fer-edge-firstboot.done
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash $HERE/firstboot.sh
+TimeoutStartSec=infinity
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    ln -sf ../fer-edge-firstboot.service "$UNIT_DIR/multi-user.target.wants/fer-edge-firstboot.service"
+}
+if [ "${1:-}" = --enable-unit ]; then enable_unit; exit 0; fi  # firstrun.sh: early, offline, before the network
+
 mkdir -p "$(dirname "$LOG")" "$(dirname "$DONE_MARK")"
 exec > >(tee -a "$LOG") 2>&1
 echo "fer-edge firstboot: $(date -u +%FT%TZ) starting from $HERE"
 if [ -e "$DONE_MARK" ]; then echo "fer-edge firstboot: already done ($DONE_MARK)"; exit 0; fi
-exec 9>"${ROOT:-}/run/fer-edge-firstboot.lock" 2>/dev/null || exec 9>"$LOG.lock"
+# (the braces keep 2>/dev/null to this line: on exec itself it would silence install.sh's errors for good)
+{ exec 9>"${ROOT:-}/run/fer-edge-firstboot.lock"; } 2>/dev/null || exec 9>"$LOG.lock"
 flock 9  # firstrun's unit and cloud-init may both start this
 
 disable_self() {
@@ -57,5 +82,7 @@ for attempt in $(seq 1 "$ATTEMPTS"); do
     if [ $rc -eq 2 ]; then break; fi  # a bad bundle, Python or option: retrying cannot help
     sleep "${FER_EDGE_FIRSTBOOT_RETRY_SECONDS:-30}"  # the network (apt, pip) may not be there yet
 done
-echo "fer-edge firstboot: error: install failed (exit $rc); it runs again at the next boot (log: $LOG)"
+enable_unit  # already there when the unit started this; cloud-init's runcmd would not run it again
+echo "fer-edge firstboot: error: install failed (exit $rc);" \
+    "fer-edge-firstboot.service runs it again at the next boot (log: $LOG)"
 exit 1

@@ -6,11 +6,14 @@ depends on the image:
 
 - **firstrun** (Raspberry Pi OS Bookworm): ``cmdline.txt`` gets ``systemd.run=/boot/firstrun.sh``
   (the mechanism Raspberry Pi Imager uses; kept if Imager already set it). ``firstrun.sh`` runs
-  once, early and offline, and only writes and enables ``fer-edge-firstboot.service``, which runs
-  ``firstboot.sh`` after ``network-online.target``. An Imager-written ``firstrun.sh`` (user, Wi-Fi,
-  SSH) is kept: our block is inserted after its ``set +e``, between markers.
+  once, early and offline, and only has ``firstboot.sh --enable-unit`` write and enable
+  ``fer-edge-firstboot.service``, which runs ``firstboot.sh`` after ``network-online.target``. An
+  Imager-written ``firstrun.sh`` (user, Wi-Fi, SSH) is kept: our block is inserted after its
+  ``set +e``, between markers.
 - **cloud-init** (Trixie and 2025+ images, which ship ``user-data`` on the boot partition): a
-  ``runcmd`` entry runs ``firstboot.sh``; cloud-init runs it once, with the network up.
+  ``runcmd`` entry runs ``firstboot.sh``; cloud-init runs it once, with the network up. runcmd
+  never runs again, so a failed install enables ``fer-edge-firstboot.service`` to retry at the next
+  boot, as on Bookworm.
 
 Both are idempotent (a second ``flash-prepare`` replaces its own block and files) and can be
 combined (``--mode both``): ``firstboot.sh`` takes a lock and a done-marker, so it installs once.
@@ -36,31 +39,13 @@ CLOUD_ITEM = ("- [bash, -c, 'for b in /boot/firmware /boot; do if [ -f \"$b/fer-
               "then exec bash \"$b/fer-edge/firstboot.sh\"; fi; done']  " + CLOUD_TAG)
 
 FIRSTRUN_BLOCK = f"""{BEGIN}
-# install fer-edge once the network is up: a one-shot unit that runs <bootfs>/fer-edge/firstboot.sh
+# install fer-edge once the network is up: firstboot.sh enables fer-edge-firstboot.service, a one-shot unit
 FER_BOOT=${{FER_EDGE_BOOT:-}}
 if [ -z "$FER_BOOT" ]; then
     for d in /boot/firmware /boot; do if [ -f "$d/fer-edge/firstboot.sh" ]; then FER_BOOT=$d; break; fi; done
 fi
 if [ -n "$FER_BOOT" ]; then
-    FER_UNITS="${{FER_EDGE_ROOT:-}}/etc/systemd/system"
-    mkdir -p "$FER_UNITS/multi-user.target.wants"
-    cat > "$FER_UNITS/fer-edge-firstboot.service" <<FER_EDGE_UNIT
-[Unit]
-Description=fer-edge first-boot install (fer-edge flash-prepare)
-Wants=network-online.target
-After=network-online.target time-sync.target
-ConditionPathExists=!/var/lib/fer-edge-firstboot.done
-
-[Service]
-Type=oneshot
-ExecStart=/bin/bash $FER_BOOT/fer-edge/firstboot.sh
-TimeoutStartSec=infinity
-StandardOutput=journal+console
-
-[Install]
-WantedBy=multi-user.target
-FER_EDGE_UNIT
-    ln -sf ../fer-edge-firstboot.service "$FER_UNITS/multi-user.target.wants/fer-edge-firstboot.service"
+    bash "$FER_BOOT/fer-edge/firstboot.sh" --enable-unit
 fi
 {END}
 """
