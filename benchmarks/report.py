@@ -526,8 +526,8 @@ def headline_table(results: dict[str, Any]) -> list[str]:
     from benchmarks.detectors import shipped_setup
 
     acc = {m["name"]: m for m in (results.get("accuracy") or {}).get("models", [])}
-    full = {r["artifact"]: r for r in (results.get("pipeline") or {}).get("full_detection_rows", [])}
-    det = results.get("detectors") or {}
+    full = {r["artifact"]: r for r in results["pipeline"].get("full_detection_rows", [])}  # every run times it
+    det = results.get("detectors") or {}  # runs before the detector comparison have none
     rows_by = {(r["scene"].split(",")[0].split(" (")[0], r["setup"]): r for r in det.get("rows", [])}
 
     def detector_row(scene: str, kind: str) -> dict[str, Any] | None:

@@ -108,10 +108,10 @@ def test_reference_and_compare(quick_run: Path, tmp_path: Path, capsys: pytest.C
 
 def test_readme_block_is_replaced_between_markers(quick_run: Path, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n\n<!-- fer-bench:start -->\nold\n<!-- fer-bench:end -->\n\nafter\n")
+    readme.write_text("# x\n\n<!-- fer-bench:start -->\nTHE OLD BLOCK\n<!-- fer-bench:end -->\n\nafter\n")
     assert main(["readme", str(quick_run), "--update", str(readme)]) == 0
     text = readme.read_text()
-    assert "old" not in text and "| int8 |" in text and text.endswith("<!-- fer-bench:end -->\n\nafter\n")
+    assert "THE OLD BLOCK" not in text and "| fer-edge, int8 (default) | Haar |" in text and text.endswith("<!-- fer-bench:end -->\n\nafter\n")
 
 
 def _conv_gemm_model(path: Path, groups: int) -> None:
