@@ -69,7 +69,7 @@ def test_the_scripts_report_usage_errors_on_one_line() -> None:
 # every console script, its subcommands, and the one that runs when none is named
 SHAPES = {
     "edge": ("fer-edge", ["detect", "analyze", "run", "validate-config", "bundle", "deploy", "flash-prepare"], None),
-    "train": ("fer-train", ["train", "evaluate", "ship", "recalibrate", "combine", "report"], "train"),
+    "train": ("fer-train", ["train", "evaluate", "ship", "card", "recalibrate", "combine", "report"], "train"),
     "convert": ("fer-convert", ["convert", "verify"], "convert"),
     "benchmarks": ("fer-bench", ["run", "setup-peer", "soak", "compare", "reference", "readme", "report"], "run"),
 }
