@@ -29,3 +29,13 @@ def face_frame(face_paths: list[Path], size: int = 160, shape: tuple[int, int] =
         frame[y:y + size, x:x + size] = big
         boxes.append((x, y, size, size))
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), boxes
+
+
+def write_face_video(path: Path, frames: int = 40) -> Path:
+    """A clip of two real FER2013 faces drifting on a 640x480 background (15 FPS), for daemon tests."""
+    faces = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[index] for label, index in (("happy", 0), ("surprise", 2))]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
+    for i in range(frames):
+        writer.write(face_frame(faces, size=160, seed=i)[0])
+    writer.release()
+    return path

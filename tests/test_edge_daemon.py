@@ -18,10 +18,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import pytest
 
-from tests.edge_helpers import CASCADE, MANIFEST, ROOT, SAMPLE, face_frame
+from tests.edge_helpers import CASCADE, MANIFEST, ROOT, write_face_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")]
 
@@ -56,14 +55,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 frames of two real FER2013 faces drifting on a 640x480 background."""
-    path = tmp_path_factory.mktemp("video") / "faces.mp4"
-    faces = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[index] for label, index in (("happy", 0), ("surprise", 2))]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
-    for i in range(40):
-        frame, _ = face_frame(faces, size=160, seed=i)
-        writer.write(frame)
-    writer.release()
-    return path
+    return write_face_video(tmp_path_factory.mktemp("video") / "faces.mp4")
 
 
 def write_config(tmp_path: Path, source: str, port: int | None, extra: str = "") -> Path:

@@ -28,10 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
 
-from tests.edge_helpers import CASCADE, MANIFEST, ROOT, SAMPLE, face_frame
+from tests.edge_helpers import CASCADE, MANIFEST, ROOT, write_face_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")]
 
@@ -89,13 +88,7 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 frames (about 2.7 s at 15 FPS) of two real FER2013 faces on a 640x480 background."""
-    path = tmp_path_factory.mktemp("video") / "faces.mp4"
-    faces = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[index] for label, index in (("happy", 0), ("surprise", 2))]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
-    for i in range(40):
-        writer.write(face_frame(faces, size=160, seed=i)[0])
-    writer.release()
-    return path
+    return write_face_video(tmp_path_factory.mktemp("video") / "faces.mp4")
 
 
 def config_text(tmp: Path, source: Path | str, port: int | None, *, events: Path | None = None,
