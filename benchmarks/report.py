@@ -583,7 +583,8 @@ def readme_table(results: dict[str, Any], source: str = "") -> str:
     head = (f"Measured by `fer-bench` on {s['host']} ({s['cpu']}, {s['cores']} cores) on {s['date']}"
             + (f", load average {s['load_average_start'][0]:.2f} at start" if s.get("load_average_start") else "")
             + f"{' — ' + source if source else ''}. Regenerate with `make bench`.")
-    report = f" Every table of this run: [{source}/report.md]({source}/report.md)." if source else ""
+    folder = source.removesuffix("/results.json")  # `fer-bench readme` may name the file or its folder
+    report = f" Every table of this run: [{folder}/report.md]({folder}/report.md)." if source else ""
     return "\n".join([head + report, ""] + headline_table(results) + ["", "Targets:", ""]
                       + targets_table(results)) + "\n"
 
