@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,16 +21,41 @@ def test_shipped_config_loads() -> None:
     assert config.train.epochs >= 100
 
 
+def _left_the_tree() -> tuple[str, set[str]]:
+    """docs/experiments.md's restore commit and the checkpoint folders it lists as having left the tree."""
+    page = (ROOT / "docs" / "experiments.md").read_text()
+    commit = re.search(r"git checkout (\w+) -- models/checkpoints/<name>", page)
+    bullet = re.search(r"^- \*\*Left the tree\*\*:(.*?)(?=^- \*\*)", page, re.M | re.S)
+    assert commit and bullet, "docs/experiments.md lost its restore command or its list of folders that left"
+    return commit[1], set(re.findall(r"`(\w+)`", bullet[1]))
+
+
+def _in_git(commit: str, path: Path) -> bool | None:
+    """Whether ``commit`` holds ``path``; None where that commit is not in this clone (a shallow one)."""
+    def git(*args: str) -> int:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True).returncode
+
+    if git("cat-file", "-e", f"{commit}^{{commit}}") != 0:
+        return None
+    return git("cat-file", "-e", f"{commit}:{path.as_posix()}") == 0
+
+
 @pytest.mark.parametrize("recipe", sorted((ROOT / "train" / "configs").glob("*.toml")), ids=lambda path: path.name)
-def test_every_recipe_loads_and_the_models_it_starts_from_are_committed(recipe: Path) -> None:
-    """A recipe whose teacher or initial weights are missing fails only after its data has loaded."""
+def test_every_recipe_loads_and_the_models_it_starts_from_are_committed_or_restorable(recipe: Path) -> None:
+    """A recipe whose teacher or initial weights are missing fails only after its data has loaded, so
+    each is in the tree, or its folder is listed as having left it with the commit that restores it."""
     from train.distill import teacher_paths
 
     config = load_config(recipe)
     needed = (teacher_paths(config.train.teacher) if config.train.teacher else []) + (
         [Path(config.train.init)] if config.train.init else [])
+    commit, left = _left_the_tree()
     for path in needed:
-        assert (ROOT / path).is_file(), f"{recipe.name} needs {path}"
+        if (ROOT / path).is_file():
+            continue
+        assert path.parts[:2] == ("models", "checkpoints") and path.parts[2] in left, (
+            f"{recipe.name} needs {path}: neither in the tree nor listed in docs/experiments.md as left")
+        assert _in_git(commit, path) is not False, f"{recipe.name} needs {path}, which {commit} does not hold"
 
 
 def test_overrides_are_typed() -> None:
