@@ -1,13 +1,16 @@
-"""Home Assistant MQTT discovery against a real mosquitto: the retained config messages, and the
-state a daemon on the demo clip publishes for them."""
+"""Home Assistant MQTT discovery against a real mosquitto: the retained config messages, the
+state a daemon on the demo clip publishes for them, and how both follow a SIGHUP reload."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from tests.mqtt_broker import (  # noqa: F401 - fixtures are used by name
     Subscriber,
     mqtt_broker,
     subscribe,
+    wait_until,
 )
 
 LABELS = ("angry", "happy", "neutral")
@@ -116,3 +120,144 @@ def test_a_daemon_on_the_demo_clip_feeds_the_sensors_and_goes_unavailable_when_i
     assert any(state["faces"] == 2 for state in states)  # the clip shows two faces at times
     retained = subscribe("fer-edge/state").wait_for("fer-edge/state")
     assert retained.retain and json.loads(retained.payload) == states[-1]
+
+
+# --- reloads ----------------------------------------------------------------------------------
+
+NODE = "homeassistant/sensor/fer-edge"
+SENSORS = 2 + len(json.loads(MANIFEST.read_text())["labels"]) if MANIFEST.is_file() else 0
+
+
+def other_model(tmp_path: Path, name: str, rename: dict[str, str]) -> Path:
+    """The shipped int8 model under another name and with labels renamed: the same outputs, so it
+    loads, but Home Assistant must get other sensors."""
+    data = json.loads(MANIFEST.read_text())
+    data["name"] = name
+    data["labels"] = [rename.get(label, label) for label in data["labels"]]
+    data["artifacts"] = {"int8": data["artifacts"]["int8"]}
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(MANIFEST.parent / data["artifacts"]["int8"]["path"], models)
+    (models / "manifest.json").write_text(json.dumps(data))
+    return models / "manifest.json"
+
+
+def daemon_config(tmp_path: Path, broker: tuple[str, int], manifest: Path = MANIFEST,
+                  homeassistant: bool = True, extra: str = "") -> str:
+    host, port = broker
+    return (f"[model]\nmanifest = '{manifest}'\n[detector]\ncascade = '{CASCADE}'\n"
+            f"[source]\nuri = '{CLIP}'\nloop = true\nrealtime = true\n"
+            f"[events]\npath = '{tmp_path / 'events.jsonl'}'\n[http]\nenabled = false\n"
+            f"[mqtt]\nenabled = true\nhost = '{host}'\nport = {port}\n"
+            f"homeassistant = {str(homeassistant).lower()}\n{extra}")
+
+
+class ReloadableDaemon:
+    """`python -m edge run --config` in the background; ``reload`` rewrites the config, sends SIGHUP
+    and waits until the daemon logged the reload as applied."""
+
+    def __init__(self, tmp_path: Path, text: str) -> None:
+        self.config = tmp_path / "edge.toml"
+        self.config.write_text(text)
+        self.stderr = tmp_path / "stderr.txt"
+        with self.stderr.open("wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "edge", "run", "--config", str(self.config)], cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=err,
+                env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+        self.reloads = 0
+
+    def log(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+    def reload(self, text: str) -> None:
+        self.config.write_text(text)
+        self.process.send_signal(signal.SIGHUP)
+        self.reloads += 1
+        assert wait_until(lambda: self.log().count("reloaded config") == self.reloads, timeout=60), self.log()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Callable[[str], ReloadableDaemon]]:
+    started: list[ReloadableDaemon] = []
+
+    def make(text: str) -> ReloadableDaemon:
+        started.append(ReloadableDaemon(tmp_path, text))
+        return started[-1]
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+def configs(watcher: Subscriber, count: int) -> dict[str, str]:
+    """The newest payload of every config topic, once ``count`` messages on ``homeassistant/#`` came."""
+    assert wait_until(lambda: len(watcher.messages) >= count), watcher.messages
+    return {m.topic: m.payload for m in watcher.messages}
+
+
+def retained_configs(subscribe: Callable[[str], Subscriber], count: int) -> dict[str, str]:
+    """What Home Assistant finds when it subscribes now: the retained configs (``count`` expected)."""
+    fresh = subscribe("homeassistant/#")
+    assert wait_until(lambda: len(fresh.messages) >= count), fresh.messages
+    time.sleep(0.5)  # a retained config that should be gone would have come in the same burst
+    assert all(m.retain for m in fresh.messages)
+    return {m.topic: m.payload for m in fresh.messages}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MANIFEST.is_file() and CLIP.is_file()), reason="shipped model or demo clip missing")
+def test_a_reload_that_swaps_the_model_announces_its_sensors_and_removes_those_of_labels_it_lacks(
+        mqtt_broker: tuple[str, int], subscribe: Callable[[str], Subscriber],
+        daemon: Callable[[str], ReloadableDaemon], tmp_path: Path) -> None:
+    watcher, states = subscribe("homeassistant/#"), subscribe("fer-edge/state")
+    running = daemon(daemon_config(tmp_path, mqtt_broker))
+    before = configs(watcher, SENSORS)
+    assert f"{NODE}/share_neutral/config" in before
+    # a new pipeline with the same model: nothing to announce again
+    running.reload(daemon_config(tmp_path, mqtt_broker, extra="[tracker]\ndetect_every = 2\n"))
+    swapped = other_model(tmp_path, "fer_vgg_calm", {"neutral": "calm"})
+    running.reload(daemon_config(tmp_path, mqtt_broker, swapped))
+
+    watcher.wait_for(f"{NODE}/share_neutral/config", "")  # (the broker clears the retain flag of live messages)
+    # in order on one connection: the start's configs, the new model's, then the removal; an
+    # announcement on the first reload would have come in between
+    assert len(watcher.messages) == 2 * SENSORS + 1, [m.topic for m in watcher.messages]
+    after = {topic: json.loads(payload) for topic, payload in configs(watcher, 2 * SENSORS + 1).items() if payload}
+    assert set(after) == set(before) - {f"{NODE}/share_neutral/config"} | {f"{NODE}/share_calm/config"}
+    assert {config["device"]["model"] for config in after.values()} == {"fer_vgg_calm"}
+    assert after[f"{NODE}/share_calm/config"]["value_template"] == "{{ value_json.shares['calm'] }}"
+    # the state counts the new model's labels
+    assert wait_until(lambda: any("calm" in json.loads(p)["shares"] for p in states.payloads("fer-edge/state")))
+    newest = json.loads(states.payloads("fer-edge/state")[-1])
+    assert "calm" in newest["shares"] and "neutral" not in newest["shares"]
+    # and a Home Assistant that subscribes now finds only the new model's sensors
+    assert set(retained_configs(subscribe, SENSORS)) == set(after)
+    assert running.stop() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MANIFEST.is_file() and CLIP.is_file()), reason="shipped model or demo clip missing")
+def test_a_reload_that_turns_home_assistant_off_removes_its_sensors(
+        mqtt_broker: tuple[str, int], subscribe: Callable[[str], Subscriber],
+        daemon: Callable[[str], ReloadableDaemon], tmp_path: Path) -> None:
+    watcher = subscribe("homeassistant/#")
+    running = daemon(daemon_config(tmp_path, mqtt_broker))
+    before = configs(watcher, SENSORS)
+    running.reload(daemon_config(tmp_path, mqtt_broker, homeassistant=False))
+    for topic in before:
+        watcher.wait_for(topic, "")
+    events = subscribe("fer-edge/events")
+    events.wait_for("fer-edge/events")  # MQTT itself stays on
+    assert retained_configs(subscribe, 0) == {}
+    assert running.stop() == 0

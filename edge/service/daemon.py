@@ -154,6 +154,10 @@ class Daemon:
         self.counts = {"frames": 0, "faces": 0, "dropped": 0, "events": 0}
         self.mqtt: Any = None
         self.sensor_state: Any = None  # Home Assistant's sensors, when [mqtt] homeassistant is on
+        # Home Assistant discovery of the running publisher: the configs it announces now, and every
+        # config topic it announced since it started (those no longer announced get removed)
+        self._ha_configs: list[tuple[str, dict[str, Any]]] = []
+        self._ha_topics: set[str] = set()
         self.events: Any = None
         self.event_source: Any = None  # frames or tracks mode: turns each FrameResult into events
         self.pipeline: Any = None
@@ -246,15 +250,56 @@ class Daemon:
     def _start_mqtt(self, config: EdgeConfig) -> None:
         """Connect ``self.mqtt``, announcing Home Assistant's sensors first when asked to."""
         self.sensor_state = None
+        self._ha_configs, self._ha_topics = [], set()
         if self.mqtt is None:
             return
-        m = config.mqtt
-        if m.homeassistant:
-            from edge.service.homeassistant import SensorState, discovery_messages
-
-            self.mqtt.announce(discovery_messages(m.topic_prefix, self.labels, m.discovery_prefix, self.model_name))
-            self.sensor_state = SensorState(self.labels)
+        configs = self._discovery(config)
+        if configs:
+            self._announce(configs)
         self.mqtt.start()
+
+    def _discovery(self, config: EdgeConfig) -> list[tuple[str, dict[str, Any]]]:
+        """Home Assistant's config messages for ``config`` and the running model; none when it is off."""
+        m = config.mqtt
+        if not (m.enabled and m.homeassistant):
+            return []
+        from edge.service.homeassistant import discovery_messages
+
+        return discovery_messages(m.topic_prefix, self.labels, m.discovery_prefix, self.model_name)
+
+    def _announce(self, configs: list[tuple[str, dict[str, Any]]]) -> None:
+        """Hand ``configs`` to the publisher with an empty config for every sensor it announced
+        before and they lack (the share of a label the new model does not have), which is how Home
+        Assistant removes an entity; the state then counts the running labels. The removals stay in
+        the announcement, so a publisher that is offline at a reload still sends them on connecting."""
+        from edge.service.homeassistant import SensorState, removal_messages
+
+        live = {topic for topic, _ in configs}
+        self.mqtt.announce([*configs, *removal_messages(self._ha_topics - live)])
+        self._ha_configs = configs
+        self._ha_topics |= live
+        self.sensor_state = SensorState(self.labels)
+
+    def _follow_model(self, config: EdgeConfig) -> None:
+        """After a reload swapped the pipeline under an unchanged [mqtt], Home Assistant must see the
+        new model's labels and name; a model with the same ones (or only a new detector or tracker)
+        sends nothing, so a reload does not make every sensor flicker."""
+        if self.mqtt is None or not self._ha_configs:
+            return
+        configs = self._discovery(config)
+        if configs != self._ha_configs:
+            self._announce(configs)
+
+    def _retract_discovery(self, config: EdgeConfig) -> None:
+        """Before the running publisher goes, remove the sensors ``config`` will not announce
+        (homeassistant turned off, another prefix): otherwise their retained configs keep sensors
+        in Home Assistant that nothing feeds. Only while connected: stop() sends "offline" after
+        them on the same connection, and waits for nothing more."""
+        from edge.service.homeassistant import removal_messages
+
+        gone = self._ha_topics - {topic for topic, _ in self._discovery(config)}
+        if gone and self.mqtt.connected:
+            self.mqtt.announce(removal_messages(gone))
 
     def _new_server(self, config: EdgeConfig) -> Any:
         """A started status server for ``config`` (EdgeError if it cannot bind), or None when off."""
@@ -618,9 +663,12 @@ class Daemon:
             self.event_source = self._event_source(new)
         if staged.mqtt_changed:
             if self.mqtt is not None:
+                self._retract_discovery(new)
                 self.mqtt.stop()  # "offline" from the old client before the new one says "online"
             self.mqtt = staged.mqtt
             self._start_mqtt(new)
+        elif staged.pipeline is not None:
+            self._follow_model(new)
         if staged.server_changed:
             if self.server is not None:
                 self.server.stop()

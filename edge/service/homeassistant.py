@@ -6,13 +6,16 @@ faces in view, the dominant emotion, and one sensor per emotion of the model (th
 faces in view showing it, in %). All read one retained state topic, ``<topic_prefix>/state``, and
 all follow the daemon's availability topic, so they turn "unavailable" when the daemon stops or
 its last will fires. The configs are published on every (re)connect, because a broker may have
-been restarted without persistence.
+been restarted without persistence. A sensor that is gone (a label the model swapped in by a reload
+lacks, or Home Assistant turned off) is removed the way Home Assistant documents: an empty
+retained payload on its config topic.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,6 +58,12 @@ def discovery_messages(topic_prefix: str, labels: tuple[str, ...], discovery_pre
     return [(f"{discovery_prefix}/sensor/{node}/{object_id}/config",
              {**config, **common, "unique_id": f"fer_edge_{node}_{object_id}", "object_id": f"{node}_{object_id}"})
             for object_id, config in sensors]
+
+
+def removal_messages(topics: Iterable[str]) -> list[tuple[str, str]]:
+    """(topic, "") for every config topic: Home Assistant removes the entity of an empty config, and
+    the broker forgets a retained message replaced by an empty one; retained by the caller."""
+    return [(topic, "") for topic in sorted(set(topics))]
 
 
 class SensorState:
