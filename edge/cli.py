@@ -9,10 +9,11 @@ code stays argparse's 2, which is ``ExitStatus.BAD_INPUT``.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import NoReturn
 
-from edge.errors import ExitStatus
+from edge.errors import EdgeError, ExitStatus
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -38,3 +39,16 @@ def commands_parser(prog: str, description: str, commands: Mapping[str, str],
     for name, text in commands.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def report_edge_errors(work: Callable[[], object]) -> int:
+    """Run a helper script's ``work``: an ``EdgeError`` becomes ``error: MESSAGE`` on stderr and exit code 1.
+
+    The clip builders (``python -m edge.demo_clip``, ``python -m edge.tilted_clip``) report this way.
+    """
+    try:
+        work()
+    except EdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitStatus.ERROR
+    return ExitStatus.OK

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, report_edge_errors
 from edge.errors import EdgeError
 from edge.packaged import shipped_cascade
 
@@ -306,32 +306,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        samples = load_faces(args.data)
-        faces = [(image, label) for image, label, _ in samples]
-        cascade = cv2.CascadeClassifier(str(args.cascade)) if args.cascade.is_file() else None
-        if cascade is not None and cascade.empty():
-            raise EdgeError(f"cannot load Haar cascade {args.cascade}")
-        chosen = list(range(len(faces)))
-        if cascade is not None and not args.all_faces:
-            detectable = detectable_faces(faces, cascade, seed=args.seed)
-            if detectable:
-                chosen = detectable
-            print(f"Haar finds {len(detectable)}/{len(faces)} sample faces when pasted; using "
-                  f"{len(chosen)} ({', '.join(sorted({faces[i][1] for i in chosen}))})")
-        clip = make_demo_clip([faces[i] for i in chosen], args.out, args.frames, args.size, args.fps, args.seed)
-        name_sources(clip, [samples[i][2] for i in chosen])
-        size_kb = clip.stat().st_size / 1024
-        print(f"wrote {clip} ({args.frames} frames, {args.size[0]}x{args.size[1]} @ {args.fps:g} fps, "
-              f"{size_kb:.0f} KB) and {sidecar_path(clip)}")
-        if cascade is not None:
-            found, total, false = haar_recall(clip, cascade)
-            print(f"Haar recall on the clip: {found}/{total} = {found / max(total, 1):.1%}, "
-                  f"{false} false detections")
-    except EdgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return report_edge_errors(lambda: write_demo_clip(args))
+
+
+def write_demo_clip(args: argparse.Namespace) -> None:
+    samples = load_faces(args.data)
+    faces = [(image, label) for image, label, _ in samples]
+    cascade = cv2.CascadeClassifier(str(args.cascade)) if args.cascade.is_file() else None
+    if cascade is not None and cascade.empty():
+        raise EdgeError(f"cannot load Haar cascade {args.cascade}")
+    chosen = list(range(len(faces)))
+    if cascade is not None and not args.all_faces:
+        detectable = detectable_faces(faces, cascade, seed=args.seed)
+        if detectable:
+            chosen = detectable
+        print(f"Haar finds {len(detectable)}/{len(faces)} sample faces when pasted; using "
+              f"{len(chosen)} ({', '.join(sorted({faces[i][1] for i in chosen}))})")
+    clip = make_demo_clip([faces[i] for i in chosen], args.out, args.frames, args.size, args.fps, args.seed)
+    name_sources(clip, [samples[i][2] for i in chosen])
+    size_kb = clip.stat().st_size / 1024
+    print(f"wrote {clip} ({args.frames} frames, {args.size[0]}x{args.size[1]} @ {args.fps:g} fps, "
+          f"{size_kb:.0f} KB) and {sidecar_path(clip)}")
+    if cascade is not None:
+        found, total, false = haar_recall(clip, cascade)
+        print(f"Haar recall on the clip: {found}/{total} = {found / max(total, 1):.1%}, "
+              f"{false} false detections")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, report_edge_errors
 from edge.demo_clip import count_frames, feather_mask, load_faces, make_background, sidecar_path, write_sidecar
 from edge.errors import EdgeError
 
@@ -123,17 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.per_label < 1:
-            raise EdgeError(f"--per-label must be >= 1, not {args.per_label}")
-        faces = pick_per_label(load_faces(args.data), args.per_label)
-        clip = make_tilted_clip(faces, args.out, args.fps, args.seed)
-        print(f"wrote {clip} ({count_frames(clip)} frames of {len(faces)} faces at angles "
-              f"{', '.join(map(str, ANGLES))}; {clip.stat().st_size / 1024:.0f} KB) and {sidecar_path(clip)}")
-    except EdgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return report_edge_errors(lambda: write_tilted_clip(args))
+
+
+def write_tilted_clip(args: argparse.Namespace) -> None:
+    if args.per_label < 1:
+        raise EdgeError(f"--per-label must be >= 1, not {args.per_label}")
+    faces = pick_per_label(load_faces(args.data), args.per_label)
+    clip = make_tilted_clip(faces, args.out, args.fps, args.seed)
+    print(f"wrote {clip} ({count_frames(clip)} frames of {len(faces)} faces at angles "
+          f"{', '.join(map(str, ANGLES))}; {clip.stat().st_size / 1024:.0f} KB) and {sidecar_path(clip)}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.edge_helpers import CASCADE, MANIFEST, ROOT, write_face_video
+from tests.edge_helpers import CASCADE, MANIFEST, ROOT, DaemonProcess, write_face_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")]
 
@@ -69,30 +69,9 @@ def write_config(tmp_path: Path, source: str, port: int | None, extra: str = "")
     return path
 
 
-class Daemon:
-    def __init__(self, config: Path, tmp_path: Path, env: dict[str, str] | None = None) -> None:
-        self.stdout = tmp_path / "stdout.txt"
-        self.stderr = tmp_path / "stderr.txt"
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.process = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)], cwd=ROOT,
-                                        stdout=self.stdout.open("w"), stderr=self.stderr.open("w"), env=full_env)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-
-    def log(self) -> str:
-        return self.stderr.read_text()
-
-
 @pytest.fixture
 def daemons() -> Any:
-    started: list[Daemon] = []
+    started: list[DaemonProcess] = []
     yield started
     for daemon in started:
         daemon.stop(signal.SIGKILL, timeout=5)
@@ -106,7 +85,7 @@ def test_video_end_to_end_with_http_reload_and_sigterm(face_video: Path, tmp_pat
     port = free_port()
     config = write_config(tmp_path, str(face_video), port, "")
     config.write_text(config.read_text().replace(f"uri = '{face_video}'", f"uri = '{face_video}'\nloop = true"))
-    daemon = Daemon(config, tmp_path)
+    daemon = DaemonProcess(config, tmp_path)
     daemons.append(daemon)
     wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="/healthz 200")
     health = json.loads(http_get(port, "/healthz")[1])
@@ -162,7 +141,7 @@ def test_video_end_to_end_with_http_reload_and_sigterm(face_video: Path, tmp_pat
 
 def test_a_finite_video_is_processed_frame_by_frame_then_exits(face_video: Path, tmp_path: Path,
                                                                 daemons: list) -> None:
-    daemon = Daemon(write_config(tmp_path, str(face_video), None), tmp_path)
+    daemon = DaemonProcess(write_config(tmp_path, str(face_video), None), tmp_path)
     daemons.append(daemon)
     assert daemon.process.wait(timeout=60) == 0
     summary = daemon.stdout.read_text()
@@ -174,7 +153,7 @@ def test_sigint_stops_cleanly(face_video: Path, tmp_path: Path, daemons: list) -
     port = free_port()
     config = write_config(tmp_path, str(face_video), port)
     config.write_text(config.read_text().replace(f"uri = '{face_video}'", f"uri = '{face_video}'\nloop = true"))
-    daemon = Daemon(config, tmp_path)
+    daemon = DaemonProcess(config, tmp_path)
     daemons.append(daemon)
     wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="/healthz 200")
     assert daemon.stop(signal.SIGINT) == 0
@@ -211,8 +190,8 @@ def test_camera_that_vanishes_is_reopened_while_health_is_degraded(tmp_path: Pat
     gone = tmp_path / "camera-gone"
     (shim / "picamera2.py").write_text(PICAMERA_SHIM.format(root=str(ROOT), gone=str(gone)))
     port = free_port()
-    daemon = Daemon(write_config(tmp_path, "picamera2", port), tmp_path,
-                    env={"PYTHONPATH": f"{shim}{os.pathsep}{ROOT}"})
+    daemon = DaemonProcess(write_config(tmp_path, "picamera2", port), tmp_path,
+                           env={"PYTHONPATH": f"{shim}{os.pathsep}{ROOT}"})
     daemons.append(daemon)
     wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="healthy camera")
 
@@ -275,8 +254,8 @@ def test_a_camera_call_that_never_returns_stops_the_watchdog_pings(tmp_path: Pat
 
     port = free_port()
     config = write_config(tmp_path, "picamera2", port, "hang_seconds = 1.0\n")
-    daemon = Daemon(config, tmp_path, env={"PYTHONPATH": f"{shim}{os.pathsep}{ROOT}",
-                                           "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
+    daemon = DaemonProcess(config, tmp_path, env={"PYTHONPATH": f"{shim}{os.pathsep}{ROOT}",
+                                                  "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
     daemons.append(daemon)
     try:
         wait_for(lambda: http_get(port, "/healthz")[0] == 200, what="healthy camera")
@@ -307,7 +286,7 @@ def test_full_disk_for_the_event_log_degrades_health_but_keeps_running(face_vide
     config = write_config(tmp_path, str(face_video), port)
     text = config.read_text().replace(f"path = '{tmp_path / 'events.jsonl'}'", "path = '/dev/full'")
     config.write_text(text.replace(f"uri = '{face_video}'", f"uri = '{face_video}'\nloop = true"))
-    daemon = Daemon(config, tmp_path)
+    daemon = DaemonProcess(config, tmp_path)
     daemons.append(daemon)
     def degraded_by_log() -> bool:
         status, body = http_get(port, "/healthz")
@@ -322,7 +301,7 @@ def test_full_disk_for_the_event_log_degrades_health_but_keeps_running(face_vide
 def test_existing_events_survive_a_restart(face_video: Path, tmp_path: Path, daemons: list) -> None:
     log = tmp_path / "events.jsonl"
     log.write_text('{"earlier":"event"}\n')
-    daemon = Daemon(write_config(tmp_path, str(face_video), None), tmp_path)
+    daemon = DaemonProcess(write_config(tmp_path, str(face_video), None), tmp_path)
     daemons.append(daemon)
     assert daemon.process.wait(timeout=60) == 0
     lines = log.read_text().splitlines()
@@ -353,7 +332,7 @@ def test_events_reach_mqtt_and_survive_a_broker_that_starts_late(face_video: Pat
     config = write_config(tmp_path, str(face_video), http_port,
                           f"[mqtt]\nenabled = true\nport = {broker_port}\ntopic_prefix = 'cam1'\nkeepalive = 5\n")
     config.write_text(config.read_text().replace(f"uri = '{face_video}'", f"uri = '{face_video}'\nloop = true"))
-    daemon = Daemon(config, tmp_path)
+    daemon = DaemonProcess(config, tmp_path)
     daemons.append(daemon)
     # broker down: the daemon runs, health stays ok, events still land in the JSON Lines file
     wait_for(lambda: http_get(http_port, "/healthz")[0] == 200, what="healthy without a broker")

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.edge_helpers import CASCADE, MANIFEST, ROOT, write_face_video
+from tests.edge_helpers import CASCADE, MANIFEST, ROOT, DaemonProcess, write_face_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")]
 
@@ -101,42 +101,18 @@ def config_text(tmp: Path, source: Path | str, port: int | None, *, events: Path
             f"[daemon]\nstall_seconds = 2.0\n{extra}")
 
 
-class Daemon:
-    """`python -m edge run` in the background, with its stdout and stderr in files."""
+class Daemon(DaemonProcess):
+    """The daemon on a config written from ``text`` to ``tmp``/edge.toml."""
 
     def __init__(self, tmp: Path, text: str, env: dict[str, str] | None = None) -> None:
         self.tmp = tmp
-        self.config = tmp / "edge.toml"
-        self.config.write_text(text)
-        self.stdout = tmp / "stdout.txt"
-        self.stderr = tmp / "stderr.txt"
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **(env or {})}
-        self.process: subprocess.Popen[bytes] = self._start()
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        with self.stdout.open("ab") as out, self.stderr.open("ab") as err:
-            return subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(self.config)], cwd=ROOT,
-                                    stdout=out, stderr=err, env=self.env)
-
-    def restart(self) -> None:
-        self.process = self._start()
-
-    def log(self) -> str:
-        return self.stderr.read_text(errors="replace")
+        config = tmp / "edge.toml"
+        config.write_text(text)
+        super().__init__(config, tmp, {"PYTHONPATH": str(ROOT), **(env or {})})
 
     def reload(self, text: str) -> None:
         self.config.write_text(text)
         self.process.send_signal(signal.SIGHUP)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = WAIT) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture

@@ -357,6 +357,34 @@ def test_make_demo_clip_writes_a_readable_clip_and_ground_truth(tmp_path: Path) 
             assert np.abs(crop[centre, centre].astype(int) - sample[centre, centre]).mean() < 12
 
 
+@pytest.mark.parametrize(("script", "extra", "message"), [
+    ("demo_clip", [], "error: no such folder: {missing}"),
+    ("tilted_clip", [], "error: no such folder: {missing}"),
+    ("tilted_clip", ["--per-label", "0"], "error: --per-label must be >= 1, not 0"),
+])
+def test_the_clip_scripts_report_an_edge_error_in_one_line_with_exit_1(
+        script: str, extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    missing = tmp_path / "no-faces"
+    main = importlib.import_module(f"edge.{script}").main
+    assert main(["--data", str(missing), "--out", str(tmp_path / "clip.mp4"), *extra]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == message.format(missing=missing) + "\n" and captured.out == ""
+    assert not (tmp_path / "clip.mp4").exists()
+
+
+def test_the_tilted_clip_script_writes_its_clip_and_exits_0(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.tilted_clip import main
+
+    clip = tmp_path / "tilted.mp4"
+    assert main(["--data", str(ROOT / "tests" / "data" / "fer2013_sample" / "test"), "--out", str(clip),
+                 "--per-label", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote {clip} (") and clip.is_file() and sidecar_path(clip).is_file()
+
+
 def test_edge_sources_import_nothing_heavy() -> None:
     code = ("import sys, edge.vision.sources, edge.demo_clip; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'train', 'convert', 'picamera2'}))")

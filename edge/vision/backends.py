@@ -6,7 +6,12 @@ handles quantization. Imports are lazy so a Pi with only one runtime installed w
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +22,12 @@ from edge.vision.quant import TensorSpec
 
 # LiteRT first: tflite-runtime 2.14 (its last release) does not import with numpy 2.
 TFLITE_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+
+# What the TFLite runtimes' C++ logger prints on a process's first model load, whatever
+# TF_CPP_MIN_LOG_LEVEL says: noise in `fer-edge detect`'s output and in the journal.
+XNNPACK_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+_STDERR_LOCK = threading.RLock()  # file descriptor 2 is the process's: one redirection at a time
 
 
 class Backend(Protocol):
@@ -46,6 +57,78 @@ def tflite_interpreter_class(prefer: str | None = None) -> tuple[Any, str]:
                          + "; ".join(errors))
 
 
+@contextlib.contextmanager
+def stderr_without(*dropped: bytes) -> Iterator[None]:
+    """Send file descriptor 2 through a filter for the body: lines equal to one of ``dropped`` are
+    left out, every other line goes on to the real stderr as it arrives.
+
+    For C/C++ code that writes to stderr itself (Python's logging is not involved). What other
+    threads write to stderr meanwhile still arrives. Without a usable fd 2 (closed, or no pipe to
+    be had), the body runs unfiltered.
+    """
+    with _STDERR_LOCK:
+        _flush_stderr()
+        try:
+            real = os.dup(2)
+        except OSError:
+            yield
+            return
+        try:
+            read_end, write_end = os.pipe()
+            out = os.dup(real)  # the forwarder's own, closed when it is done
+        except OSError:
+            os.close(real)
+            yield
+            return
+        forwarder = threading.Thread(target=_forward_lines, args=(read_end, out, frozenset(dropped)),
+                                     name="stderr-filter", daemon=True)
+        forwarder.start()
+        try:
+            os.dup2(write_end, 2)
+        finally:
+            os.close(write_end)  # from here on fd 2 is the pipe's only writer
+        try:
+            yield
+        finally:
+            _flush_stderr()
+            os.dup2(real, 2)  # the pipe's last writer goes: the forwarder reads what is left, then stops
+            os.close(real)
+            forwarder.join(timeout=5.0)
+
+
+def _flush_stderr() -> None:
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):  # None, or closed
+        pass
+
+
+def _forward_lines(read_end: int, out: int, dropped: frozenset[bytes]) -> None:
+    """Copy the pipe to ``out`` line by line, leaving out ``dropped``; read to the end whatever happens,
+    so a writer never blocks on a full pipe."""
+    pending = b""
+    writable = True
+    try:
+        while chunk := os.read(read_end, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = b"".join(line + b"\n" for line in lines if line.rstrip(b"\r") not in dropped)
+            writable = writable and _write_all(out, kept)
+        if pending and pending.rstrip(b"\r") not in dropped:
+            _write_all(out, pending)
+    finally:
+        os.close(read_end)
+        os.close(out)
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:  # stderr itself gone (EPIPE): nothing to tell anyone
+        return False
+    return True
+
+
 def _spec(detail: dict[str, Any]) -> TensorSpec:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     return TensorSpec(np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
@@ -55,8 +138,9 @@ class TFLiteBackend:
     def __init__(self, path: Path, threads: int = 1, module: str | None = None) -> None:
         interpreter_class, self.name = tflite_interpreter_class(module)
         try:
-            self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with stderr_without(XNNPACK_NOTICE):  # printed by the first allocate_tensors in a process
+                self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except Exception as exc:  # runtimes raise ValueError/RuntimeError for bad files
             raise ModelLoadError(f"cannot load {path} with {self.name}: {str(exc).splitlines()[0][:160]}") from None
         self._input = self.interpreter.get_input_details()[0]
