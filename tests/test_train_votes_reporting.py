@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -73,8 +74,15 @@ def test_evaluate_votes_of_another_split_is_one_line(sample_dir: Path, tmp_path:
     assert "\n" not in err and "unknown image train/" in err and "train.csv row 2" in err
 
 
+def shell_words(command: str, monkeypatch: pytest.MonkeyPatch, fer2013: Path, ferplus: Path) -> list[str]:
+    """A card's command as a user's shell reads it, FER2013_DIR and FERPLUS_DIR set to where the data is."""
+    monkeypatch.setenv("FER2013_DIR", str(fer2013))
+    monkeypatch.setenv("FERPLUS_DIR", str(ferplus))
+    return [os.path.expandvars(word) for word in shlex.split(command)]
+
+
 def test_the_card_section_is_written_once_and_its_command_prints_its_figures(
-        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     model = _tiny_model(tmp_path / "m.keras")
     (tmp_path / "m.card.json").write_text(json.dumps({"name": "m"}))
     (tmp_path / "m.card.md").write_text("# Model card: m\n\n- facts\n\n## Per-class results\n\ntable\n")
@@ -85,8 +93,11 @@ def test_the_card_section_is_written_once_and_its_command_prints_its_figures(
         "## Per-class results")
     record = json.loads((tmp_path / "m.card.json").read_text())["ferplus"]
     assert record["command"] in markdown
+    # the card names the data by placeholder and the votes file by name, not where they are here
+    assert record["command"].endswith("--data $FER2013_DIR --split test --votes $FERPLUS_DIR/test.csv")
+    assert record["votes"] == "ferplus_sample/test.csv" and str(sample_dir) not in markdown
     capsys.readouterr()
-    command = shlex.split(record["command"])
+    command = shell_words(record["command"], monkeypatch, sample_dir, SAMPLE_VOTES)
     assert command[:2] == ["fer-train", "evaluate"]
     assert main(command[1:]) == 0
     printed = capsys.readouterr().out

@@ -79,13 +79,16 @@ def _evaluate_parser() -> argparse.ArgumentParser:
 def _card_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="fer-train card",
-        description="Measure a shipped model against FER+'s ten annotators and write the figures, with the "
-        "command that prints them, into its card (<stem>.card.json and .card.md, replacing an earlier section).",
+        description="Measure a shipped model again and write its card anew (<stem>.card.json and .card.md, "
+        "<stem>_eval/, the data named by name and placeholder in it and the records beside the model; what "
+        "ship recorded of training is kept); with --votes, also its figures against FER+'s ten annotators, "
+        "with the command that prints them (replacing an earlier section).",
     )
     parser.add_argument("model", help="a .keras model with its card beside it (fer-train ship writes both)")
     parser.add_argument("--data", help="FER2013 (default: $FER2013_DIR, else data/fer2013/)")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--votes", required=True, help="FER+ votes for the split (ferplus/test.csv; train.csv for train and val)")
+    parser.add_argument("--votes", help="FER+ votes for the split (ferplus/test.csv; train.csv for train and val); "
+                        "a card fer-train ship did not write takes only this section")
     return parser
 
 
@@ -224,11 +227,29 @@ def cmd_ship(argv: list[str]) -> int:
 
 def cmd_card(argv: list[str]) -> int:
     args = _card_parser().parse_args(argv)
+    import json
+
+    from train.model_card import is_ship_card, rewrite_card
     from train.vote_card import write_vote_card
 
-    record = write_vote_card(args.model, _data(args.data), args.votes, args.split)
-    print(f"card of {args.model}: accuracy {record['accuracy']:.4f}, FER+ agreement {record['agreement']:.4f}, "
-          f"annotator share {record['annotator_share']:.4f} on {record['images']} {args.split} images")
+    data = _data(args.data)
+    try:
+        shipped = is_ship_card(json.loads(Path(args.model).with_suffix(".card.json").read_text()))
+    except (OSError, ValueError):
+        shipped = False  # write_vote_card names what is missing or unreadable
+    if shipped:
+        card = rewrite_card(args.model, data, args.split)
+        evaluation = card["evaluation"]
+        print(f"card of {args.model}: accuracy {evaluation['accuracy']:.4f}, macro-F1 {evaluation['macro_f1']:.4f} "
+              f"on {evaluation['images']} {args.split} images ({evaluation['data']})")
+    elif not args.votes:
+        from train.model_card import read_ship_card
+
+        read_ship_card(Path(args.model))  # the error: no card, unreadable, or only a FER+ section to write
+    if args.votes:
+        record = write_vote_card(args.model, data, args.votes, args.split)
+        print(f"card of {args.model}: accuracy {record['accuracy']:.4f}, FER+ agreement {record['agreement']:.4f}, "
+              f"annotator share {record['annotator_share']:.4f} on {record['images']} {args.split} images")
     return ExitStatus.OK
 
 
@@ -270,7 +291,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "evaluate": ("accuracy, macro-F1, per-class figures and a confusion matrix of a model or an ensemble",
                  cmd_evaluate),
     "ship": ("copy a run's best model into models/ and write its model card", cmd_ship),
-    "card": ("measure a shipped model against FER+'s ten annotators and write the figures into its card", cmd_card),
+    "card": ("measure a shipped model again and write its card anew (--votes: with FER+'s ten annotators)", cmd_card),
     "recalibrate": ("measure a model's batch-norm statistics again on clean training images", cmd_recalibrate),
     "combine": ("several models as one .keras model averaging their probabilities", cmd_combine),
     "report": ("a data report: class counts, sample grids, duplicates within and across splits", cmd_report),

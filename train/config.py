@@ -34,7 +34,8 @@ class DataConfig:
     csv_path_column: str = ""  # empty: path, file, filename, image or image_path (relative to the CSV)
     csv_split_column: str = ""  # empty: Usage or split; without one a test split is generated
     # FER+ votes for the training split's images (train.ferplus: a CSV of file,neutral,...,NF, matched by
-    # file name); empty = the original labels alone. Not-a-face images (FER+'s majority) leave training
+    # file name); empty = the original labels alone. Not-a-face images (FER+'s majority) leave training.
+    # $VARIABLES are filled in from the environment (a shipped config says "$FERPLUS_DIR/train.csv")
     votes: str = ""
 
 

@@ -7,12 +7,14 @@ or puts it where the tools look. fer-bench, fer-convert and fer-train all ask he
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from train.errors import DataError
 
 ENV = "FER2013_DIR"
+VOTES_ENV = "FERPLUS_DIR"  # where FER+'s train.csv and test.csv are: only ever a placeholder in what ships
 LOCAL = Path("data") / "fer2013"  # relative to the working directory
 WHERE_FROM = (f"FER2013 not found: download it from Kaggle (https://www.kaggle.com/datasets/msambare/fer2013, "
               f"train/ and test/ folders or its zip; or fer2013.csv from the 2013 challenge), then pass --data PATH, "
@@ -46,3 +48,32 @@ def data_name(path: str | Path, split: str | None = None) -> str:
         name = path.parent.name
     name = name or "data"
     return f"{name}/{split}" if split else name
+
+
+def votes_name(path: str | Path) -> str:
+    """A FER+ votes file by name, ``ferplus/test.csv``, not by where it sits on one machine."""
+    path = Path(path).expanduser().resolve()
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def data_placeholder(path: str | Path, fer2013: bool = True) -> str:
+    """What a shipped command or config says for data of this machine: ``$FER2013_DIR`` for FER2013 (as the
+    docs do), else the folder's or file's own name (where a user keeps their copy is theirs to say)."""
+    return f"${ENV}" if fer2013 else (Path(path).name or "data")
+
+
+def votes_placeholder(path: str | Path) -> str:
+    """``$FERPLUS_DIR/test.csv`` for a FER+ votes file of this machine."""
+    return f"${VOTES_ENV}/{Path(path).name}"
+
+
+def expand_path(text: str, what: str = "data.votes") -> str:
+    """A data path from a config, its ``$FERPLUS_DIR``-style variables and ``~`` filled in (a shipped
+    config names FER+'s votes as ``$FERPLUS_DIR/train.csv``); a variable that is not set is a DataError."""
+    if not text:
+        return text
+    expanded = os.path.expanduser(os.path.expandvars(text))
+    unset = re.search(r"\$\{?(\w+)", expanded)
+    if unset:
+        raise DataError(f"{what} = {text!r}: {unset.group(1)} is not set; set it to the folder that holds the file")
+    return expanded

@@ -31,6 +31,7 @@ class Report:
     confusion: list[list[int]]
     views: int = 1  # test-time views averaged per face (2: the mirror image; 6 and 10 add 2-px shifts)
     ferplus: dict[str, Any] | None = None  # FER+ figures (train.ferplus.vote_figures) with the votes file scored on
+    data_fingerprint: str = ""  # Dataset.fingerprint of the scored faces: the data by content, wherever it sits
 
     @property
     def tta(self) -> bool:
@@ -38,7 +39,9 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "data": self.data, "images": self.images, "labels": list(self.labels),
+            "model": self.model, "data": self.data,
+            **({"data_fingerprint": self.data_fingerprint} if self.data_fingerprint else {}),
+            "images": self.images, "labels": list(self.labels),
             "accuracy": self.accuracy, "macro_f1": self.macro_f1, "per_class": self.per_class,
             "confusion_matrix": self.confusion, "tta": self.tta, "views": self.views,
             **({"ferplus": self.ferplus} if self.ferplus is not None else {}),
@@ -192,10 +195,13 @@ def _load_for_evaluation(model_path: Path, data: str | Path, split: str,
 
 
 def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, views: int, out: Path | None,
-            ferplus: dict[str, Any] | None = None) -> Report:
+            ferplus: dict[str, Any] | None = None, name: str | None = None) -> Report:
+    """``name`` (``fer2013/test``) stands for the data in the report and what ``out`` receives, in place of
+    where it sits on this machine: what ships beside a model names no folder of the machine that made it."""
     scores = score(dataset.targets, probs.argmax(axis=1), dataset.labels)
-    report = Report(str(model_path), dataset.source, len(dataset), dataset.labels, scores["accuracy"],
-                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], views, ferplus)
+    report = Report(str(model_path), name or dataset.source, len(dataset), dataset.labels, scores["accuracy"],
+                    scores["macro_f1"], scores["per_class"], scores["confusion_matrix"], views, ferplus,
+                    dataset.fingerprint())
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -204,7 +210,7 @@ def _report(model_path: Path | str, dataset: Any, probs: np.ndarray, views: int,
             json.dumps({"labels": list(dataset.labels), "rows": "true", "columns": "predicted",
                         "matrix": scores["confusion_matrix"]}, indent=2) + "\n")
         save_confusion_png(scores["confusion_matrix"], dataset.labels, out / "confusion_matrix.png",
-                           f"{Path(model_path).name} on {dataset.source}\naccuracy {report.accuracy:.4f}")
+                           f"{Path(model_path).name} on {report.data}\naccuracy {report.accuracy:.4f}")
     return report
 
 
@@ -249,17 +255,19 @@ def _same_validation_split(paths: Sequence[Path]) -> None:
 
 
 def evaluate_with_and_without_flips(model_path: Path, data: str | Path, split: str = "test",
-                                    out: Path | None = None, dataset: Any | None = None) -> tuple[Report, Report]:
+                                    out: Path | None = None, dataset: Any | None = None,
+                                    name: str | None = None) -> tuple[Report, Report]:
     """Both figures a model card shows, from one load of the data and the model and one pass each way.
 
     ``out`` receives the plain (deployed) figures; flip TTA is reported, not shipped. ``dataset``,
-    when the caller has already decoded the split, saves decoding it again.
+    when the caller has already decoded the split, saves decoding it again. ``name`` is the data's
+    name the reports and ``out`` give instead of its path (``train.data_location.data_name``).
     """
     dataset, model = _load_for_evaluation(model_path, data, split, None, dataset)
     plain = predict_probs(model, dataset.images)
     flipped = predict_probs(model, dataset.images[:, :, ::-1])
-    return (_report(model_path, dataset, plain, 1, out),
-            _report(model_path, dataset, (plain + flipped) / 2, 2, None))
+    return (_report(model_path, dataset, plain, 1, out, name=name),
+            _report(model_path, dataset, (plain + flipped) / 2, 2, None, name=name))
 
 
 def format_report(report: Report) -> str:

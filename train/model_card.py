@@ -109,6 +109,7 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     decide it outright, which a refit (no validation split) must.
     """
     from train.data import load_dataset
+    from train.data_location import data_name
     from train.evaluate import load_keras_model, model_labels, validation_split
     from train.run_info import read_dataset_record
 
@@ -148,12 +149,17 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
     tmp = out_dir / f".{name}.tmp.keras"
     model.save(tmp)
     os.replace(tmp, model_path)
-    for source, target in (("config.toml", f"{name}.config.toml"), ("history.csv", f"{name}.history.csv"),
-                           ("dataset.json", f"{name}.dataset.json")):
-        shutil.copyfile(run_dir / source, out_dir / target)
+    # what ships beside the model names its data by name and fingerprint, no folder of this machine
+    fer2013 = is_fer2013(tuple(dataset["labels"]))
+    config_text = (run_dir / "config.toml").read_text()
+    dataset = shipped_dataset(dataset, config_text)
+    _write(out_dir / f"{name}.config.toml", shipped_config(config_text, fer2013))
+    _write(out_dir / f"{name}.dataset.json", json.dumps(dataset, indent=2) + "\n")
+    shutil.copyfile(run_dir / "history.csv", out_dir / f"{name}.history.csv")
 
     eval_dir = out_dir / f"{name}_eval"
-    report, tta = evaluate_with_and_without_flips(model_path, data, split, eval_dir, dataset=test_data)
+    report, tta = evaluate_with_and_without_flips(model_path, data, split, eval_dir, dataset=test_data,
+                                                  name=data_name(data, split))
     # choices such as baking flips into the exported model are made on validation, never on test
     validation = None
     if val_data is not None:
@@ -188,32 +194,246 @@ def ship_run(run_dir: Path, out_dir: Path, name: str, data: str, split: str = "t
             "prior_correction": prior.to_dict(),
         },
         "validation": validation,
-        "evaluation": {
-            "data": report.data, "images": report.images,
-            "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
-            "accuracy_with_flip_tta": round(tta.accuracy, 4),
-            "per_class": {k: {m: round(v, 4) if isinstance(v, float) else v for m, v in pc.items()}
-                          for k, pc in report.per_class.items()},
-            "confusion_matrix": f"{name}_eval/confusion_matrix.png",
-        },
+        "evaluation": _evaluation(report, tta, name),
         "commands": {
             "train": train_commands(config_path, run_dir, schedule),
             "resume": _base_command(config_path, run_dir, schedule) + " --resume"
                       + (f" --epochs {schedule[-1]['epochs']}" if len(schedule) > 1 else "")
                       + _set_flags(schedule, len(schedule) - 1),
-            "ship": f"fer-train ship {run_dir} --out {out_dir} --name {name}"
+            "ship": shlex.join(["fer-train", "ship", str(run_dir), "--out", str(out_dir), "--name", name])
                     + SHIP_FLAGS[prior_correction],
-            "evaluate": f"fer-train evaluate {model_path} --data {data} --split {split}",
+            "evaluate": _evaluate_command(model_path, data, split),
         },
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
-    (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=2) + "\n")
-    (out_dir / f"{name}.card.md").write_text(render_card(card, report))
+    card = _machine_free_commands(card)
+    _write_card(out_dir, name, card, report)
     if votes:  # the FER+ section, as `fer-train card` writes it
         from train.vote_card import write_vote_card
 
         card["ferplus"] = write_vote_card(str(model_path), data, votes, split)
     return card
+
+
+def _evaluation(report: Report, tta: Report, name: str) -> dict[str, Any]:
+    """The card's test figures: the data by name beside its fingerprint (``report.data`` is the name)."""
+    return {
+        "data": report.data, "data_fingerprint": report.data_fingerprint, "images": report.images,
+        "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
+        "accuracy_with_flip_tta": round(tta.accuracy, 4),
+        "per_class": {k: {m: round(v, 4) if isinstance(v, float) else v for m, v in pc.items()}
+                      for k, pc in report.per_class.items()},
+        "confusion_matrix": f"{name}_eval/confusion_matrix.png",
+    }
+
+
+def _evaluate_command(model_path: Path, data: str, split: str) -> str:
+    return shlex.join(["fer-train", "evaluate", str(model_path), "--data", str(data), "--split", split])
+
+
+def _write(path: Path, text: str) -> None:
+    from train.run_files import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+def _write_card(out_dir: Path, name: str, card: dict[str, Any], report: Report) -> None:
+    """``<name>.card.json`` and ``.card.md``; a FER+ record the card holds keeps its section."""
+    markdown = render_card(card, report)
+    if isinstance(card.get("ferplus"), dict):
+        from train.vote_card import _with_section, render_section
+
+        markdown = _with_section(markdown, render_section(card["ferplus"]))
+    _write(out_dir / f"{name}.card.json", json.dumps(card, indent=2) + "\n")
+    _write(out_dir / f"{name}.card.md", markdown)
+
+
+# --- what ships names no folder of the machine that made it -------------------------------------
+
+
+def _placeholders(fer2013: bool) -> tuple[Any, Any]:
+    """Shell words standing for data and for a votes file of this machine (``train.data_location``)."""
+    from train.data_location import data_placeholder, votes_placeholder
+
+    def data(path: str) -> str:
+        shown = data_placeholder(path, fer2013)
+        return shown if shown.startswith("$") else shlex.quote(shown)
+
+    def votes(path: str) -> str:
+        return votes_placeholder(shlex.quote(Path(path).name))
+
+    return data, votes
+
+
+def machine_free_setting(change: str, fer2013: bool = True) -> str | None:
+    """``data.dir=PATH`` as ``data.dir=$FER2013_DIR``, ``data.votes=PATH`` as ``data.votes=$FERPLUS_DIR/<file>``
+    (a schedule part's ``set``, a ``--set`` word); None for any other setting."""
+    data, votes = _placeholders(fer2013)
+    key, _, value = change.partition("=")
+    if key == "data.dir" and value:
+        return f"data.dir={data(value)}"
+    if key == "data.votes" and value:
+        return f"data.votes={votes(value)}"
+    return None
+
+
+def machine_free_command(command: str, fer2013: bool = True) -> str:
+    """``command`` with the data it names on this machine replaced by what a user's shell fills in:
+    ``--data PATH`` and ``--set data.dir=PATH`` as ``$FER2013_DIR`` (other data by its own name),
+    ``--votes PATH`` and ``--set data.votes=PATH`` as ``$FERPLUS_DIR/<file>``. The rest stays as written;
+    a command already in placeholders comes back unchanged."""
+    data, votes = _placeholders(fer2013)
+    try:
+        words, shown = shlex.split(command), []
+    except ValueError:  # not shell words (an unmatched quote in an old record): left as written
+        return command
+    for index, word in enumerate(words):
+        flag = words[index - 1] if index else ""
+        setting = machine_free_setting(word, fer2013) if flag == "--set" else None
+        if flag == "--data" and word:
+            shown.append(data(word))
+        elif flag == "--votes" and word:
+            shown.append(votes(word))
+        else:
+            shown.append(setting or shlex.quote(word))
+    return " ".join(shown)
+
+
+def _machine_free(value: Any, fer2013: bool) -> Any:
+    """Every ``fer-train ...`` command in ``value`` (a card's record, nested) through ``machine_free_command``."""
+    if isinstance(value, str):
+        return machine_free_command(value, fer2013) if value.startswith("fer-train ") else value
+    if isinstance(value, list):
+        return [_machine_free(item, fer2013) for item in value]
+    if isinstance(value, dict):
+        return {key: _machine_free(item, fer2013) for key, item in value.items()}
+    return value
+
+
+def _machine_free_commands(card: dict[str, Any]) -> dict[str, Any]:
+    """The card with its commands (its own, its first stage's, its FER+ section's) in placeholders."""
+    fer2013 = is_fer2013(tuple(card["labels"]))
+    card = dict(card)
+    card["commands"] = _machine_free(card["commands"], fer2013)
+    training = card["training"] = dict(card["training"])
+    if training.get("first_stage"):
+        training["first_stage"] = _machine_free(training["first_stage"], fer2013)
+    if isinstance(training.get("schedule"), list):  # each part's --set words, as the run recorded them
+        training["schedule"] = [
+            {**part, "set": [machine_free_setting(change, fer2013) or change for change in part["set"]]}
+            if isinstance(part, dict) and isinstance(part.get("set"), list) else part
+            for part in training["schedule"]]
+    if isinstance(card.get("ferplus"), dict):
+        from train.data_location import votes_name
+
+        record = card["ferplus"]
+        card["ferplus"] = {**record, **({"votes": votes_name(record["votes"])} if record.get("votes") else {}),
+                           "command": machine_free_command(record["command"], fer2013)}
+    return card
+
+
+def shipped_config(text: str, fer2013: bool = True) -> str:
+    """A run's config.toml as it ships beside the model: ``[data] dir`` is empty for FER2013 (FER2013_DIR,
+    else data/fer2013/: wherever the reader keeps it), other data's the folder's own name; ``votes`` is
+    ``$FERPLUS_DIR/<file>``, filled in from the environment when the config is read. Only those lines change."""
+    import tomllib
+
+    from train.data_location import data_placeholder, votes_placeholder
+
+    lines, section = text.splitlines(keepends=True), ""
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.strip("[] ")
+            continue
+        key = stripped.partition("=")[0].strip()
+        if section != "data" or key not in ("dir", "votes"):
+            continue
+        try:
+            value = tomllib.loads(stripped)[key]
+        except tomllib.TOMLDecodeError:
+            continue  # not one line of `key = "value"`: the config was not written by fer-train
+        if not isinstance(value, str) or not value:
+            continue
+        if key == "dir":
+            value = "" if fer2013 else data_placeholder(value, fer2013=False)
+        else:
+            value = votes_placeholder(Path(value).name)
+        lines[index] = f"{key} = {json.dumps(value)}\n"
+    return "".join(lines)
+
+
+def shipped_dataset(record: dict[str, Any], config_text: str) -> dict[str, Any]:
+    """A run's dataset.json as it ships: the training data by name (``fer2013/train``) beside its
+    fingerprint, the FER+ votes file by name (``ferplus/train.csv``) beside its sha256."""
+    import tomllib
+
+    from train.data_location import data_name, votes_name
+
+    data = tomllib.loads(config_text).get("data", {})
+    record = dict(record)
+    if isinstance(data.get("dir"), str) and data["dir"].strip():
+        record["source"] = data_name(data["dir"], str(data.get("split") or "train"))
+    votes = record.get("votes")
+    if isinstance(votes, dict) and votes.get("file"):
+        record["votes"] = {**votes, "file": votes_name(votes["file"])}
+    return record
+
+
+def rewrite_card(model: str | Path, data: str, split: str = "test") -> dict[str, Any]:
+    """Measure a shipped model on ``split`` again and write its card as `fer-train ship` writes one today.
+
+    The card's test figures, ``<stem>_eval/`` and the card's text are written anew; what ship recorded
+    about training (history, first stage, validation, class weights) is kept; the records beside the model
+    (``<stem>.config.toml``, ``<stem>.dataset.json``) and every command name the data by name and
+    placeholder, no folder of the machine that shipped it. Needs no run directory.
+    """
+    from train.data import load_dataset
+    from train.data_location import data_name
+    from train.evaluate import model_labels
+    from train.run_info import read_dataset_record
+
+    path = Path(model)
+    stem, folder = path.stem, path.parent
+    card = read_ship_card(path)
+    spec, options = model_labels(path)
+    test_data = load_dataset(data, split, spec, **options)  # a wrong --data fails before anything is written
+    report, tta = evaluate_with_and_without_flips(path, data, split, folder / f"{stem}_eval", dataset=test_data,
+                                                  name=data_name(data, split))
+    fer2013 = is_fer2013(tuple(card["labels"]))
+    config_path, dataset_path = folder / f"{stem}.config.toml", folder / f"{stem}.dataset.json"
+    if config_path.is_file():
+        config_text = config_path.read_text()
+        if dataset_path.is_file():
+            dataset = shipped_dataset(read_dataset_record(dataset_path), config_text)
+            _write(dataset_path, json.dumps(dataset, indent=2) + "\n")
+            card["training_data"] = dataset["source"]
+        _write(config_path, shipped_config(config_text, fer2013))
+    card["evaluation"] = _evaluation(report, tta, stem)
+    card["commands"]["evaluate"] = _evaluate_command(path, data, split)
+    card = _machine_free_commands(card)
+    _write_card(folder, stem, card, report)
+    return card
+
+
+def read_ship_card(model: Path) -> dict[str, Any]:
+    """The card.json `fer-train ship` wrote beside ``model``; a TrainError naming it otherwise."""
+    card_json = Path(model).with_suffix(".card.json")
+    try:
+        card = json.loads(card_json.read_text())
+    except OSError:
+        raise TrainError(f"{model} has no card beside it ({card_json.name}); `fer-train ship` writes one") from None
+    except ValueError as exc:
+        raise TrainError(f"{card_json} is not readable JSON ({exc})") from None
+    if not is_ship_card(card):
+        raise TrainError(f"{card_json} was not written by `fer-train ship` (no training, evaluation and "
+                         f"commands records): only its FER+ section can be written (--votes)")
+    return card
+
+
+def is_ship_card(card: Any) -> bool:
+    return isinstance(card, dict) and all(isinstance(card.get(key), dict)
+                                          for key in ("training", "evaluation", "commands")) and "labels" in card
 
 
 def _set_flags(schedule: list[dict[str, Any]], upto: int) -> str:
@@ -239,7 +459,8 @@ def _base_command(config_path: str | None, run_dir: Path, schedule: list[dict[st
     """``fer-train --config FILE --out RUN``: the file given, else the one the run was started from."""
     if config_path is None:
         config_path = schedule[0].get("config", LEGACY_CONFIG)
-    return "fer-train" + (f" --config {shlex.quote(config_path)}" if config_path else "") + f" --out {run_dir}"
+    return "fer-train" + (f" --config {shlex.quote(config_path)}" if config_path else "") + \
+        f" --out {shlex.quote(str(run_dir))}"
 
 
 def train_commands(config_path: str | None, run_dir: Path, schedule: list[dict[str, Any]]) -> list[str]:

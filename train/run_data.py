@@ -24,7 +24,9 @@ def prepare_data(config: Config, training: bool = True) -> tuple[Dataset, Datase
 
     full = load_dataset(config.data.dir, config.data.split, config.data.labels, **load_options(config.data))
     if config.data.votes:  # every image of the split matched before any is set aside
-        full = full.with_votes(config.data.votes)
+        from train.data_location import expand_path
+
+        full = full.with_votes(expand_path(config.data.votes))  # a shipped config says $FERPLUS_DIR/train.csv
     seed = split_seed(config)
     if config.data.limit and config.data.limit < len(full):
         rng = np.random.default_rng(seed)

@@ -9,6 +9,7 @@ the figures (``fer-train evaluate --votes``) and writes them into ``<stem>.card.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,22 @@ def _rounded(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def vote_section(model: str, data: str, split: str, votes: str) -> dict[str, Any]:
-    """The card's ``ferplus`` record: the figures on ``split`` and the command that prints them."""
+    """The card's ``ferplus`` record: the figures on ``split`` and the command that prints them.
+
+    The card ships: the votes file is named (``ferplus/test.csv``) beside its sha256, and the command
+    says ``--data $FER2013_DIR --votes $FERPLUS_DIR/test.csv``, not where they are on this machine.
+    """
+    from train.data_location import votes_name
     from train.evaluate import evaluate_model
+    from train.labels import is_fer2013
+    from train.model_card import machine_free_command
 
     report = evaluate_model(model, data, split, votes=votes)
     assert report.ferplus is not None
-    command = f"fer-train evaluate {model} --data {data} --split {split} --votes {votes}"
+    command = machine_free_command(shlex.join(["fer-train", "evaluate", str(model), "--data", str(data),
+                                               "--split", split, "--votes", str(votes)]), is_fer2013(report.labels))
     return {"split": split, "images": report.images, "macro_f1": round(report.macro_f1, 4),
-            **_rounded(report.ferplus), "command": command}
+            **_rounded(report.ferplus), "votes": votes_name(report.ferplus["votes"]), "command": command}
 
 
 def render_section(record: dict[str, Any]) -> str:
