@@ -1,0 +1,111 @@
+"""`fer-edge` as a new user meets it: the first examples of docs/daemon.md from a checkout, a Pi's
+config read on a laptop, stdout closed by `| head`, usage errors, `--version`, a video given to detect.
+
+Most run `python -m edge` in its own process, as a shell would, so what reaches the terminal
+(tracebacks, OpenCV's own log, the interpreter's last flush) is seen too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.__main__ import main
+from edge.packaged import INSTALLED_ROOT, installed_layout_hint
+from tests.edge_helpers import MANIFEST, ROOT, SAMPLE, face_frame
+
+pytestmark = pytest.mark.skipif(not MANIFEST.is_file(), reason="shipped model not converted yet")
+
+DEMO = ROOT / "edge" / "configs" / "demo.toml"
+CLIP = ROOT / "models" / "demo" / "demo_clip.mp4"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+ENV.pop("FER_EDGE_CONFIG", None)
+
+
+def fer_edge(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+def shell(pipeline: str, tmp_path: Path) -> tuple[int, str, str]:
+    """``pipeline`` under bash with pipefail, ``fer-edge`` meaning this interpreter's ``-m edge``;
+    returns the pipeline's status, its stdout and fer-edge's stderr (kept in a file)."""
+    err = tmp_path / "stderr.txt"
+    command = pipeline.replace("fer-edge", f"{shlex.quote(sys.executable)} -m edge 2>>{shlex.quote(str(err))}")
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=ENV)
+    return done.returncode, done.stdout, err.read_text() if err.exists() else ""
+
+
+def face_photo(path: Path) -> Path:
+    """Two real FER2013 faces the shipped Haar settings find, as one photo."""
+    faces = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[index] for label, index in (("happy", 0), ("surprise", 2))]
+    cv2.imwrite(str(path), face_frame(faces, size=160)[0], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return path
+
+
+# --- docs/daemon.md's first examples -------------------------------------------------------------
+
+def opening_examples() -> list[list[str]]:
+    """The ``fer-edge`` lines of daemon.md's first code block, without their comments."""
+    text = (ROOT / "docs" / "daemon.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block, "docs/daemon.md has no sh block"
+    return [shlex.split(line, comments=True) for line in block.group(1).splitlines() if line.startswith("fer-edge ")]
+
+
+def test_daemon_md_opens_with_examples_that_run_from_a_checkout(tmp_path: Path) -> None:
+    examples = opening_examples()
+    assert {words[1] for words in examples} >= {"detect", "validate-config", "run"}
+    photo = face_photo(tmp_path / "photo.jpg")
+    for words in examples:
+        assert "edge/configs/edge.toml" not in words, f"the Pi's config fails on a laptop: {' '.join(words)}"
+        args = [str(photo) if word == "photo.jpg" else str(tmp_path / "out") if word == "out/" else word
+                for word in words[1:]]
+        if words[1] == "run":
+            if "--source" in args:
+                continue  # a camera this machine may not have
+            args += ["--max-frames", "3", "--events", str(tmp_path / "events.jsonl")]
+        done = fer_edge(*args)
+        assert done.returncode == 0, (words, done.stderr)
+    assert (tmp_path / "out" / "photo.jpg").is_file()
+    assert (tmp_path / "events.jsonl").read_text().strip()
+
+
+@pytest.mark.skipif(INSTALLED_ROOT.exists(), reason="this machine has a Pi install in /opt/fer-edge")
+def test_the_pis_config_on_a_laptop_says_it_is_the_installed_layout() -> None:
+    done = fer_edge("validate-config", "edge/configs/edge.toml")
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "/opt/fer-edge/models/" in lines[0] and "does not exist" in lines[0], done.stderr
+    assert "install.sh" in lines[0] and "edge/configs/demo.toml" in lines[0]
+
+
+def test_the_installed_layout_hint_is_only_for_its_files_on_a_machine_without_it(tmp_path: Path) -> None:
+    root = tmp_path / "opt" / "fer-edge"
+    assert "install.sh" in installed_layout_hint(root / "models" / "manifest.json", root)
+    assert installed_layout_hint(tmp_path / "models" / "manifest.json", root) == ""
+    root.mkdir(parents=True)  # a Pi: the file is really missing, the path says enough
+    assert installed_layout_hint(root / "models" / "manifest.json", root) == ""
+
+
+def test_the_commands_daemon_md_says_take_set_are_those_that_do(capsys: pytest.CaptureFixture[str]) -> None:
+    text = " ".join((ROOT / "docs" / "daemon.md").read_text().split())
+    sentence = re.search(r"([^.]*) take `--config FILE` and `--set SECTION.KEY=VALUE`", text)
+    assert sentence, "docs/daemon.md no longer says which commands take --set"
+    documented = set(re.findall(r"`([a-z-]+)`", sentence.group(1)))
+    takes = set()
+    for command in ("detect", "analyze", "run", "validate-config", "bundle", "deploy", "flash-prepare"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        if "--set" in capsys.readouterr().out:
+            takes.add(command)
+    assert documented == takes
