@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, quiet_closed_stdout
 from edge.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -223,6 +223,16 @@ def ship(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _dispatch(argv)
+    except BrokenPipeError:
+        # stdout's reader left (`fer-edge detect *.jpg | head -1`): it read what it wanted, so stop quietly
+        # and exit 0, not 1 or SIGPIPE's 141, which `set -o pipefail` scripts would take for a failure
+        quiet_closed_stdout()
+        return ExitStatus.OK
+
+
+def _dispatch(argv: list[str] | None) -> int:
     from edge.errors import EdgeError
 
     args = _parser().parse_args(argv)

@@ -9,6 +9,7 @@ code stays argparse's 2, which is ``ExitStatus.BAD_INPUT``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import NoReturn
@@ -52,3 +53,19 @@ def report_edge_errors(work: Callable[[], object]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return ExitStatus.ERROR
     return ExitStatus.OK
+
+
+def quiet_closed_stdout() -> None:
+    """Point fd 1 at /dev/null once stdout's reader has left (``fer-edge ... | head``).
+
+    Whatever print() could not write stays in Python's buffer, and the interpreter's last flush
+    would otherwise report "Exception ignored ... BrokenPipeError" on the way out.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real fd 1 (a test's captured stdout): nothing to flush there
+        pass

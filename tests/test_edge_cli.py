@@ -109,3 +109,37 @@ def test_the_commands_daemon_md_says_take_set_are_those_that_do(capsys: pytest.C
         if "--set" in capsys.readouterr().out:
             takes.add(command)
     assert documented == takes
+
+
+# --- stdout closed by its reader ------------------------------------------------------------------
+
+def test_run_print_events_into_head_stops_the_daemon_cleanly(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    status, out, err = shell(f"fer-edge run --config {DEMO} --print-events --set source.loop=true "
+                             f"--events {events} | head -1", tmp_path)
+    assert status == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    assert "stdout was closed by its reader; stopping" in err
+    assert json.loads(out)["type"] == "frame"
+    written = events.read_text().splitlines()  # every event written stays whole
+    assert written and all(json.loads(line)["type"] == "frame" for line in written)
+    assert len(written) < 200  # it stopped: a looping clip would go on for ever
+
+
+@pytest.mark.parametrize("command", [
+    "validate-config --print",
+    "detect {photo} {photo} {photo} {photo}",
+    "analyze {folder} --out {out} --quiet --no-video",
+])
+def test_a_command_whose_reader_leaves_stops_without_a_word(command: str, tmp_path: Path) -> None:
+    photo = face_photo(tmp_path / "photo.jpg")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        (folder / name).symlink_to(CLIP)
+    # `true` leaves at once, so the first line the command writes (after loading the model) meets a
+    # closed pipe every time, where `head -1` would leave the outcome to a race with the pipe's buffer
+    args = command.format(photo=photo, folder=folder, out=tmp_path / "out")
+    status, out, err = shell(f"fer-edge {args} | true", tmp_path)
+    assert status == 0, err
+    assert err == "", err

@@ -85,6 +85,8 @@ def analyze(target: Path, out: Path, config: EdgeConfig, progress: bool = True, 
             raise EdgeError(f"{len(failed)} of {len(inputs)} videos could not be analysed in full (truncated or "
                             f"empty; their folders cover the frames read): {', '.join(p.name for p, _ in failed)}")
         return reports
+    except BrokenPipeError:  # stdout's reader left (`| head`), not the output folder: the CLI stops quietly
+        raise
     except OSError as exc:  # a full disk mid-run: the rows written so far stay, flushed
         where = exc.filename or out
         raise EdgeError(f"cannot write {where}: {exc.strerror or exc}") from None
