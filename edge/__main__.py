@@ -175,11 +175,20 @@ def analyze(args: argparse.Namespace) -> int:
     printed: list[AnalysisReport] = []
 
     def show(report: AnalysisReport) -> None:
+        if report.skipped:
+            print(f"fer-edge: warning: {report.source}: skipped {_names(report.skipped)}: not readable as images",
+                  file=sys.stderr, flush=True)
         print(("\n" if printed else "") + report.table(), flush=True)
         printed.append(report)
 
     run_analysis(args.video, args.out, config, progress=not args.quiet, annotate=not args.no_video, on_report=show)
     return ExitStatus.OK
+
+
+def _names(names: tuple[str, ...], shown: int = 3) -> str:
+    """"2 files (a.jpg, b.jpg)", the first few of a long list and how many more: one line whatever the count."""
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return f"{len(names)} file{'s' if len(names) != 1 else ''} ({listed})"
 
 
 def _load_chosen(explicit: Path | None, overrides: list[str]) -> tuple[Path | None, EdgeConfig]:

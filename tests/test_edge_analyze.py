@@ -267,3 +267,32 @@ def test_a_full_disk_mid_run_is_one_line_exit_2_and_keeps_the_rows_written(
     assert err == f"fer-edge: error: cannot write {tmp_path}: No space left on device\n"
     rows = read_csv(tmp_path / "frames.csv")
     assert rows and max(int(row["frame"]) for row in rows) == 39
+
+
+def test_a_folder_of_photos_finds_every_face_detect_finds_and_names_unreadable_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Photos are not frames of one scene: every one gets the full detector (a blank photo first
+    must not make the next one wait for the daemon's every-Nth-frame pass) and no track carries
+    over from one to the next; files that do not decode are counted and named, not dropped unseen."""
+    from tests.edge_helpers import SAMPLE, face_frame
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a_blank.jpg"), np.full((480, 640, 3), 128, np.uint8))
+    faces = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[index] for label, index in (("happy", 0), ("surprise", 2))]
+    for name in ("b_faces.jpg", "c_faces.jpg"):  # the same faces in the same places: a tracker would join them
+        cv2.imwrite(str(photos / name), face_frame(faces, size=160)[0], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    (photos / "d_broken.jpg").write_bytes(b"\xff\xd8 not really")
+
+    assert main(["detect", str(photos / "b_faces.jpg")]) == 0
+    found = len(json.loads(capsys.readouterr().out)["faces"])
+    assert found == 2
+    code, out, err = run_cli(str(photos), "--out", str(tmp_path / "out"), "--no-video")
+    assert code == 0, err
+    rows = read_csv(tmp_path / "out" / "frames.csv")
+    assert [sum(int(row["frame"]) == frame for row in rows) for frame in range(3)] == [0, found, found]
+    assert len({row["track_id"] for row in rows}) == 2 * found  # one track per face per photo
+    assert err.splitlines() == [f"fer-edge: warning: {photos}: skipped 1 file (d_broken.jpg): not readable as images"]
+    assert out.splitlines()[0] == f"images     {photos} (3 images; 1 unreadable, skipped)"
+    assert f"faces      {2 * found} in 3 images" in out and " fps" not in out
+    assert "- 3 images; 1 unreadable, skipped: `d_broken.jpg`" in (tmp_path / "out" / "summary.md").read_text()

@@ -21,6 +21,18 @@ class AnalysisReport:
     wall_seconds: float
     face_shares: dict[str, float]  # share of all face-frames in each emotion
     files: dict[str, Path] = field(default_factory=dict)
+    images: bool = False  # a folder of photos: counted as images, with no video time
+    skipped: tuple[str, ...] = ()  # the folder's files that could not be read as images
+
+    @property
+    def unit(self) -> str:
+        return "images" if self.images else "frames"
+
+    def contents(self) -> str:
+        """What was read: "120 frames, 8.0 s at 15 fps", or "12 images; 1 unreadable, skipped"."""
+        if not self.images:
+            return f"{self.frames} frames, {self.video_seconds:.1f} s at {self.fps:g} fps"
+        return f"{self.frames} images" + (f"; {len(self.skipped)} unreadable, skipped" if self.skipped else "")
 
     @property
     def video_seconds(self) -> float:
@@ -44,11 +56,11 @@ class AnalysisReport:
 
     def table(self) -> str:
         """The few lines ``analyze`` (and ``make demo``) print."""
-        rows = [("video", f"{self.source} ({self.frames} frames, {self.video_seconds:.1f} s at {self.fps:g} fps)"),
-                ("faces", f"{self.faces} in {self.frames} frames"),
+        rows = [("images" if self.images else "video", f"{self.source} ({self.contents()})"),
+                ("faces", f"{self.faces} in {self.frames} {self.unit}"),
                 ("tracks", str(self.tracks)),
                 ("emotions", self.emotions()),
-                ("speed", f"{self.speed:.1f} fps ({self.wall_seconds:.1f} s)")]
+                ("speed", f"{self.speed:.1f} {'images/s' if self.images else 'fps'} ({self.wall_seconds:.1f} s)")]
         names = {"frames": "per frame", "tracks": "per track"}
         rows += [(names.get(name, name), str(path)) for name, path in self.files.items()]
         return "\n".join(f"{name:<10} {value}" for name, value in rows)
@@ -58,12 +70,13 @@ def write_summary(path: Path, report: AnalysisReport, book: TrackBook, labels: t
                   model: str) -> None:
     lines = [f"# Analysis of {Path(report.source).name}", "",
              f"- source: `{report.source}`",
-             f"- {report.frames} frames, {report.video_seconds:.1f} s at {report.fps:g} fps"
-             + (f" (the file announced {report.expected_frames}: truncated)" if report.truncated else ""),
+             f"- {report.contents()}"
+             + (f" (the file announced {report.expected_frames}: truncated)" if report.truncated else "")
+             + (f": {', '.join(f'`{name}`' for name in report.skipped)}" if report.skipped else ""),
              f"- model: {model}",
              f"- {report.faces} face detections in {report.tracks} tracks; emotions over all faces: "
              f"{report.emotions(top=len(labels))}",
-             f"- analysed at {report.speed:.1f} fps ({report.wall_seconds:.1f} s)", "",
+             f"- analysed at {report.speed:.1f} {report.unit} per second ({report.wall_seconds:.1f} s)", "",
              "## Files", "",
              "| file | what |", "|---|---|"]
     what = {"frames.csv": "one row per face per frame: time, track id, box, label, each probability",
