@@ -250,7 +250,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         path = Path(path)
         raw = read_document(path, "config file", ConfigError, fmt="toml")
         base = path.resolve().parent
-    config = build_config(raw, base)
+    config = _from_file(raw, base, path)
     if overrides:
         merged = config.to_dict()
         cwd = Path.cwd()
@@ -269,6 +269,17 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             merged[section][name] = value
         config = build_config(merged, None)
     return config
+
+
+def _from_file(raw: dict[str, Any], base: Path | None, path: Path | None) -> EdgeConfig:
+    """``build_config`` whose errors name the file they are in: the config a command read may come
+    from FER_EDGE_CONFIG or the installed one, which the command line does not show."""
+    try:
+        return build_config(raw, base)
+    except ConfigError as exc:
+        if path is None:
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def snapshots_dir(events: EventsSection) -> Path:
