@@ -143,3 +143,51 @@ def test_a_command_whose_reader_leaves_stops_without_a_word(command: str, tmp_pa
     status, out, err = shell(f"fer-edge {args} | true", tmp_path)
     assert status == 0, err
     assert err == "", err
+
+
+# --- `fer-edge run` on a laptop ----------------------------------------------------------------------
+
+def daemon_stderr(tmp_path: Path, *args: str, until: str, count: int = 1, timeout: float = 60) -> str:
+    """stderr of ``fer-edge run ARGS`` (run in ``tmp_path``) once ``until`` is in it ``count`` times;
+    then SIGTERM. Fails if it never is."""
+    import signal
+    import time
+
+    err = tmp_path / "run-stderr.txt"
+    with err.open("wb") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "edge", "run", "--set", "http.enabled=false", *args],
+                                   cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=handle, env=ENV)
+    try:
+        deadline = time.monotonic() + timeout
+        while err.read_text().count(until) < count and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    text = err.read_text()
+    assert text.count(until) >= count, text
+    return text
+
+
+def test_run_without_a_config_on_a_laptop_says_where_events_go_and_how_to_give_a_source(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("picamera2") is not None:
+        pytest.skip("picamera2 is installed here")
+    err = daemon_stderr(tmp_path, "--events", "logs/events.jsonl", until="reopening in")
+    assert f"fer-edge: events to {tmp_path / 'logs' / 'events.jsonl'}\n" in err
+    assert "picamera2 is not installed (apt install python3-picamera2 on Raspberry Pi OS), or pass --source FILE|N" in err
+
+
+def test_run_logs_the_model_path_without_dot_dots(tmp_path: Path) -> None:
+    err = daemon_stderr(tmp_path, "--config", str(DEMO), "--max-frames", "1", "--events", "events.jsonl",
+                        until="events to")
+    assert f"fer-edge: model {ROOT / 'models' / 'manifest.json'} (" in err and "/../" not in err, err
+
+
+@pytest.mark.skipif(Path("/dev/video0").exists(), reason="this machine has a camera 0")
+def test_a_missing_camera_is_our_line_on_each_retry_without_opencvs_own(tmp_path: Path) -> None:
+    err = daemon_stderr(tmp_path, "--source", "0", "--events", "events.jsonl",
+                        until="cannot open video source camera 0; reopening in", count=2)
+    assert not [line for line in err.splitlines() if line.startswith("[")], err  # "[ WARN:0@0.08] global cap_v4l.cpp..."

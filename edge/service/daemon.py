@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import resource
 import signal
@@ -328,6 +329,8 @@ class Daemon:
 
     def _start_outputs(self, config: EdgeConfig) -> None:
         self.events = self._new_events(config)
+        log.info("events to %s%s", os.path.abspath(config.events.path),
+                 " and stdout" if config.events.print else "")
         self.event_source = self._event_source(config)
         self.mqtt = self._new_mqtt(config)
         self._start_mqtt(config)
