@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.cli import ArgumentParser, quiet_closed_stdout
+from edge.cli import ArgumentParser, package_version, quiet_closed_stdout
 from edge.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 def _parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="fer-edge", description="Facial emotion recognition on the edge.",
                             epilog="'fer-edge COMMAND --help' shows a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     common = ArgumentParser(add_help=False)

@@ -191,3 +191,24 @@ def test_a_missing_camera_is_our_line_on_each_retry_without_opencvs_own(tmp_path
     err = daemon_stderr(tmp_path, "--source", "0", "--events", "events.jsonl",
                         until="cannot open video source camera 0; reopening in", count=2)
     assert not [line for line in err.splitlines() if line.startswith("[")], err  # "[ WARN:0@0.08] global cap_v4l.cpp..."
+
+
+# --- usage and version ---------------------------------------------------------------------------------
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib import metadata
+
+    done = fer_edge("--version")
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"fer-edge {metadata.version('fer-edge')}\n", "")
+
+
+def test_version_without_an_installed_distribution_says_so() -> None:
+    from edge.cli import package_version
+
+    assert package_version("fer-edge-no-such-distribution").startswith("unknown (not installed")
+
+
+def test_an_unknown_option_of_a_subcommand_points_at_its_help() -> None:
+    done = fer_edge("detect", "img.jpg", "--foo", "2")
+    assert done.returncode == 2
+    assert done.stderr == "fer-edge detect: error: unrecognized arguments: --foo 2 (see 'fer-edge detect --help')\n"
