@@ -155,8 +155,7 @@ def detect(args: argparse.Namespace) -> int:
                 raise ImageFileError("no such file" if not Path(path).exists() else "not a readable image")
             image = read_image_file(Path(path), args.max_pixels)
         except ImageFileError as exc:
-            hint = " (--max-pixels raises the limit)" if "past the limit" in str(exc) else ""
-            print(f"fer-edge: error: cannot read {path}: {exc}{hint}", file=sys.stderr)
+            print(f"fer-edge: error: cannot read {path}: {exc}{_unread_hint(Path(path), exc)}", file=sys.stderr)
             failures += 1
             continue
         result = pipeline.process(image, 0)
@@ -167,6 +166,17 @@ def detect(args: argparse.Namespace) -> int:
                 print(f"fer-edge: error: cannot write {target}", file=sys.stderr)
                 failures += 1
     return ExitStatus.BAD_INPUT if failures else ExitStatus.OK
+
+
+def _unread_hint(path: Path, exc: Exception) -> str:
+    """What to do about an image ``detect`` could not read, when there is something to do."""
+    from edge.analysis.video import VIDEO_SUFFIXES
+
+    if "past the limit" in str(exc):
+        return " (--max-pixels raises the limit)"
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return " (use fer-edge analyze for videos)"
+    return ""
 
 
 def analyze(args: argparse.Namespace) -> int:

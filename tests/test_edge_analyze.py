@@ -112,6 +112,33 @@ def test_annotated_video_timeline_and_summary(analysed: tuple[Path, str]) -> Non
     assert f"annotated  {out / 'annotated.mp4'}" in table and f"timeline   {out / 'timeline.png'}" in table
 
 
+def test_summary_lists_tracks_by_id(tmp_path: Path) -> None:
+    """Not by duration: a reader matches the table's rows to tracks.csv and the chart by id."""
+    from edge.analysis.summary import AnalysisReport, write_summary
+    from edge.analysis.tracks import TrackBook
+
+    book = TrackBook(1 / 15)
+    for track_id, frames in ((1, 3), (2, 30), (3, 10)):  # the longest is not the first
+        for frame in range(frames):
+            book.add(track_id, frame / 15, "happy")
+    report = AnalysisReport("clip.mp4", tmp_path, 30, 30, 15.0, 43, 3, 1.0, {"happy": 1.0, "sad": 0.0})
+    write_summary(tmp_path / "summary.md", report, book, ("happy", "sad"), "model")
+    rows = [line for line in (tmp_path / "summary.md").read_text().splitlines() if line.startswith("| #")]
+    assert [row.split("|")[1].strip() for row in rows] == ["#1", "#2", "#3"]
+
+
+def test_the_emotions_line_says_when_it_leaves_some_out() -> None:
+    from edge.analysis.summary import AnalysisReport
+
+    def line(shares: dict[str, float]) -> str:
+        return AnalysisReport("clip.mp4", Path("out"), 10, 10, 15.0, 10, 1, 1.0, shares).emotions()
+
+    assert line({"neutral": 0.42, "sad": 0.27, "disgust": 0.14, "surprise": 0.14, "happy": 0.03}) == \
+        "neutral 42%, sad 27%, disgust 14%, surprise 14%, …"
+    assert line({"neutral": 0.5, "sad": 0.5, "happy": 0.0}) == "neutral 50%, sad 50%"
+    assert line({"neutral": 0.0}) == "none"
+
+
 def test_a_folder_of_videos_gets_one_folder_each(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     videos = tmp_path / "videos"
     videos.mkdir()

@@ -50,8 +50,11 @@ class AnalysisReport:
         return expected is not None and self.frames < expected - max(2, expected // 100)
 
     def emotions(self, top: int = 4) -> str:
-        ranked = sorted(self.face_shares.items(), key=lambda item: -item[1])
-        shown = [f"{label} {share:.0%}" for label, share in ranked[:top] if share > 0]
+        """The ``top`` most frequent emotions, and "…" when others were seen too, so the shares shown
+        are not taken for all of them (they would not add up to 100%)."""
+        ranked = [(label, share) for label, share in sorted(self.face_shares.items(), key=lambda item: -item[1])
+                  if share > 0]
+        shown = [f"{label} {share:.0%}" for label, share in ranked[:top]] + (["…"] if len(ranked) > top else [])
         return ", ".join(shown) if shown else "none"
 
     def table(self) -> str:
@@ -90,7 +93,7 @@ def write_summary(path: Path, report: AnalysisReport, book: TrackBook, labels: t
     if len(book):
         lines += ["| track | first seen (s) | last seen (s) | duration (s) | dominant | shares |",
                   "|---|---|---|---|---|---|"]
-        for track in sorted(book, key=lambda t: -t.duration):
+        for track in sorted(book, key=lambda t: t.id):  # by id, the order they appeared in, as in tracks.csv
             shares = ", ".join(f"{label} {share:.0%}" for label, share in
                                sorted(track.shares(labels).items(), key=lambda item: -item[1]) if share >= 0.05)
             lines.append(f"| #{track.id} | {track.first_seen:.2f} | {track.last_seen:.2f} | {track.duration:.2f} "
