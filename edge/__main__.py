@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, package_version, quiet_closed_stdout
 from edge.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 def _parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="fer-edge", description="Facial emotion recognition on the edge.",
                             epilog="'fer-edge COMMAND --help' shows a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     common = ArgumentParser(add_help=False)
@@ -154,8 +155,7 @@ def detect(args: argparse.Namespace) -> int:
                 raise ImageFileError("no such file" if not Path(path).exists() else "not a readable image")
             image = read_image_file(Path(path), args.max_pixels)
         except ImageFileError as exc:
-            hint = " (--max-pixels raises the limit)" if "past the limit" in str(exc) else ""
-            print(f"fer-edge: error: cannot read {path}: {exc}{hint}", file=sys.stderr)
+            print(f"fer-edge: error: cannot read {path}: {exc}{_unread_hint(Path(path), exc)}", file=sys.stderr)
             failures += 1
             continue
         result = pipeline.process(image, 0)
@@ -168,6 +168,17 @@ def detect(args: argparse.Namespace) -> int:
     return ExitStatus.BAD_INPUT if failures else ExitStatus.OK
 
 
+def _unread_hint(path: Path, exc: Exception) -> str:
+    """What to do about an image ``detect`` could not read, when there is something to do."""
+    from edge.analysis.video import VIDEO_SUFFIXES
+
+    if "past the limit" in str(exc):
+        return " (--max-pixels raises the limit)"
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return " (use fer-edge analyze for videos)"
+    return ""
+
+
 def analyze(args: argparse.Namespace) -> int:
     from edge.analysis.run import analyze as run_analysis
     from edge.analysis.summary import AnalysisReport
@@ -175,11 +186,20 @@ def analyze(args: argparse.Namespace) -> int:
     printed: list[AnalysisReport] = []
 
     def show(report: AnalysisReport) -> None:
+        if report.skipped:
+            print(f"fer-edge: warning: {report.source}: skipped {_names(report.skipped)}: not readable as images",
+                  file=sys.stderr, flush=True)
         print(("\n" if printed else "") + report.table(), flush=True)
         printed.append(report)
 
     run_analysis(args.video, args.out, config, progress=not args.quiet, annotate=not args.no_video, on_report=show)
     return ExitStatus.OK
+
+
+def _names(names: tuple[str, ...], shown: int = 3) -> str:
+    """"2 files (a.jpg, b.jpg)", the first few of a long list and how many more: one line whatever the count."""
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return f"{len(names)} file{'s' if len(names) != 1 else ''} ({listed})"
 
 
 def _load_chosen(explicit: Path | None, overrides: list[str]) -> tuple[Path | None, EdgeConfig]:
@@ -223,6 +243,16 @@ def ship(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _dispatch(argv)
+    except BrokenPipeError:
+        # stdout's reader left (`fer-edge detect *.jpg | head -1`): it read what it wanted, so stop quietly
+        # and exit 0, not 1 or SIGPIPE's 141, which `set -o pipefail` scripts would take for a failure
+        quiet_closed_stdout()
+        return ExitStatus.OK
+
+
+def _dispatch(argv: list[str] | None) -> int:
     from edge.errors import EdgeError
 
     args = _parser().parse_args(argv)

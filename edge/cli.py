@@ -9,9 +9,10 @@ code stays argparse's 2, which is ``ExitStatus.BAD_INPUT``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable, Mapping
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 from edge.errors import EdgeError, ExitStatus
 
@@ -21,6 +22,34 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(int(ExitStatus.BAD_INPUT), f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("parser_class", SubcommandParser)
+        return super().add_subparsers(**kwargs)
+
+
+class SubcommandParser(ArgumentParser):
+    """A subcommand's parser (``fer-edge detect``). argparse hands a subcommand's unknown options to
+    the top parser, whose error then points at ``fer-edge --help``, which does not list the
+    subcommand's options; here they are the subcommand's own error, pointing at its ``--help``."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def package_version(distribution: str = "fer-edge") -> str:
+    """The installed distribution's version, for ``--version``; a copy run from a checkout without
+    ``pip install`` has none to read, which it says rather than failing."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e . in the checkout)"
 
 
 def commands_parser(prog: str, description: str, commands: Mapping[str, str],
@@ -52,3 +81,19 @@ def report_edge_errors(work: Callable[[], object]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return ExitStatus.ERROR
     return ExitStatus.OK
+
+
+def quiet_closed_stdout() -> None:
+    """Point fd 1 at /dev/null once stdout's reader has left (``fer-edge ... | head``).
+
+    Whatever print() could not write stays in Python's buffer, and the interpreter's last flush
+    would otherwise report "Exception ignored ... BrokenPipeError" on the way out.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real fd 1 (a test's captured stdout): nothing to flush there
+        pass

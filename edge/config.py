@@ -7,6 +7,7 @@ are resolved against the config file's folder, so a config and its models can mo
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -158,9 +159,16 @@ def _section(cls: type, values: dict[str, Any], name: str, base: Path | None) ->
         if not value:
             continue
         if (name, key) in PATH_KEYS or ((name, key) == ("source", "uri") and _is_relative_path(value)):
-            path = Path(value).expanduser()
-            changes[key] = str(path if path.is_absolute() else base / path)
+            changes[key] = _joined(base, value)
     return dataclasses.replace(section, **changes)
+
+
+def _joined(base: Path, value: str) -> str:
+    """``value`` (``~`` expanded) against ``base`` unless absolute, with ``..`` folded: logs and errors show
+    /x/models/manifest.json, not /x/edge/configs/../../models/manifest.json. normpath, not resolve(), so
+    a path through a symlink (install.sh's /opt/fer-edge/current) keeps naming the link."""
+    path = Path(value).expanduser()
+    return os.path.normpath(path if path.is_absolute() else base / path)
 
 
 def _is_relative_path(uri: str) -> bool:
@@ -250,7 +258,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         path = Path(path)
         raw = read_document(path, "config file", ConfigError, fmt="toml")
         base = path.resolve().parent
-    config = build_config(raw, base)
+    config = _from_file(raw, base, path)
     if overrides:
         merged = config.to_dict()
         cwd = Path.cwd()
@@ -265,10 +273,21 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
                 raise ConfigError(f"unknown config key {section}.{name} (known: {', '.join(merged[section])})")
             value = value.strip()
             if (section, name) in PATH_KEYS and value:
-                value = str(cwd / Path(value).expanduser())
+                value = _joined(cwd, value)
             merged[section][name] = value
         config = build_config(merged, None)
     return config
+
+
+def _from_file(raw: dict[str, Any], base: Path | None, path: Path | None) -> EdgeConfig:
+    """``build_config`` whose errors name the file they are in: the config a command read may come
+    from FER_EDGE_CONFIG or the installed one, which the command line does not show."""
+    try:
+        return build_config(raw, base)
+    except ConfigError as exc:
+        if path is None:
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def snapshots_dir(events: EventsSection) -> Path:

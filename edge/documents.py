@@ -12,6 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from edge.packaged import installed_layout_hint
+
 
 def read_document(path: Path, what: str, error: type[Exception], fmt: str = "json") -> Any:
     """The parsed content of ``path`` (``fmt`` "json" or "toml"); ``what`` names it in errors."""
@@ -20,7 +22,7 @@ def read_document(path: Path, what: str, error: type[Exception], fmt: str = "jso
     try:
         return parse(path.read_text())
     except FileNotFoundError:
-        raise error(f"{what} {path} does not exist") from None
+        raise error(f"{what} {path} does not exist{installed_layout_hint(path)}") from None
     except invalid as exc:
         raise error(f"{what} {path} is not valid {kind}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -15,7 +15,9 @@ import pytest
 from tests.edge_helpers import ROOT
 
 CASES = [
-    ("edge", ["run", "--bogus"], "fer-edge", "--bogus"),
+    ("edge", ["run", "--bogus"], "fer-edge run", "--bogus"),  # the subcommand's --help lists its options
+    ("edge", ["detect", "img.jpg", "--foo", "2"], "fer-edge detect", "unrecognized arguments: --foo 2"),
+    ("edge", ["--bogus", "run"], "fer-edge", "--bogus"),
     ("edge", [], "fer-edge", "COMMAND"),
     ("edge", ["deploy"], "fer-edge deploy", "target"),
     ("edge", ["run", "--threads", "many"], "fer-edge run", "--threads"),

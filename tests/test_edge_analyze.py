@@ -112,6 +112,33 @@ def test_annotated_video_timeline_and_summary(analysed: tuple[Path, str]) -> Non
     assert f"annotated  {out / 'annotated.mp4'}" in table and f"timeline   {out / 'timeline.png'}" in table
 
 
+def test_summary_lists_tracks_by_id(tmp_path: Path) -> None:
+    """Not by duration: a reader matches the table's rows to tracks.csv and the chart by id."""
+    from edge.analysis.summary import AnalysisReport, write_summary
+    from edge.analysis.tracks import TrackBook
+
+    book = TrackBook(1 / 15)
+    for track_id, frames in ((1, 3), (2, 30), (3, 10)):  # the longest is not the first
+        for frame in range(frames):
+            book.add(track_id, frame / 15, "happy")
+    report = AnalysisReport("clip.mp4", tmp_path, 30, 30, 15.0, 43, 3, 1.0, {"happy": 1.0, "sad": 0.0})
+    write_summary(tmp_path / "summary.md", report, book, ("happy", "sad"), "model")
+    rows = [line for line in (tmp_path / "summary.md").read_text().splitlines() if line.startswith("| #")]
+    assert [row.split("|")[1].strip() for row in rows] == ["#1", "#2", "#3"]
+
+
+def test_the_emotions_line_says_when_it_leaves_some_out() -> None:
+    from edge.analysis.summary import AnalysisReport
+
+    def line(shares: dict[str, float]) -> str:
+        return AnalysisReport("clip.mp4", Path("out"), 10, 10, 15.0, 10, 1, 1.0, shares).emotions()
+
+    assert line({"neutral": 0.42, "sad": 0.27, "disgust": 0.14, "surprise": 0.14, "happy": 0.03}) == \
+        "neutral 42%, sad 27%, disgust 14%, surprise 14%, …"
+    assert line({"neutral": 0.5, "sad": 0.5, "happy": 0.0}) == "neutral 50%, sad 50%"
+    assert line({"neutral": 0.0}) == "none"
+
+
 def test_a_folder_of_videos_gets_one_folder_each(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -267,3 +294,32 @@ def test_a_full_disk_mid_run_is_one_line_exit_2_and_keeps_the_rows_written(
     assert err == f"fer-edge: error: cannot write {tmp_path}: No space left on device\n"
     rows = read_csv(tmp_path / "frames.csv")
     assert rows and max(int(row["frame"]) for row in rows) == 39
+
+
+def test_a_folder_of_photos_finds_every_face_detect_finds_and_names_unreadable_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Photos are not frames of one scene: every one gets the full detector (a blank photo first
+    must not make the next one wait for the daemon's every-Nth-frame pass) and no track carries
+    over from one to the next; files that do not decode are counted and named, not dropped unseen."""
+    from tests.edge_helpers import SAMPLE, face_frame
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a_blank.jpg"), np.full((480, 640, 3), 128, np.uint8))
+    faces = [sorted((SAMPLE / "test" / label).glob("*.jpg"))[index] for label, index in (("happy", 0), ("surprise", 2))]
+    for name in ("b_faces.jpg", "c_faces.jpg"):  # the same faces in the same places: a tracker would join them
+        cv2.imwrite(str(photos / name), face_frame(faces, size=160)[0], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    (photos / "d_broken.jpg").write_bytes(b"\xff\xd8 not really")
+
+    assert main(["detect", str(photos / "b_faces.jpg")]) == 0
+    found = len(json.loads(capsys.readouterr().out)["faces"])
+    assert found == 2
+    code, out, err = run_cli(str(photos), "--out", str(tmp_path / "out"), "--no-video")
+    assert code == 0, err
+    rows = read_csv(tmp_path / "out" / "frames.csv")
+    assert [sum(int(row["frame"]) == frame for row in rows) for frame in range(3)] == [0, found, found]
+    assert len({row["track_id"] for row in rows}) == 2 * found  # one track per face per photo
+    assert err.splitlines() == [f"fer-edge: warning: {photos}: skipped 1 file (d_broken.jpg): not readable as images"]
+    assert out.splitlines()[0] == f"images     {photos} (3 images; 1 unreadable, skipped)"
+    assert f"faces      {2 * found} in 3 images" in out and " fps" not in out
+    assert "- 3 images; 1 unreadable, skipped: `d_broken.jpg`" in (tmp_path / "out" / "summary.md").read_text()

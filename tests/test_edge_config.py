@@ -42,9 +42,22 @@ def test_bad_config(tmp_path: Path, text: str, fragment: str, capsys: pytest.Cap
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert fragment in str(info.value)
+    assert str(path) in str(info.value)  # the file it is in, whichever way the command found it
     assert main(["validate-config", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fer-edge: error:") and "\n" not in err
+
+
+def test_a_config_error_names_the_file_a_command_found_by_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[model]\nthreds = 2\n")
+    monkeypatch.setenv("FER_EDGE_CONFIG", str(path))
+    assert main(["validate-config"]) == 2
+    assert capsys.readouterr().err == (f"fer-edge: error: {path}: unknown config key model.threds "
+                                       "(known: manifest, artifact, threads)\n")
+    with pytest.raises(ConfigError, match=r"^unknown config key model\.threds"):  # from --set: no file to name
+        load_config(None, ["model.threds=2"])
 
 
 def test_overrides_win_over_the_file(tmp_path: Path) -> None:

@@ -45,6 +45,17 @@ def test_unreadable_images_are_reported_and_the_rest_still_run(tmp_path: Path,
     assert "broken.jpg: not a readable image" in err and "missing.png: no such file" in err
 
 
+def test_a_video_given_to_detect_points_at_analyze(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.edge_helpers import ROOT
+
+    clip = ROOT / "models" / "demo" / "demo_clip.mp4"
+    if not clip.is_file():
+        pytest.skip("demo clip missing")
+    assert main(["detect", str(clip)]) == 2
+    assert capsys.readouterr().err == \
+        f"fer-edge: error: cannot read {clip}: not a readable image (use fer-edge analyze for videos)\n"
+
+
 def test_a_corrupt_model_is_refused_at_start_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 

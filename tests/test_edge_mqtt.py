@@ -102,6 +102,35 @@ def test_broker_down_at_start_drops_events_then_connects_when_the_broker_appears
         assert (publisher.published, publisher.dropped) == (1, 1)
 
 
+def test_a_missing_broker_is_one_line_naming_it_per_change_not_one_per_attempt(
+        make_publisher: Callable[..., MqttPublisher], caplog: pytest.LogCaptureFixture) -> None:
+    """paho says "Client is not connected. Socket: None). Last known Connection State: ..." on every
+    retry, with neither host nor port; the log gets ours instead, once per change of state."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="edge.service.mqtt")
+    port = free_port()
+    publisher = make_publisher("127.0.0.1", port)
+    publisher.start()
+    assert wait_until(lambda: publisher.failed_attempts >= 3, timeout=15.0)
+
+    def shown() -> list[str]:  # what the daemon prints at its default level (info)
+        return [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
+
+    assert shown() == [f"MQTT broker 127.0.0.1:{port} is not reachable; retrying in 0.2 s, then at most every "
+                       "1 s (events still go to the event log)"]
+    assert any("not connected" in record.getMessage() for record in caplog.records)  # paho's, at debug only
+    with MosquittoBroker(port):
+        assert publisher.wait_connected(10.0)
+        assert wait_until(lambda: f"MQTT connected to 127.0.0.1:{port}" in shown(), timeout=5.0)
+    assert wait_until(lambda: not publisher.connected, timeout=10.0)
+    failed = publisher.failed_attempts
+    assert wait_until(lambda: publisher.failed_attempts >= failed + 3, timeout=15.0)
+    lines = shown()
+    assert len(lines) == 4, lines  # unreachable, connected, lost, unreachable again
+    assert lines[2].startswith(f"MQTT connection to 127.0.0.1:{port} lost") and lines[3] == lines[0]
+
+
 def test_reconnects_after_the_broker_restarts_and_announces_online_again(
         make_publisher: Callable[..., MqttPublisher]) -> None:
     port = free_port()

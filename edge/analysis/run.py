@@ -1,6 +1,7 @@
-"""``fer-edge analyze``: one pass over a video through the daemon's own pipeline, writing every
-output as it goes (frames.csv row by row, annotated.mp4 frame by frame) and the per-track table,
-chart and summary at the end, including when the video turns out to be truncated."""
+"""``fer-edge analyze``: one pass over a video (or a folder's images) through the daemon's own
+pipeline, writing every output as it goes (frames.csv row by row, annotated.mp4 frame by frame)
+and the per-track table, chart and summary at the end, including when the video turns out to be
+truncated."""
 
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ def analyze(target: Path, out: Path, config: EdgeConfig, progress: bool = True, 
             raise EdgeError(f"{len(failed)} of {len(inputs)} videos could not be analysed in full (truncated or "
                             f"empty; their folders cover the frames read): {', '.join(p.name for p, _ in failed)}")
         return reports
+    except BrokenPipeError:  # stdout's reader left (`| head`), not the output folder: the CLI stops quietly
+        raise
     except OSError as exc:  # a full disk mid-run: the rows written so far stay, flushed
         where = exc.filename or out
         raise EdgeError(f"cannot write {where}: {exc.strerror or exc}") from None
@@ -121,6 +124,8 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
         try:
             for index, image in enumerate(video):
                 when = index * frame_seconds
+                if video.stills:
+                    _next_photo(pipeline)
                 result = pipeline.process(image, index, when)
                 table.write(when, index, result)
                 for face in result.faces:
@@ -156,15 +161,24 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
     report = AnalysisReport(str(source), out, frames, video.expected, video.fps, faces, len(book),
                             time.monotonic() - started,
                             {label: (count / total if total else 0.0) for label, count in label_frames.items()},
-                            files)
+                            files, images=video.stills, skipped=tuple(path.name for path in video.skipped))
     manifest = pipeline.classifier.manifest
     write_summary(files["summary"], report, book, labels, f"{manifest.name} ({pipeline.classifier.runtime})")
     if report.truncated:
         raise TruncatedVideo(f"{source} is truncated: read {frames} of the {video.expected} frames it announces; "
                              f"the outputs in {out} cover those {frames}")
     if frames == 0:
-        raise EdgeError(f"{source}: no frame could be decoded")
+        raise EdgeError(f"{source}: none of its {len(video.skipped)} images could be read" if video.stills
+                        else f"{source}: no frame could be decoded")
     return report
+
+
+def _next_photo(pipeline: Any) -> None:
+    """Before each image of a folder: photos are unrelated, so the detector runs on every one (the
+    daemon's "full pass every Nth frame" would skip faces depending on file order) and no track,
+    nor its smoothed probabilities, carries over from the photo before. Ids keep counting up, so
+    each face of the folder is a track of its own."""
+    pipeline.reset()
 
 
 def _video_writer(path: Path, width: int, height: int, fps: float) -> Any:

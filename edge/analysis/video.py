@@ -1,4 +1,4 @@
-"""Frames of one video file, or of a folder of images played as a video, with what the file says
+"""Frames of one video file, or the images of a folder one after another, with what the file says
 about itself (frame rate, frame count) so a run can tell a truncated file from one that ended."""
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ class VideoFrames:
         self.size = (0, 0)
         self._capture = None
         self._images: list[Path] | None = None
+        self.skipped: list[Path] = []  # images of a folder that could not be read, in the order met
+
+    @property
+    def stills(self) -> bool:
+        """A folder of images: unrelated photos, not frames of one scene (edge.analysis.run)."""
+        return self.path.is_dir()
 
     def open(self) -> None:
         import cv2
@@ -58,9 +64,13 @@ class VideoFrames:
         from edge.vision.sources.opencv import to_bgr
 
         if self._images is not None:
+            from edge.vision.sources.images import read_image
+
             for path in self._images:
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if image is not None:
+                image = read_image(path)
+                if image is None:
+                    self.skipped.append(path)  # counted, and named in the report, not dropped unseen
+                else:
                     yield image
             return
         assert self._capture is not None, "open() first"
@@ -89,7 +99,7 @@ class VideoFrames:
 
 def list_inputs(target: Path) -> list[Path]:
     """What ``analyze TARGET`` covers: a video; a folder's videos (each analysed on its own); or a
-    folder of images, analysed as one video."""
+    folder of images, analysed as one set of photos."""
     if target.is_file():
         return [target]
     if target.is_dir():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import resource
 import signal
@@ -172,6 +173,8 @@ class Daemon:
         self.labels: tuple[str, ...] = ()
         self.model_name = ""
         self._blocked_since: float | None = None  # monotonic time the capture thread entered open/read
+        self.stop_reason = "stopped"  # what the summary says once stop_event is set
+        self.stdout_gone = False  # --print-events' reader left (`| head -1`): nothing more is printed
 
     # --- signals -----------------------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -326,6 +329,8 @@ class Daemon:
 
     def _start_outputs(self, config: EdgeConfig) -> None:
         self.events = self._new_events(config)
+        log.info("events to %s%s", os.path.abspath(config.events.path),
+                 " and stdout" if config.events.print else "")
         self.event_source = self._event_source(config)
         self.mqtt = self._new_mqtt(config)
         self._start_mqtt(config)
@@ -460,10 +465,24 @@ class Daemon:
             self.m_events.inc()
         else:
             self.m_event_errors.inc()
-        if config.events.print:
-            print(_compact(event), flush=True)
+        if config.events.print and not self.stdout_gone:
+            self._print(event)
         if self.mqtt is not None:
             self.mqtt.publish_event(event)
+
+    def _print(self, event: dict[str, Any]) -> None:
+        """``--print-events``. A reader that goes away (``| head -1``) stops the daemon as SIGTERM
+        would: the event is already in the log, and the rest shuts down in order, exit 0."""
+        from edge.cli import quiet_closed_stdout
+
+        try:
+            print(_compact(event), flush=True)
+        except BrokenPipeError:
+            self.stdout_gone = True
+            quiet_closed_stdout()
+            log.info("stdout was closed by its reader; stopping")
+            self.stop_reason = "stdout closed"
+            self.stop_event.set()
 
     def _save_snapshot(self, config: EdgeConfig, image: Any, result: Any) -> None:
         """Opt-in only; at most one image per second so a busy scene cannot fill the card."""
@@ -532,7 +551,7 @@ class Daemon:
         try:
             while True:
                 if self.stop_event.is_set():
-                    reason = "stopped"
+                    reason = self.stop_reason
                     break
                 if self.reload_event.is_set():
                     self.reload_event.clear()

@@ -56,6 +56,7 @@ class MqttPublisher:
         mqtt = require_paho()
         self.host = host
         self.port = port
+        self.min_backoff, self.max_backoff = min_backoff, max_backoff
         self.topic_prefix = topic_prefix.rstrip("/")
         self.qos = qos
         self.keepalive = keepalive
@@ -65,6 +66,8 @@ class MqttPublisher:
         self.dropped = 0  # not sent: disconnected, or paho's bounded queue was full
         self.connects = 0  # successful (re)connections, for a flapping-link metric
         self.last_error: str | None = None  # why the last connection attempt or link failed
+        self.failed_attempts = 0  # connection attempts that failed, over the publisher's life
+        self._reported: str | None = None  # the trouble last logged: each kind is logged once, not per attempt
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._state = "new"  # new -> started -> stopped
@@ -78,7 +81,7 @@ class MqttPublisher:
         client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=min_backoff, max_delay=max_backoff)  # type: ignore[arg-type]
         client.max_queued_messages_set(MAX_QUEUED)
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.on_log = self._on_log
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
@@ -189,8 +192,10 @@ class MqttPublisher:
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
             self.last_error = f"broker refused connection: {reason_code}"
-            log.warning("MQTT %s:%d refused the connection: %s", self.host, self.port, reason_code)
+            self._report(f"MQTT broker {self.host}:{self.port} refused the connection ({reason_code}); "
+                         f"{self._retrying()}")
             return
+        self._reported = None
         self.connects += 1
         self._connected.set()
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
@@ -204,11 +209,29 @@ class MqttPublisher:
             return
         self.last_error = f"disconnected: {reason_code}"
         if was_connected:
-            log.warning("MQTT connection to %s:%d lost (%s); reconnecting", self.host, self.port, reason_code)
+            self._report(f"MQTT connection to {self.host}:{self.port} lost ({reason_code}); reconnecting")
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         self.last_error = f"cannot connect to {self.host}:{self.port}"
-        log.debug("MQTT connection to %s:%d failed; retrying with backoff", self.host, self.port)
+        self.failed_attempts += 1
+        log.debug("MQTT connection to %s:%d failed (attempt %d)", self.host, self.port, self.failed_attempts)
+        self._report(f"MQTT broker {self.host}:{self.port} is not reachable; {self._retrying()}")
+
+    def _retrying(self) -> str:
+        return (f"retrying in {self.min_backoff:g} s, then at most every {self.max_backoff:g} s "
+                "(events still go to the event log)")
+
+    def _report(self, message: str) -> None:
+        """A warning when the trouble changes, not on every attempt: a broker down for a night
+        would otherwise write a line per retry. Each attempt is still logged at debug level."""
+        if message != self._reported:
+            self._reported = message
+            log.warning("%s", message)
+
+    def _on_log(self, client: Any, userdata: Any, level: int, text: str) -> None:
+        """paho's own log, at debug level only. Its errors are the states the callbacks above already
+        report with host and port ("Client is not connected. Socket: None)..." on every retry)."""
+        log.debug("paho: %s", text)
 
     def __repr__(self) -> str:
         return (f"MqttPublisher({self.host}:{self.port}, prefix={self.topic_prefix!r}, "

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ModelLoadError
+from edge.packaged import installed_layout_hint
 from edge.vision.faces import Box
 
 # MediaPipe's SSD anchor options per input size (ssd_anchors_calculator): strides, and whether each
@@ -155,7 +156,7 @@ class BlazeFaceDetector:
 
         path = Path(model)
         if not path.is_file():
-            raise ModelLoadError(f"detector model {path} does not exist")
+            raise ModelLoadError(f"detector model {path} does not exist{installed_layout_hint(path)}")
         check_sha256(path)
         backend = TFLiteBackend(path, threads)
         shape = backend.input_shape

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.packaged import installed_layout_hint
 
 if TYPE_CHECKING:
     from edge.config import DetectorSection
@@ -133,7 +134,7 @@ class FaceDetector:
 
         path = Path(cascade)
         if not path.is_file():
-            raise EdgeError(f"Haar cascade {path} does not exist")
+            raise EdgeError(f"Haar cascade {path} does not exist{installed_layout_hint(path)}")
         if not hasattr(cv2, "CascadeClassifier"):
             raise EdgeError("this OpenCV build has no CascadeClassifier: install opencv-python-headless>=4.8,<5")
         try:

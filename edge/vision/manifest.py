@@ -15,6 +15,7 @@ from typing import Any
 
 from edge.atomic import write_text_atomic
 from edge.errors import ManifestError
+from edge.packaged import installed_layout_hint
 from edge.vision.quant import DTYPES, TensorSpec
 
 FORMAT = "fer-edge-manifest"
@@ -192,7 +193,7 @@ def check_artifact(manifest: Manifest, name: str) -> Path:
     artifact = manifest.artifact(name)
     path = manifest.base_dir / artifact.path
     if not path.is_file():
-        raise ManifestError(f"model file {path} named by the manifest does not exist")
+        raise ManifestError(f"model file {path} named by the manifest does not exist{installed_layout_hint(path)}")
     size = path.stat().st_size
     if size != artifact.bytes or sha256_file(path) != artifact.sha256:
         raise ManifestError(f"model file {path} does not match the manifest's sha256/size (corrupt or replaced)")

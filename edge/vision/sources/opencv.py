@@ -7,9 +7,11 @@ the daemon needs an exception to reconnect rather than a quiet end of stream.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -39,6 +41,23 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
+
+
+@contextlib.contextmanager
+def opencv_log_silenced() -> Iterator[None]:
+    """OpenCV's own log off meanwhile. A camera that is not there makes V4L2, FFmpeg and the other
+    backends each print "[ WARN:0@0.1] global cap_v4l.cpp:914 open VIDEOIO(V4L2:/dev/video0): can't
+    open camera by index" on every reopen; the SourceError raised instead is the one line that says so."""
+    logs = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logs is None:  # a build without cv2.utils.logging: its lines stay
+        yield
+        return
+    previous = logs.getLogLevel()
+    logs.setLogLevel(logs.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logs.setLogLevel(previous)
 
 
 class OpenCVSource(FrameSource):
@@ -90,8 +109,9 @@ class OpenCVSource(FrameSource):
 
     def _open_capture(self) -> cv2.VideoCapture:
         try:
-            capture = cv2.VideoCapture(self.target)
-            opened = capture.isOpened()
+            with opencv_log_silenced():
+                capture = cv2.VideoCapture(self.target)
+                opened = capture.isOpened()
         except cv2.error as exc:
             raise SourceError(f"cannot open video source {self.description}: {str(exc).strip()[:120]}") from None
         if not opened:

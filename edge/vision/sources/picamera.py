@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 # B, G, R bytes: exactly OpenCV's BGR. The main stream needs no colour conversion.
 MAIN_FORMAT = "RGB888"
 LORES_FORMAT = "YUV420"
-NOT_INSTALLED = "picamera2 is not installed (apt install python3-picamera2 on Raspberry Pi OS)"
+# the default source.uri, so this is also what `fer-edge run` on a laptop meets first
+NOT_INSTALLED = "picamera2 is not installed (apt install python3-picamera2 on Raspberry Pi OS), or pass --source FILE|N"
 
 
 def lores_size(width: int, height: int, detect_width: int = 320) -> tuple[int, int]:
