@@ -34,9 +34,10 @@ class ConvertOptions:
     model: Path
     out_dir: Path
     formats: tuple[str, ...]
-    calibration_data: str | None  # None: the data the model's run recorded, else FER2013_DIR, data/fer2013/
-    verify_data: str | None  # None: likewise (its test split), else the bundled sample in a checkout
+    calibration_data: str | None  # None: ``data`` (convert.data)
+    verify_data: str | None  # None: ``data``
     verify_split: str = "test"
+    data: str | None = None  # both, where the two above are None; None: FER2013_DIR, ./data/fer2013/, the sample
     name: str | None = None
     manifest_name: str = "manifest.json"
     labels: tuple[str, ...] | None = None
@@ -162,22 +163,21 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     kept = _kept_artifacts(options, model_sha, labels, manifest_name(options.views))
     data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
     load_options = recorded_options(run_info, f"the run's dataset.json beside {model_path}")
-    from convert.verify import default_verify_data
-    from train.data_location import require_fer2013
-    from train.run_info import recorded_data
+    from convert.data import conversion_data
 
+    calibration_data, verify_data = conversion_data(options.data, options.calibration_data, options.verify_data,
+                                                    calibrates=any(f in options.formats for f in ("int8", "onnx_int8")))
     calibration = None
     calibration_record: dict[str, Any] = {"data": None, "split": "train", "images": 0}
-    if any(f in options.formats for f in ("int8", "onnx_int8")):
+    if calibration_data is not None:
         from train.data_location import data_name
 
-        calibration_data = require_fer2013(options.calibration_data or recorded_data(model_path))
-        calibration, fingerprint = load_calibration(calibration_data, options.calibration_count, labels=labels,
-                                                    load_options=load_options)
-        calibration_record = {"data": data_name(calibration_data), "data_fingerprint": fingerprint,
+        log.info("calibration data: %s", calibration_data.describe("train"))
+        calibration, fingerprint = load_calibration(calibration_data.path, options.calibration_count, labels=labels,
+                                                    load_options=load_options, warn_few=not calibration_data.is_sample)
+        calibration_record = {"data": data_name(calibration_data.path), "data_fingerprint": fingerprint,
                               "split": "train", "images": int(len(calibration))}
-    verify_data, verify_split = ((options.verify_data, options.verify_split) if options.verify_data
-                                 else default_verify_data(model_path))
+    log.info("verification data: %s", verify_data.describe(options.verify_split))
 
     stage = Path(tempfile.mkdtemp(prefix=".convert-", dir=options.out_dir))
     try:
@@ -221,7 +221,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
                             Preprocessing(size=(width, height), grayscale=channels == 1,
                                           crop_margin=options.crop_margin, interpolation="area"),
                             artifacts, stage, info)
-        result = verify(manifest, verify_data, verify_split, keras_model=model,
+        result = verify(manifest, verify_data.path, options.verify_split, keras_model=model,
                         max_drop=options.max_drop)
         manifest = with_metrics(manifest, result)
         final = Manifest(manifest.name, manifest.labels, manifest.input_shape, manifest.preprocessing,

@@ -39,25 +39,6 @@ def keras_probs(model: Any, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(images[..., None].astype(np.float32), batch_size=BATCH, verbose=0))
 
 
-def default_verify_data(model: Path | None = None) -> tuple[str, str]:
-    """The test split of the data the model's run recorded, else FER2013 where a user keeps it
-    (FER2013_DIR, data/fer2013/), else, in a checkout, the bundled sample; else where FER2013 comes from."""
-    from train.data_location import WHERE_FROM, find_fer2013
-    from train.run_info import recorded_data
-
-    recorded = recorded_data(model) if model is not None else None
-    if recorded is not None:
-        return str(recorded), "test"
-    found = find_fer2013()
-    if found is not None:
-        return str(found), "test"
-    sample = Path(__file__).resolve().parents[1] / "tests" / "data" / "fer2013_sample"
-    if sample.is_dir():
-        log.warning("verifying on the bundled sample (%s); for figures that mean something: %s", sample, WHERE_FROM)
-        return str(sample), "test"
-    raise ConvertError(WHERE_FROM)
-
-
 def check_keras_model(model: Any, manifest: Manifest, image_shape: tuple[int, ...]) -> None:
     """A Keras model that cannot be the artifacts' source is a one-line error, not numpy's traceback."""
     want_in = tuple(image_shape[:2]) + (1,)
@@ -89,7 +70,8 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
     except DataError as exc:
         raise ConvertError(f"verification data: {exc}") from None
     if dataset.labels != manifest.labels:
-        raise ConvertError(f"verification data labels {dataset.labels} differ from the manifest's {manifest.labels}")
+        raise ConvertError(f"verification data labels {dataset.labels} differ from the manifest's {manifest.labels}: "
+                           f"pass --data with the data set the model was trained on")
     if keras_model is not None:
         check_keras_model(keras_model, manifest, dataset.images.shape[1:])
     reference = keras_probs(keras_model, dataset.images) if keras_model is not None else None
