@@ -467,8 +467,10 @@ DESCRIPTION = "Benchmark fer-edge's models and pipeline: accuracy, latency, memo
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.basicConfig(level=logging.INFO, format="fer-bench: %(message)s")
+    from train.console import log_to_stderr, quiet_tensorflow
+
+    quiet_tensorflow()
+    log_to_stderr("fer-bench", "edge")
     from benchmarks.errors import BenchError
     from edge.errors import EdgeError
 

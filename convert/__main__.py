@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
+import warnings
 from pathlib import Path
 
 from edge.cli import ArgumentParser, commands_parser
@@ -88,8 +88,12 @@ def _table(result) -> str:  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.basicConfig(level=logging.INFO, format="fer-convert: %(message)s")
+    from train.console import log_to_stderr, quiet_tensorflow
+
+    quiet_tensorflow()
+    log_to_stderr("fer-convert", "edge")
+    # the TFLite converter's, on every int8 conversion: the uint8 input's scale is fixed by design (formats.py)
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected", category=UserWarning)
     from convert.errors import ConvertError
     from edge.errors import EdgeError
     from train.errors import TrainError
@@ -136,7 +140,6 @@ def _verify(args: argparse.Namespace) -> int:
     if keras_path is None and source_path is not None:
         keras_path = source_path if source_path.is_file() else None
     data = choose_data(args.data)
-    logging.getLogger("fer-convert").info("verification data: %s", data.describe(args.split))
     model = None
     if keras_path is not None:
         try:
@@ -149,7 +152,8 @@ def _verify(args: argparse.Namespace) -> int:
         except ImportError:
             logging.getLogger("fer-convert").warning("tensorflow not installed: no comparison with Keras")
     artifacts = args.artifacts.split(",") if args.artifacts else None
-    result = verify(manifest, data.path, args.split, keras_model=model, artifacts=artifacts, max_drop=args.max_drop)
+    result = verify(manifest, data.path, args.split, keras_model=model, artifacts=artifacts, max_drop=args.max_drop,
+                    found_by=data.how)
     if args.write:
         path = args.manifest / "manifest.json" if args.manifest.is_dir() else args.manifest
         try:

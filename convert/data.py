@@ -28,9 +28,6 @@ class DataChoice:
     def is_sample(self) -> bool:
         return self.how == SAMPLE_SOURCE
 
-    def describe(self, split: str) -> str:
-        return f"{self.path}, its {split} split (from {self.how})"
-
 
 def choose_data(explicit: str | Path | None, option: str = "--data") -> DataChoice:
     """``explicit`` (given as ``option``), else FER2013 where a user keeps it, else the bundled sample with

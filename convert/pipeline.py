@@ -172,12 +172,12 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     if calibration_data is not None:
         from train.data_location import data_name
 
-        log.info("calibration data: %s", calibration_data.describe("train"))
         calibration, fingerprint = load_calibration(calibration_data.path, options.calibration_count, labels=labels,
                                                     load_options=load_options, warn_few=not calibration_data.is_sample)
+        log.info("calibration data: %s, its train split, %d images (from %s)", calibration_data.path,
+                 len(calibration), calibration_data.how)
         calibration_record = {"data": data_name(calibration_data.path), "data_fingerprint": fingerprint,
                               "split": "train", "images": int(len(calibration))}
-    log.info("verification data: %s", verify_data.describe(options.verify_split))
 
     stage = Path(tempfile.mkdtemp(prefix=".convert-", dir=options.out_dir))
     try:
@@ -222,7 +222,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
                                           crop_margin=options.crop_margin, interpolation="area"),
                             artifacts, stage, info)
         result = verify(manifest, verify_data.path, options.verify_split, keras_model=model,
-                        max_drop=options.max_drop)
+                        max_drop=options.max_drop, found_by=verify_data.how)
         manifest = with_metrics(manifest, result)
         final = Manifest(manifest.name, manifest.labels, manifest.input_shape, manifest.preprocessing,
                          {**kept, **manifest.artifacts}, options.out_dir, manifest.info)
@@ -237,6 +237,8 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
             os.replace(staged_manifest, manifest_path)
         except OSError as exc:
             raise ConvertError(f"cannot write {manifest_path}: {exc.strerror or exc}") from None
+        for fmt, path in paths.items():
+            log.info("wrote %s (%s)", options.out_dir / path.name, fmt)
         if kept:
             log.info("kept from the existing manifest (same model): %s", ", ".join(kept))
         log.info("manifest: %s", manifest_path)

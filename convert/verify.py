@@ -53,8 +53,12 @@ def check_keras_model(model: Any, manifest: Manifest, image_shape: tuple[int, ..
 
 
 def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_model: Any | None = None,
-           artifacts: list[str] | None = None, max_drop: float = 1.0, threads: int = 2) -> VerifyResult:
-    """Score each artifact; raise VerificationError when int8 loses more than ``max_drop`` points."""
+           artifacts: list[str] | None = None, max_drop: float = 1.0, threads: int = 2,
+           found_by: str = "") -> VerifyResult:
+    """Score each artifact; raise VerificationError when int8 loses more than ``max_drop`` points.
+
+    ``found_by`` is how the caller chose ``data`` (--data, FER2013_DIR, ...): the run names the data it used,
+    once the data has loaded and fits the model, so a bad input is still one line."""
     from train.data import load_dataset
     from train.data_location import data_name
     from train.errors import DataError
@@ -74,6 +78,8 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
                            f"pass --data with the data set the model was trained on")
     if keras_model is not None:
         check_keras_model(keras_model, manifest, dataset.images.shape[1:])
+    log.info("verification data: %s, its %s split, %d images%s", data, split, len(dataset),
+             f" (from {found_by})" if found_by else "")
     reference = keras_probs(keras_model, dataset.images) if keras_model is not None else None
     keras_metrics = None
     if reference is not None:

@@ -4,7 +4,6 @@ with one line saying so; never a name or relative path a run recorded, taken as 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from convert.__main__ import _convert_parser, _verify_parser, main
 from convert.data import choose_data, conversion_data
 from convert.errors import ConvertError
 from tests.conftest import SAMPLE
+from train.console import log_to_stderr
 from train.data_location import WHERE_FROM
 
 
@@ -25,14 +25,14 @@ def test_the_hint_where_fer2013_comes_from_names_options_fer_convert_takes() -> 
 
 
 def test_data_is_the_option_then_fer2013_dir_then_data_fer2013_then_the_sample(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FER2013_DIR", raising=False)
-    caplog.set_level(logging.INFO, logger="fer-convert")
+    log_to_stderr("fer-convert")
     sample = choose_data(None)
     assert (sample.path, sample.is_sample) == (SAMPLE, True)
-    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warned) == 1 and "bundled sample of 112 training and 70 test faces" in warned[0], warned
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and "bundled sample of 112 training and 70 test faces" in said[0], said
     (tmp_path / "data" / "fer2013").mkdir(parents=True)
     assert (choose_data(None).path, choose_data(None).how) == (Path("data/fer2013"), "./data/fer2013/")
     monkeypatch.setenv("FER2013_DIR", "/elsewhere")
@@ -41,12 +41,13 @@ def test_data_is_the_option_then_fer2013_dir_then_data_fer2013_then_the_sample(
 
 
 def test_the_sample_is_named_once_for_calibration_and_verification(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FER2013_DIR", raising=False)
+    log_to_stderr("fer-convert")
     calibration, verification = conversion_data(None, None, None, calibrates=True)
     assert calibration == verification and verification.is_sample
-    assert len([r for r in caplog.records if "bundled sample" in r.getMessage()]) == 1
+    assert capsys.readouterr().err.count("bundled sample") == 1
     calibration, verification = conversion_data("all", "cal", None, calibrates=True)
     assert (calibration.path, calibration.how, verification.path, verification.how) == \
         (Path("cal"), "--calibration-data", Path("all"), "--data")
@@ -74,7 +75,7 @@ def _untrained(path: Path) -> Path:
 
 
 def test_a_recorded_relative_data_folder_is_not_taken_from_the_working_directory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A run's config.toml that says data.dir = "fer2013" meant the folder where it trained; a folder of that
     name in the working directory is not it. FER2013_DIR is where this machine keeps FER2013, and --data wins."""
     run = tmp_path / "run"
@@ -84,19 +85,16 @@ def test_a_recorded_relative_data_folder_is_not_taken_from_the_working_directory
     shutil.copytree(SAMPLE, tmp_path / "fer2013")  # loadable, and named otherwise than the sample
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FER2013_DIR", str(SAMPLE))
-    caplog.set_level(logging.INFO, logger="fer-convert")
 
     assert main([str(model), "--out", "out", "--formats", "int8", "--max-drop", "100"]) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["calibration"]["data"] == "fer2013_sample"
     assert manifest["artifacts"]["int8"]["metrics"]["data"] == "fer2013_sample/test"
-    said = "\n".join(r.getMessage() for r in caplog.records)
-    assert f"calibration data: {SAMPLE}, its train split (from FER2013_DIR)" in said, said
-    assert f"verification data: {SAMPLE}, its test split (from FER2013_DIR)" in said, said
+    said = capsys.readouterr().err
+    assert f"calibration data: {SAMPLE}, its train split, 112 images (from FER2013_DIR)" in said, said
+    assert f"verification data: {SAMPLE}, its test split, 70 images (from FER2013_DIR)" in said, said
 
-    caplog.clear()
     assert main([str(model), "--out", "out2", "--formats", "int8", "--max-drop", "100", "--data", "fer2013"]) == 0
     manifest = json.loads((tmp_path / "out2" / "manifest.json").read_text())
     assert manifest["calibration"]["data"] == "fer2013"
-    assert "verification data: fer2013, its test split (from --data)" in "\n".join(r.getMessage()
-                                                                                   for r in caplog.records)
+    assert "verification data: fer2013, its test split, 70 images (from --data)" in capsys.readouterr().err

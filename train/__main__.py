@@ -8,7 +8,6 @@ exceptions become one-line messages with exit code 2 here.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -300,7 +299,9 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from train.console import quiet_tensorflow
+
+    quiet_tensorflow()
     from train.errors import TrainError
 
     if argv[:1] in (["-h"], ["--help"]):
