@@ -82,14 +82,18 @@ def _run_parser() -> argparse.ArgumentParser:
     from benchmarks.frames import DEFAULT_CLIP
 
     data, _ = default_data()
-    parser = ArgumentParser(prog="fer-bench", usage="fer-bench [run] [options]",
+    from train.console import DefaultCommandParser
+
+    parser = DefaultCommandParser(prog="fer-bench", command="run", usage="fer-bench [run] [options]",
                             description="Accuracy and latency of every artifact, stage by stage, against the `fer` "
                             "package. 'run' may be left out.")
-    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST,
+                        help="the manifest whose artifacts are measured (default: the shipped models/manifest.json)")
     parser.add_argument("--data", type=Path, default=data,
                         help="labelled faces (default: $FER2013_DIR or data/fer2013/ if present, else the "
                         "bundled sample; now %(default)s)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="the split of --data the accuracy is measured on "
+                        "(default: %(default)s)")
     parser.add_argument("--artifacts", help="comma-separated (default: every artifact in the manifest)")
     parser.add_argument("--threads", type=_ints(MAX_THREADS), default=None, help="e.g. 1,2 (default: 1..cores)")
     parser.add_argument("--batch", type=_ints(MAX_BATCH), default=(1, 8),
@@ -247,12 +251,15 @@ def cmd_soak(argv: list[str]) -> int:
     from benchmarks.soak import run_soak
 
     parser = ArgumentParser(prog="fer-bench soak", description="RSS over a long pipeline run (clip looped).")
-    parser.add_argument("--frames", type=_count(1), default=10_000)
+    parser.add_argument("--frames", type=_count(1), default=10_000,
+                        help="pipeline frames to run, the clip looped (default: %(default)s)")
     parser.add_argument("--every", type=_count(1), default=100, help="sample RSS every N frames")
-    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
-    parser.add_argument("--artifact", default="int8")
-    parser.add_argument("--threads", type=_count(1, MAX_THREADS), default=1)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST,
+                        help="the model's manifest.json (default: the shipped one)")
+    parser.add_argument("--artifact", default="int8", help="the manifest's artifact to run (default: %(default)s)")
+    parser.add_argument("--threads", type=_count(1, MAX_THREADS), default=1,
+                        help="classifier threads (default: %(default)s)")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video to loop (default: the demo clip)")
     parser.add_argument("--out", type=Path, help="results folder to add the soak to (default: today's newest)")
     args = parser.parse_args(argv)
     from edge.errors import EdgeError
@@ -324,9 +331,10 @@ def cmd_reference(argv: list[str]) -> int:
     from benchmarks.report import load_results, reading
 
     parser = ArgumentParser(prog="fer-bench reference", description="Write a device-class reference CSV.")
-    parser.add_argument("results", type=Path)
+    parser.add_argument("results", type=Path, help="results.json or its folder")
     parser.add_argument("--out", type=Path, help="CSV (default: benchmarks/reference/<device class>.csv)")
-    parser.add_argument("--allow-quick", action="store_true")
+    parser.add_argument("--allow-quick", action="store_true",
+                        help="accept a --quick run, whose figures are too unstable to compare against")
     args = parser.parse_args(argv)
     results = load_results(args.results)
     with reading(args.results):
@@ -381,7 +389,7 @@ def cmd_setup_peer(argv: list[str]) -> int:
     from benchmarks.peer import DEFAULT_VENV, setup_peer
 
     parser = ArgumentParser(prog="fer-bench setup-peer", description="Build the venv holding `fer`.")
-    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="where (default: .venv-bench-fer)")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = parser.parse_args(argv)
     print(f"fer-bench: peer python {setup_peer(args.venv, args.force)}")
@@ -397,8 +405,9 @@ def cmd_detectors(argv: list[str]) -> int:
     from benchmarks.system import load_average
     from benchmarks.targets import verdict
 
-    parser = argparse.ArgumentParser(prog="fer-bench detectors", description=cmd_detectors.__doc__)
-    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
+    parser = ArgumentParser(prog="fer-bench detectors", description=cmd_detectors.__doc__)
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST,
+                        help="the model's manifest.json (default: the shipped one)")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with a ground-truth sidecar")
     parser.add_argument("--portraits", type=Path, default=env_folder("PORTRAITS_DIR"),
                         help="label folders of whole-head photos (default: PORTRAITS_DIR)")

@@ -24,8 +24,10 @@ def _convert_parser() -> argparse.ArgumentParser:
     from convert.formats import DEFAULT_FORMATS, FORMATS
     from convert.pipeline import DEFAULT_CROP_MARGIN
 
-    parser = ArgumentParser(
-        prog="fer-convert", usage="fer-convert [convert] MODEL [options]",
+    from train.console import DefaultCommandParser
+
+    parser = DefaultCommandParser(
+        prog="fer-convert", command="convert", usage="fer-convert [convert] MODEL [options]",
         description="Convert a .keras model to TFLite/ONNX, verify each artifact against it, write a manifest. "
         "'convert' may be left out.")
     parser.add_argument("model", type=Path, help="trained .keras model")

@@ -2,7 +2,7 @@
 their own log lines on stderr under their own name, nobody else's.
 
 For console entry points only: library code leaves the process's logging and environment to its caller.
-Nothing here imports tensorflow.
+Nothing here imports tensorflow. Also the parser class of the command each of them runs when none is named.
 """
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any, NoReturn
+
+from edge.cli import ArgumentParser
+from edge.errors import ExitStatus
 
 # TensorFlow's C++ logging keeps only FATAL at 3. A CPU-only run logs "failed call to cuInit: ... UNKNOWN
 # ERROR (303)" at ERROR, and 2 keeps that; a real failure still surfaces as a Python exception. The lines TF
@@ -44,3 +48,17 @@ def log_to_stderr(prog: str, *loggers: str) -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+
+class DefaultCommandParser(ArgumentParser):
+    """The parser of the command that runs when none is named (``fer-train``'s train, ``fer-convert``'s convert,
+    ``fer-bench``'s run). Its usage errors keep the tool's name but point at ``fer-train train --help``, which
+    lists the options that went wrong: ``fer-train --help`` lists only the commands."""
+
+    def __init__(self, *args: Any, command: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.command = command
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(int(ExitStatus.BAD_INPUT), f"{self.prog}: error: {message} (see '{self.prog} {self.command} --help')\n")
