@@ -139,16 +139,17 @@ def _default_out() -> Path:
     return new_run_folder(RESULTS_ROOT, *_today())
 
 
-def _write_latest(results: dict, out: Path, refresh_only: bool = False) -> str:
+def _write_latest(results: dict, out: Path, refresh_only: bool = False, manifest: Path | None = None) -> str:
     """The README block; also kept as benchmarks/results/latest.md, but only for a full run of the shipped
-    model in that folder (and, with ``refresh_only``, only when latest.md already shows that run)."""
+    model in that folder (and, with ``refresh_only``, only when latest.md already shows that run).
+    ``manifest`` is the run's own (the results name it relative to the repository, not to here)."""
     from benchmarks.outputs import display_path, latest_md
     from benchmarks.report import readme_table
 
     table = readme_table(results, display_path(out))
     # A refresh re-renders a run latest.md already shows, whichever checkout its manifest path names.
-    manifest = None if refresh_only else results.get("manifest", {}).get("path")
-    latest = latest_md(out, bool(results["config"].get("quick")), RESULTS_ROOT, refresh_only, manifest)
+    latest = latest_md(out, bool(results["config"].get("quick")), RESULTS_ROOT, refresh_only,
+                       None if refresh_only else manifest)
     if latest is not None:
         latest.write_text(table)
     return table
@@ -230,7 +231,7 @@ def cmd_run(argv: list[str]) -> int:
         results["soak"] = soak  # the same model's soak, labelled as carried over with where and when it ran
     report = write_results(results, out)
     print(f"fer-bench: wrote {report}")
-    table = _write_latest(results, out)
+    table = _write_latest(results, out, manifest=args.manifest)
     if args.write_reference is not None:
         from benchmarks.reference import write_reference
 
@@ -238,10 +239,12 @@ def cmd_run(argv: list[str]) -> int:
     if args.readme:
         update_readme(args.readme, table)
         print(f"fer-bench: updated {args.readme}")
-    for target in results["targets"]:
-        from benchmarks.targets import verdict
+    from benchmarks.targets import QUICK_NOTE, verdict
 
-        print(f"  {verdict(target['met']):>12}: {target['target']} — {target['measured']}")
+    if args.quick:
+        print(f"fer-bench: targets {QUICK_NOTE}")
+    for target in results["targets"]:
+        print(f"  {verdict(target['met'], target.get('judged', True)):>12}: {target['target']} — {target['measured']}")
     return 0
 
 
@@ -348,17 +351,19 @@ def cmd_readme(argv: list[str]) -> int:
     from benchmarks.report import load_results, readme_table, reading, update_readme
 
     parser = ArgumentParser(prog="fer-bench readme", description="The README's table from a run.")
-    parser.add_argument("results", type=Path, nargs="?", help="results.json or folder (default: newest run)")
+    parser.add_argument("results", type=Path, nargs="?", help="results.json or folder (default: the run under "
+                        "benchmarks/results/ measured last, by the time in its results.json)")
     parser.add_argument("--update", type=Path, metavar="README", help="replace the table between the markers")
     args = parser.parse_args(argv)
     path = args.results
     if path is None:
-        runs = sorted(RESULTS_ROOT.glob("*/results.json"), key=lambda p: p.stat().st_mtime)
-        if not runs:
+        from benchmarks.outputs import newest_run
+
+        path = newest_run(RESULTS_ROOT)
+        if path is None:
             from benchmarks.errors import BenchError
 
             raise BenchError("no results under benchmarks/results/: run fer-bench first")
-        path = runs[-1]
     results = load_results(path)
     with reading(path):
         table = readme_table(results, display_path(Path(path)))
@@ -448,7 +453,7 @@ def cmd_detectors(argv: list[str]) -> int:
                       f"(CPU {results['peer']['cpu_ms_per_frame_p50']} ms), recall "
                       f"{d.get('recall', 0):.3f}, label accuracy on found faces {d.get('label_accuracy') or 0:.3f}"]
     lines += ["", f"load average {load_start} at the start, {results['load_average']['end']} at the end", ""]
-    lines += [f"- {verdict(t['met'])}: {t['target']}: {t['measured']}" for t in results["targets"]]
+    lines += [f"- {verdict(t['met'], t.get('judged', True))}: {t['target']}: {t['measured']}" for t in results["targets"]]
     lines += [f"- note: {n}" for n in results["notes"]]
     print("\n".join(lines))
     if args.out:
