@@ -157,7 +157,6 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     except TrainError as exc:
         raise ConvertError(str(exc)) from None
     labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels, run_info)
-    _create_out(options.out_dir)
     name = options.name or model_path.stem
     model_sha = sha256_file(model_path)
     kept = _kept_artifacts(options, model_sha, labels, manifest_name(options.views))
@@ -179,6 +178,7 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
         calibration_record = {"data": data_name(calibration_data.path), "data_fingerprint": fingerprint,
                               "split": "train", "images": int(len(calibration))}
 
+    _create_out(options.out_dir)  # once the model, its labels and the calibration data are known good
     stage = Path(tempfile.mkdtemp(prefix=".convert-", dir=options.out_dir))
     try:
         created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()

@@ -98,3 +98,12 @@ def test_a_recorded_relative_data_folder_is_not_taken_from_the_working_directory
     manifest = json.loads((tmp_path / "out2" / "manifest.json").read_text())
     assert manifest["calibration"]["data"] == "fer2013"
     assert "verification data: fer2013, its test split, 70 images (from --data)" in capsys.readouterr().err
+
+
+def test_data_that_is_not_there_is_one_line_and_creates_no_output_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _untrained(tmp_path / "m.keras")
+    assert main([str(model), "--out", str(tmp_path / "out"), "--formats", "int8", "--data", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-convert: error: calibration data:") and "\n" not in err, err
+    assert not (tmp_path / "out").exists()
