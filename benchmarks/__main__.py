@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -82,14 +81,18 @@ def _run_parser() -> argparse.ArgumentParser:
     from benchmarks.frames import DEFAULT_CLIP
 
     data, _ = default_data()
-    parser = ArgumentParser(prog="fer-bench", usage="fer-bench [run] [options]",
+    from train.console import DefaultCommandParser
+
+    parser = DefaultCommandParser(prog="fer-bench", command="run", usage="fer-bench [run] [options]",
                             description="Accuracy and latency of every artifact, stage by stage, against the `fer` "
                             "package. 'run' may be left out.")
-    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST,
+                        help="the manifest whose artifacts are measured (default: the shipped models/manifest.json)")
     parser.add_argument("--data", type=Path, default=data,
                         help="labelled faces (default: $FER2013_DIR or data/fer2013/ if present, else the "
                         "bundled sample; now %(default)s)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="the split of --data the accuracy is measured on "
+                        "(default: %(default)s)")
     parser.add_argument("--artifacts", help="comma-separated (default: every artifact in the manifest)")
     parser.add_argument("--threads", type=_ints(MAX_THREADS), default=None, help="e.g. 1,2 (default: 1..cores)")
     parser.add_argument("--batch", type=_ints(MAX_BATCH), default=(1, 8),
@@ -135,16 +138,17 @@ def _default_out() -> Path:
     return new_run_folder(RESULTS_ROOT, *_today())
 
 
-def _write_latest(results: dict, out: Path, refresh_only: bool = False) -> str:
+def _write_latest(results: dict, out: Path, refresh_only: bool = False, manifest: Path | None = None) -> str:
     """The README block; also kept as benchmarks/results/latest.md, but only for a full run of the shipped
-    model in that folder (and, with ``refresh_only``, only when latest.md already shows that run)."""
+    model in that folder (and, with ``refresh_only``, only when latest.md already shows that run).
+    ``manifest`` is the run's own (the results name it relative to the repository, not to here)."""
     from benchmarks.outputs import display_path, latest_md
     from benchmarks.report import readme_table
 
     table = readme_table(results, display_path(out))
     # A refresh re-renders a run latest.md already shows, whichever checkout its manifest path names.
-    manifest = None if refresh_only else results.get("manifest", {}).get("path")
-    latest = latest_md(out, bool(results["config"].get("quick")), RESULTS_ROOT, refresh_only, manifest)
+    latest = latest_md(out, bool(results["config"].get("quick")), RESULTS_ROOT, refresh_only,
+                       None if refresh_only else manifest)
     if latest is not None:
         latest.write_text(table)
     return table
@@ -226,7 +230,7 @@ def cmd_run(argv: list[str]) -> int:
         results["soak"] = soak  # the same model's soak, labelled as carried over with where and when it ran
     report = write_results(results, out)
     print(f"fer-bench: wrote {report}")
-    table = _write_latest(results, out)
+    table = _write_latest(results, out, manifest=args.manifest)
     if args.write_reference is not None:
         from benchmarks.reference import write_reference
 
@@ -234,10 +238,12 @@ def cmd_run(argv: list[str]) -> int:
     if args.readme:
         update_readme(args.readme, table)
         print(f"fer-bench: updated {args.readme}")
-    for target in results["targets"]:
-        from benchmarks.targets import verdict
+    from benchmarks.targets import QUICK_NOTE, verdict
 
-        print(f"  {verdict(target['met']):>12}: {target['target']} — {target['measured']}")
+    if args.quick:
+        print(f"fer-bench: targets {QUICK_NOTE}")
+    for target in results["targets"]:
+        print(f"  {verdict(target['met'], target.get('judged', True)):>12}: {target['target']} — {target['measured']}")
     return 0
 
 
@@ -247,12 +253,15 @@ def cmd_soak(argv: list[str]) -> int:
     from benchmarks.soak import run_soak
 
     parser = ArgumentParser(prog="fer-bench soak", description="RSS over a long pipeline run (clip looped).")
-    parser.add_argument("--frames", type=_count(1), default=10_000)
+    parser.add_argument("--frames", type=_count(1), default=10_000,
+                        help="pipeline frames to run, the clip looped (default: %(default)s)")
     parser.add_argument("--every", type=_count(1), default=100, help="sample RSS every N frames")
-    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
-    parser.add_argument("--artifact", default="int8")
-    parser.add_argument("--threads", type=_count(1, MAX_THREADS), default=1)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST,
+                        help="the model's manifest.json (default: the shipped one)")
+    parser.add_argument("--artifact", default="int8", help="the manifest's artifact to run (default: %(default)s)")
+    parser.add_argument("--threads", type=_count(1, MAX_THREADS), default=1,
+                        help="classifier threads (default: %(default)s)")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video to loop (default: the demo clip)")
     parser.add_argument("--out", type=Path, help="results folder to add the soak to (default: today's newest)")
     args = parser.parse_args(argv)
     from edge.errors import EdgeError
@@ -324,9 +333,10 @@ def cmd_reference(argv: list[str]) -> int:
     from benchmarks.report import load_results, reading
 
     parser = ArgumentParser(prog="fer-bench reference", description="Write a device-class reference CSV.")
-    parser.add_argument("results", type=Path)
+    parser.add_argument("results", type=Path, help="results.json or its folder")
     parser.add_argument("--out", type=Path, help="CSV (default: benchmarks/reference/<device class>.csv)")
-    parser.add_argument("--allow-quick", action="store_true")
+    parser.add_argument("--allow-quick", action="store_true",
+                        help="accept a --quick run, whose figures are too unstable to compare against")
     args = parser.parse_args(argv)
     results = load_results(args.results)
     with reading(args.results):
@@ -340,17 +350,19 @@ def cmd_readme(argv: list[str]) -> int:
     from benchmarks.report import load_results, readme_table, reading, update_readme
 
     parser = ArgumentParser(prog="fer-bench readme", description="The README's table from a run.")
-    parser.add_argument("results", type=Path, nargs="?", help="results.json or folder (default: newest run)")
+    parser.add_argument("results", type=Path, nargs="?", help="results.json or folder (default: the run under "
+                        "benchmarks/results/ measured last, by the time in its results.json)")
     parser.add_argument("--update", type=Path, metavar="README", help="replace the table between the markers")
     args = parser.parse_args(argv)
     path = args.results
     if path is None:
-        runs = sorted(RESULTS_ROOT.glob("*/results.json"), key=lambda p: p.stat().st_mtime)
-        if not runs:
+        from benchmarks.outputs import newest_run
+
+        path = newest_run(RESULTS_ROOT)
+        if path is None:
             from benchmarks.errors import BenchError
 
             raise BenchError("no results under benchmarks/results/: run fer-bench first")
-        path = runs[-1]
     results = load_results(path)
     with reading(path):
         table = readme_table(results, display_path(Path(path)))
@@ -381,7 +393,7 @@ def cmd_setup_peer(argv: list[str]) -> int:
     from benchmarks.peer import DEFAULT_VENV, setup_peer
 
     parser = ArgumentParser(prog="fer-bench setup-peer", description="Build the venv holding `fer`.")
-    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="where (default: .venv-bench-fer)")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = parser.parse_args(argv)
     print(f"fer-bench: peer python {setup_peer(args.venv, args.force)}")
@@ -397,8 +409,9 @@ def cmd_detectors(argv: list[str]) -> int:
     from benchmarks.system import load_average
     from benchmarks.targets import verdict
 
-    parser = argparse.ArgumentParser(prog="fer-bench detectors", description=cmd_detectors.__doc__)
-    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST)
+    parser = ArgumentParser(prog="fer-bench detectors", description=cmd_detectors.__doc__)
+    parser.add_argument("--manifest", type=Path, default=SHIPPED_MANIFEST,
+                        help="the model's manifest.json (default: the shipped one)")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video with a ground-truth sidecar")
     parser.add_argument("--portraits", type=Path, default=env_folder("PORTRAITS_DIR"),
                         help="label folders of whole-head photos (default: PORTRAITS_DIR)")
@@ -439,7 +452,7 @@ def cmd_detectors(argv: list[str]) -> int:
                       f"(CPU {results['peer']['cpu_ms_per_frame_p50']} ms), recall "
                       f"{d.get('recall', 0):.3f}, label accuracy on found faces {d.get('label_accuracy') or 0:.3f}"]
     lines += ["", f"load average {load_start} at the start, {results['load_average']['end']} at the end", ""]
-    lines += [f"- {verdict(t['met'])}: {t['target']}: {t['measured']}" for t in results["targets"]]
+    lines += [f"- {verdict(t['met'], t.get('judged', True))}: {t['target']}: {t['measured']}" for t in results["targets"]]
     lines += [f"- note: {n}" for n in results["notes"]]
     print("\n".join(lines))
     if args.out:
@@ -467,8 +480,10 @@ DESCRIPTION = "Benchmark fer-edge's models and pipeline: accuracy, latency, memo
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.basicConfig(level=logging.INFO, format="fer-bench: %(message)s")
+    from train.console import log_to_stderr, quiet_tensorflow
+
+    quiet_tensorflow()
+    log_to_stderr("fer-bench", "edge")
     from benchmarks.errors import BenchError
     from edge.errors import EdgeError
 

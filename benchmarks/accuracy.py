@@ -35,6 +35,7 @@ class LabelledFaces:
     duplicates: np.ndarray | None = None  # (N,) the faces that are pixel for pixel a training face
     votes_file: str = ""
     votes_sha256: str = ""
+    name: str = ""  # the data set by name (fer2013/test), what results.json records: no path of this machine
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,10 @@ def load_faces(data: Path, split: str, labels: tuple[str, ...], limit: int = 0,
         counts = None if counts is None else counts[pick]
         duplicates = None if duplicates is None else duplicates[pick]
     record = dict(dataset.info.get("votes") or {})
+    from train.data_location import data_name
+
     return LabelledFaces(images, targets, dataset.labels, dataset.source, counts, duplicates,
-                         str(record.get("file", "")), str(record.get("sha256", "")))
+                         str(record.get("file", "")), str(record.get("sha256", "")), data_name(data, split))
 
 
 def keras_available() -> bool:
@@ -248,6 +251,6 @@ def measure_accuracy(manifest_path: Path, artifacts: list[str], faces: LabelledF
     for name in artifacts:
         models.append(scored(name, manifest.artifact(name).format, faces, predictions[name], ref_pred,
                              runtimes[name]))
-    result = AccuracyResult(faces.source, len(faces.targets), faces.labels, reference, note.lstrip(", "),
+    result = AccuracyResult(faces.name or faces.source, len(faces.targets), faces.labels, reference, note.lstrip(", "),
                             tuple(models), tuple(notes), faces_fingerprint(faces), views if reference == "keras" else 1)
     return result, predictions

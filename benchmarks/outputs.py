@@ -24,9 +24,32 @@ SHIPPED_MANIFEST = shipped_manifest()  # models/manifest.json in a checkout, edg
 
 
 def display_path(folder: Path) -> str:
-    """A results folder as reports name it: relative to the repository when inside it."""
+    """A path as reports name it: relative to the repository when inside it, else to the working folder
+    when inside that; a report is read on other machines, where this one's folders mean nothing."""
     where = Path(folder).resolve()
-    return str(where.relative_to(ROOT)) if where.is_relative_to(ROOT) else str(where)
+    for base in (ROOT, Path.cwd().resolve()):
+        if where.is_relative_to(base):
+            return str(where.relative_to(base))
+    return str(where)
+
+
+def newest_run(root: Path) -> Path | None:
+    """The results.json under ``root`` of the run measured last, by the time the run recorded in it (else its
+    folder's ``<host>-<date>[-N]`` name): rewriting an older run's report touches its file, so the newest
+    file is not the newest run."""
+    runs = [(_measured_at(path), path) for path in Path(root).glob("*/results.json")]
+    return max(runs, key=lambda run: run[0])[1] if runs else None
+
+
+def _measured_at(path: Path) -> tuple[str, int]:
+    """(ISO time or date, N of a ``-N`` folder); ("", 0) for what says neither, which sorts first."""
+    try:
+        system = json.loads(path.read_text()).get("system") or {}
+    except (OSError, ValueError, AttributeError):
+        system = {}
+    folder = re.search(r"(\d{4}-\d{2}-\d{2})(?:-(\d+))?$", path.parent.name)
+    when = str(system.get("time") or system.get("date") or (folder.group(1) if folder else ""))
+    return when, int(folder.group(2) or 1) if folder else 0
 
 
 def check_writable_dir(out: Path, what: str = "--out") -> None:

@@ -28,6 +28,9 @@ COLUMNS = ("device_class", "measured_on", "host", "date", "commit", "kind", "art
            "load_ms", "peak_rss_mb", "top1", "macro_f1", "recall", "quick", "load_avg_start", "data", "images",
            "data_sha256", "model_sha256")
 KEY = ("kind", "artifact", "backend", "threads", "batch")
+# The pipeline records its runtime's module (ai_edge_litert), model timing the runtime's short name (litert):
+# one runtime, one name, in new references and when reading older ones.
+BACKEND_NAMES = {"ai_edge_litert": "litert"}
 # what must match for two top-1 figures to differ only by the machine (or not at all)
 SAME_ACCURACY = (("data_sha256", "test data"), ("images", "image count"), ("model_sha256", "model"))
 
@@ -53,14 +56,15 @@ def reference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     detection = results.get("pipeline", {}).get("detection", {})
     for r in results.get("pipeline", {}).get("rows", []):
         st = r["total"]
-        rows.append({**base, "kind": "pipeline", "artifact": r["artifact"], "backend": r["runtime"],
+        rows.append({**base, "kind": "pipeline", "artifact": r["artifact"], "backend": backend_name(r["runtime"]),
                      "threads": r["threads"], "batch": "", "p50_ms": st["p50"], "p95_ms": st["p95"], "p99_ms": st["p99"],
                      "iqr_ms": st["iqr"], "runs": st["runs"], "fps": r["fps"],
                      "cpu_ms_per_frame": r["cpu_ms_per_frame"]["p50"],
                      "recall": detection.get(r["artifact"], {}).get("recall"), "model_sha256": shas.get(r["artifact"])})
     for r in results.get("pipeline", {}).get("full_detection_rows", []):
         st = r["total"]
-        rows.append({**base, "kind": "pipeline_every_frame", "artifact": r["artifact"], "backend": r["runtime"],
+        rows.append({**base, "kind": "pipeline_every_frame", "artifact": r["artifact"],
+                     "backend": backend_name(r["runtime"]),
                      "threads": r["threads"], "batch": "", "p50_ms": st["p50"], "p95_ms": st["p95"],
                      "p99_ms": st["p99"], "iqr_ms": st["iqr"], "runs": st["runs"], "fps": r["fps"],
                      "cpu_ms_per_frame": r["cpu_ms_per_frame"]["p50"], "model_sha256": shas.get(r["artifact"])})
@@ -119,8 +123,13 @@ def read_reference(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def backend_name(name: str) -> str:
+    return BACKEND_NAMES.get(name, name)
+
+
 def _key(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row.get(k, "")) for k in KEY)
+    """(kind, artifact, backend, threads, batch), the backend by its one name (a reference may hold the other)."""
+    return tuple(backend_name(str(row.get(k, ""))) if k == "backend" else str(row.get(k, "")) for k in KEY)
 
 
 def _float(value: Any) -> float | None:

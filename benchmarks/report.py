@@ -198,7 +198,7 @@ def side_by_side_table(results: dict[str, Any]) -> list[str]:
 def targets_table(results: dict[str, Any]) -> list[str]:
     """Judged again from the measured values, so an older results.json gets today's (truer) wording."""
     return _table(["target", "result", "measured", "note"],
-                  [[t["target"], f"**{verdict(t['met'])}**", t["measured"], t.get("note", "")]
+                  [[t["target"], f"**{verdict(t['met'], t.get('judged', True))}**", t["measured"], t.get("note", "")]
                    for t in judge(results)])
 
 

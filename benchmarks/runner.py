@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.errors import BenchError, FacesUnavailable
+from benchmarks.outputs import display_path
 from benchmarks.timing import QUICK_MODEL, QUICK_PIPELINE, TimingPolicy
 
 log = logging.getLogger("fer-bench")
@@ -48,10 +49,16 @@ class RunSettings:
     votes: Path | None = None  # FER+ votes for the scored faces: agreement figures beside top-1
 
     def to_dict(self) -> dict[str, Any]:
+        """Paths as a report shows them: the models and clip relative to the repository, the data sets by name."""
+        from train.data_location import data_name, votes_name
+
         data = asdict(self)
-        for key in ("manifest", "data", "clip", "peer_python", "votes"):
-            data[key] = str(data[key]) if data[key] is not None else None
-        data["also"] = [str(path) for path in self.also]
+        for key in ("manifest", "clip"):
+            data[key] = display_path(data[key])
+        data["data"] = data_name(self.data)
+        data["votes"] = votes_name(self.votes) if self.votes is not None else None
+        data["peer_python"] = str(self.peer_python) if self.peer_python is not None else None
+        data["also"] = [display_path(path) for path in self.also]
         for key in ("model_policy", "pipeline_policy", "peer_policy"):
             data[key] = getattr(self, key).to_dict()
         data["target_artifact"] = "int8" if "int8" in self.artifacts else self.artifacts[0]
@@ -158,8 +165,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
         accuracy, _ = acc.measure_accuracy(settings.manifest, list(settings.artifacts), faces,
                                            settings.keras, threads=max(settings.threads))
         notes.extend(accuracy.notes)
-    for (other, _), result in zip(others, other_results):
-        result["accuracy"] = _score_other_model(other, result, settings)
+    for (other, path), result in zip(others, other_results):
+        result["accuracy"] = _score_other_model(other, path, result, settings)
     if settings.peer:
         log.info("peer: the fer package")
         # No float reference for fer: "points lost to quantization" and agreement are about our own artifacts;
@@ -180,7 +187,7 @@ def run(settings: RunSettings) -> dict[str, Any]:
         detectors = measure_detectors(settings.manifest, settings.clip, *shared)
     results: dict[str, Any] = {
         "schema": SCHEMA, "version": SCHEMA_VERSION, "system": info, "config": settings.to_dict(),
-        "manifest": {"path": str(settings.manifest), "name": manifest.name, "created": manifest.info.get("created"),
+        "manifest": {"path": display_path(settings.manifest), "name": manifest.name, "created": manifest.info.get("created"),
                      "source_model": manifest.info.get("source_model"), "labels": list(manifest.labels),
                      "artifacts": {name: _artifact_entry(manifest.artifact(name)) for name in settings.artifacts}},
         "accuracy": accuracy.to_dict() if accuracy else {"error": faces_error},
@@ -235,14 +242,14 @@ def _other_model(manifest: Any, path: Path, settings: RunSettings, timing_faces:
     models = measure_models(path, artifacts, list(settings.threads), list(settings.batches), settings.model_policy,
                             timing_faces)
     source = manifest.info.get("source_model") or {}
-    return {"manifest": str(path), "name": manifest.name, "parameters": source.get("parameters"),
+    return {"manifest": display_path(path), "name": manifest.name, "parameters": source.get("parameters"),
             "labels": list(manifest.labels),
             "artifacts": {name: {"format": manifest.artifact(name).format, "bytes": manifest.artifact(name).bytes}
                           for name in artifacts},
             "model_latency": models.to_dict()}
 
 
-def _score_other_model(manifest: Any, other: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
+def _score_other_model(manifest: Any, path: Path, other: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     """Accuracy of another manifest on the same data, loaded the way its own run loaded it."""
     from benchmarks import accuracy as acc
 
@@ -252,7 +259,7 @@ def _score_other_model(manifest: Any, other: dict[str, Any], settings: RunSettin
     except BenchError as exc:
         return {"error": str(exc)}
     log.info("accuracy (--also %s) on %s (%d faces)", manifest.name, faces.source, len(faces.targets))
-    scored, _ = acc.measure_accuracy(Path(other["manifest"]), list(other["artifacts"]), faces, settings.keras,
+    scored, _ = acc.measure_accuracy(path, list(other["artifacts"]), faces, settings.keras,
                                      threads=max(settings.threads))
     return scored.to_dict()
 

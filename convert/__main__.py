@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
+import warnings
 from pathlib import Path
 
 from edge.cli import ArgumentParser, commands_parser
@@ -24,21 +24,25 @@ def _convert_parser() -> argparse.ArgumentParser:
     from convert.formats import DEFAULT_FORMATS, FORMATS
     from convert.pipeline import DEFAULT_CROP_MARGIN
 
-    parser = ArgumentParser(
-        prog="fer-convert", usage="fer-convert [convert] MODEL [options]",
+    from train.console import DefaultCommandParser
+
+    parser = DefaultCommandParser(
+        prog="fer-convert", command="convert", usage="fer-convert [convert] MODEL [options]",
         description="Convert a .keras model to TFLite/ONNX, verify each artifact against it, write a manifest. "
         "'convert' may be left out.")
     parser.add_argument("model", type=Path, help="trained .keras model")
     parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models)")
     parser.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
                         help=f"comma-separated, from: {', '.join(FORMATS)} (default: %(default)s)")
-    parser.add_argument("--calibration-data",
-                        help="training data for int8 calibration, its train split (default: the data the model's "
-                        "run recorded when it is there, else $FER2013_DIR, else data/fer2013/)")
-    parser.add_argument("--calibration-count", type=int, default=500)
-    parser.add_argument("--verify-data", help="labelled data for verification (default: the data the model's run "
-                        "recorded when it is there, else $FER2013_DIR or data/fer2013/, else the bundled sample)")
-    parser.add_argument("--verify-split", default="test")
+    parser.add_argument("--data", metavar="DIR",
+                        help="FER2013 (Kaggle folders, its zip or fer2013.csv) or the model's own data set: its train "
+                        "split calibrates int8, --verify-split verifies (default: $FER2013_DIR, else ./data/fer2013/, "
+                        "else the bundled sample)")
+    parser.add_argument("--calibration-data", metavar="DIR", help="calibrate on this data instead of --data's")
+    parser.add_argument("--calibration-count", type=int, default=500,
+                        help="training images that calibrate int8 (default: %(default)s)")
+    parser.add_argument("--verify-data", metavar="DIR", help="verify on this data instead of --data's")
+    parser.add_argument("--verify-split", default="test", help="the split that verifies (default: %(default)s)")
     parser.add_argument("--name", help="artifact base name (default: the model file's stem)")
     parser.add_argument("--manifest", default="manifest.json", help="manifest file name inside --out")
     parser.add_argument("--labels", help="comma-separated labels in output order (default: from the run)")
@@ -59,9 +63,9 @@ def _verify_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="fer-convert verify",
                                      description="Accuracy and agreement with Keras of every artifact in a manifest.")
     parser.add_argument("manifest", type=Path, help="manifest.json (or its folder)")
-    parser.add_argument("--data", help="labelled data (default: the data the source model's run recorded when it "
-                        "is there, else $FER2013_DIR or data/fer2013/, else the bundled sample)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--data", metavar="DIR", help="labelled data (default: $FER2013_DIR, else ./data/fer2013/, "
+                        "else the bundled sample)")
+    parser.add_argument("--split", default="test", help="the split to score (default: %(default)s)")
     parser.add_argument("--keras", type=Path, help="float model to compare with (default: the manifest's source)")
     parser.add_argument("--artifacts", help="comma-separated subset of the manifest's artifacts")
     parser.add_argument("--max-drop", type=float, default=1.0,
@@ -86,8 +90,12 @@ def _table(result) -> str:  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.basicConfig(level=logging.INFO, format="fer-convert: %(message)s")
+    from train.console import log_to_stderr, quiet_tensorflow
+
+    quiet_tensorflow()
+    log_to_stderr("fer-convert", "edge")
+    # the TFLite converter's, on every int8 conversion: the uint8 input's scale is fixed by design (formats.py)
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected", category=UserWarning)
     from convert.errors import ConvertError
     from edge.errors import EdgeError
     from train.errors import TrainError
@@ -105,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         options = ConvertOptions(
             model=args.model, out_dir=args.out, formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
             calibration_data=args.calibration_data, verify_data=args.verify_data, verify_split=args.verify_split,
-            name=args.name,
+            data=args.data, name=args.name,
             manifest_name=args.manifest, labels=tuple(args.labels.split(",")) if args.labels else None,
             calibration_count=args.calibration_count, crop_margin=args.crop_margin, max_drop=args.max_drop,
             views=max(args.views, 2) if args.flip_tta else args.views)
@@ -123,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from convert.errors import ConvertError
     from convert.pipeline import with_metrics
-    from convert.verify import default_verify_data, verify
+    from convert.data import choose_data
+    from convert.verify import verify
     from edge.vision.manifest import load_manifest, write_manifest
 
     manifest = load_manifest(args.manifest)
@@ -132,7 +141,7 @@ def _verify(args: argparse.Namespace) -> int:
     source_path = manifest.base_dir / source["path"] if isinstance(source.get("path"), str) else None
     if keras_path is None and source_path is not None:
         keras_path = source_path if source_path.is_file() else None
-    data, split = (args.data, args.split) if args.data else default_verify_data(source_path)
+    data = choose_data(args.data)
     model = None
     if keras_path is not None:
         try:
@@ -145,7 +154,8 @@ def _verify(args: argparse.Namespace) -> int:
         except ImportError:
             logging.getLogger("fer-convert").warning("tensorflow not installed: no comparison with Keras")
     artifacts = args.artifacts.split(",") if args.artifacts else None
-    result = verify(manifest, data, split, keras_model=model, artifacts=artifacts, max_drop=args.max_drop)
+    result = verify(manifest, data.path, args.split, keras_model=model, artifacts=artifacts, max_drop=args.max_drop,
+                    found_by=data.how)
     if args.write:
         path = args.manifest / "manifest.json" if args.manifest.is_dir() else args.manifest
         try:

@@ -19,13 +19,15 @@ WARN_IMAGES = 300
 
 
 def load_calibration(data: str | Path, count: int = 500, seed: int = 0, split: str = "train",
-                     labels: tuple[str, ...] | None = None, load_options: dict | None = None) -> tuple[np.ndarray, str]:
+                     labels: tuple[str, ...] | None = None, load_options: dict | None = None,
+                     warn_few: bool = True) -> tuple[np.ndarray, str]:
     """(N, 48, 48) uint8 faces drawn evenly across classes from ``split`` of ``data``, and the split's
     fingerprint (``Dataset.fingerprint``: the manifest names the data by it, not by a path).
 
     ``labels`` are the model's (default FER2013's), so a model trained on its own classes is
     calibrated on its own data set. ``load_options`` are the run's (face crops, CSV columns), so
-    calibration sees the faces the model was trained on.
+    calibration sees the faces the model was trained on. ``warn_few`` False: the caller has already
+    said these are few (the bundled sample), so one line, not two.
     """
     from train.data import load_dataset
     from train.errors import DataError
@@ -50,7 +52,7 @@ def load_calibration(data: str | Path, count: int = 500, seed: int = 0, split: s
     images = dataset.images[np.sort(index)]
     if len(images) < MIN_IMAGES:
         raise ConvertError(f"calibration data {data} has {len(images)} images; int8 needs at least {MIN_IMAGES}")
-    if len(images) < WARN_IMAGES:
+    if len(images) < WARN_IMAGES and warn_few:
         log.warning("calibrating int8 on only %d images (fewer than %d may skew activation ranges)",
                     len(images), WARN_IMAGES)
     return images, dataset.fingerprint()

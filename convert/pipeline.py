@@ -34,9 +34,10 @@ class ConvertOptions:
     model: Path
     out_dir: Path
     formats: tuple[str, ...]
-    calibration_data: str | None  # None: the data the model's run recorded, else FER2013_DIR, data/fer2013/
-    verify_data: str | None  # None: likewise (its test split), else the bundled sample in a checkout
+    calibration_data: str | None  # None: ``data`` (convert.data)
+    verify_data: str | None  # None: ``data``
     verify_split: str = "test"
+    data: str | None = None  # both, where the two above are None; None: FER2013_DIR, ./data/fer2013/, the sample
     name: str | None = None
     manifest_name: str = "manifest.json"
     labels: tuple[str, ...] | None = None
@@ -156,29 +157,28 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
     except TrainError as exc:
         raise ConvertError(str(exc)) from None
     labels = _labels_for(model_path, int(model.output_shape[-1]), options.labels, run_info)
-    _create_out(options.out_dir)
     name = options.name or model_path.stem
     model_sha = sha256_file(model_path)
     kept = _kept_artifacts(options, model_sha, labels, manifest_name(options.views))
     data_loading = run_info.get("load_options") if isinstance(run_info.get("load_options"), dict) else None
     load_options = recorded_options(run_info, f"the run's dataset.json beside {model_path}")
-    from convert.verify import default_verify_data
-    from train.data_location import require_fer2013
-    from train.run_info import recorded_data
+    from convert.data import conversion_data
 
+    calibration_data, verify_data = conversion_data(options.data, options.calibration_data, options.verify_data,
+                                                    calibrates=any(f in options.formats for f in ("int8", "onnx_int8")))
     calibration = None
     calibration_record: dict[str, Any] = {"data": None, "split": "train", "images": 0}
-    if any(f in options.formats for f in ("int8", "onnx_int8")):
+    if calibration_data is not None:
         from train.data_location import data_name
 
-        calibration_data = require_fer2013(options.calibration_data or recorded_data(model_path))
-        calibration, fingerprint = load_calibration(calibration_data, options.calibration_count, labels=labels,
-                                                    load_options=load_options)
-        calibration_record = {"data": data_name(calibration_data), "data_fingerprint": fingerprint,
+        calibration, fingerprint = load_calibration(calibration_data.path, options.calibration_count, labels=labels,
+                                                    load_options=load_options, warn_few=not calibration_data.is_sample)
+        log.info("calibration data: %s, its train split, %d images (from %s)", calibration_data.path,
+                 len(calibration), calibration_data.how)
+        calibration_record = {"data": data_name(calibration_data.path), "data_fingerprint": fingerprint,
                               "split": "train", "images": int(len(calibration))}
-    verify_data, verify_split = ((options.verify_data, options.verify_split) if options.verify_data
-                                 else default_verify_data(model_path))
 
+    _create_out(options.out_dir)  # once the model, its labels and the calibration data are known good
     stage = Path(tempfile.mkdtemp(prefix=".convert-", dir=options.out_dir))
     try:
         created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -221,8 +221,8 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
                             Preprocessing(size=(width, height), grayscale=channels == 1,
                                           crop_margin=options.crop_margin, interpolation="area"),
                             artifacts, stage, info)
-        result = verify(manifest, verify_data, verify_split, keras_model=model,
-                        max_drop=options.max_drop)
+        result = verify(manifest, verify_data.path, options.verify_split, keras_model=model,
+                        max_drop=options.max_drop, found_by=verify_data.how)
         manifest = with_metrics(manifest, result)
         final = Manifest(manifest.name, manifest.labels, manifest.input_shape, manifest.preprocessing,
                          {**kept, **manifest.artifacts}, options.out_dir, manifest.info)
@@ -237,6 +237,8 @@ def convert_model(options: ConvertOptions) -> tuple[Path, VerifyResult]:
             os.replace(staged_manifest, manifest_path)
         except OSError as exc:
             raise ConvertError(f"cannot write {manifest_path}: {exc.strerror or exc}") from None
+        for fmt, path in paths.items():
+            log.info("wrote %s (%s)", options.out_dir / path.name, fmt)
         if kept:
             log.info("kept from the existing manifest (same model): %s", ", ".join(kept))
         log.info("manifest: %s", manifest_path)

@@ -39,25 +39,6 @@ def keras_probs(model: Any, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(images[..., None].astype(np.float32), batch_size=BATCH, verbose=0))
 
 
-def default_verify_data(model: Path | None = None) -> tuple[str, str]:
-    """The test split of the data the model's run recorded, else FER2013 where a user keeps it
-    (FER2013_DIR, data/fer2013/), else, in a checkout, the bundled sample; else where FER2013 comes from."""
-    from train.data_location import WHERE_FROM, find_fer2013
-    from train.run_info import recorded_data
-
-    recorded = recorded_data(model) if model is not None else None
-    if recorded is not None:
-        return str(recorded), "test"
-    found = find_fer2013()
-    if found is not None:
-        return str(found), "test"
-    sample = Path(__file__).resolve().parents[1] / "tests" / "data" / "fer2013_sample"
-    if sample.is_dir():
-        log.warning("verifying on the bundled sample (%s); for figures that mean something: %s", sample, WHERE_FROM)
-        return str(sample), "test"
-    raise ConvertError(WHERE_FROM)
-
-
 def check_keras_model(model: Any, manifest: Manifest, image_shape: tuple[int, ...]) -> None:
     """A Keras model that cannot be the artifacts' source is a one-line error, not numpy's traceback."""
     want_in = tuple(image_shape[:2]) + (1,)
@@ -72,8 +53,12 @@ def check_keras_model(model: Any, manifest: Manifest, image_shape: tuple[int, ..
 
 
 def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_model: Any | None = None,
-           artifacts: list[str] | None = None, max_drop: float = 1.0, threads: int = 2) -> VerifyResult:
-    """Score each artifact; raise VerificationError when int8 loses more than ``max_drop`` points."""
+           artifacts: list[str] | None = None, max_drop: float = 1.0, threads: int = 2,
+           found_by: str = "") -> VerifyResult:
+    """Score each artifact; raise VerificationError when int8 loses more than ``max_drop`` points.
+
+    ``found_by`` is how the caller chose ``data`` (--data, FER2013_DIR, ...): the run names the data it used,
+    once the data has loaded and fits the model, so a bad input is still one line."""
     from train.data import load_dataset
     from train.data_location import data_name
     from train.errors import DataError
@@ -89,9 +74,12 @@ def verify(manifest: Manifest, data: str | Path, split: str = "test", keras_mode
     except DataError as exc:
         raise ConvertError(f"verification data: {exc}") from None
     if dataset.labels != manifest.labels:
-        raise ConvertError(f"verification data labels {dataset.labels} differ from the manifest's {manifest.labels}")
+        raise ConvertError(f"verification data labels {dataset.labels} differ from the manifest's {manifest.labels}: "
+                           f"pass --data with the data set the model was trained on")
     if keras_model is not None:
         check_keras_model(keras_model, manifest, dataset.images.shape[1:])
+    log.info("verification data: %s, its %s split, %d images%s", data, split, len(dataset),
+             f" (from {found_by})" if found_by else "")
     reference = keras_probs(keras_model, dataset.images) if keras_model is not None else None
     keras_metrics = None
     if reference is not None:

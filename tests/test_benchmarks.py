@@ -80,6 +80,27 @@ def test_quick_run_writes_report_json_and_charts(quick_run: Path) -> None:
     assert not (quick_run.parent / "latest.md").exists(), "a --quick run must not replace the README table"
 
 
+def test_a_quick_run_judges_no_target(quick_run: Path) -> None:
+    """A smoke run's few timings measure nothing: "not met" there read as failures no measurement showed."""
+    results = json.loads((quick_run / "results.json").read_text())
+    assert all(t["met"] is None and t["judged"] is False for t in results["targets"]), results["targets"]
+    report = (quick_run / "report.md").read_text()
+    targets = report.split("## Targets", 1)[1].split("\n## ", 1)[0]
+    assert "**not judged**" in targets and "**not met**" not in targets and "**met**" not in targets
+
+
+def test_the_results_name_no_folder_of_this_machine(quick_run: Path) -> None:
+    """The manifest relative to the repository, the data by name: reports are read on other machines."""
+    results = json.loads((quick_run / "results.json").read_text())
+    assert results["manifest"]["path"] == results["config"]["manifest"] == "models/manifest.json"
+    assert results["accuracy"]["data"] == "fer2013_sample/test" and results["config"]["data"] == "fer2013_sample"
+    assert results["config"]["clip"] == "models/demo/demo_clip.mp4"
+    report = (quick_run / "report.md").read_text()
+    assert "from `models/manifest.json`" in report and "Data: `fer2013_sample/test` (70 faces)" in report
+    # the command as typed keeps its paths: it is what was run
+    assert str(ROOT) not in report.replace(results["config"]["command"], "").replace(str(quick_run), "")
+
+
 def test_missing_peer_is_reported_not_invented(quick_run: Path) -> None:
     results = json.loads((quick_run / "results.json").read_text())
     assert results["peer"]["available"] is False
@@ -102,8 +123,13 @@ def test_reference_and_compare(quick_run: Path, tmp_path: Path, capsys: pytest.C
     capsys.readouterr()
     assert main(["compare", str(quick_run / "results.json"), "--reference", str(csv_path)]) == 0
     out = capsys.readouterr().out
-    assert "| model | int8 | litert | 1 | 1 |" in out and "| pipeline | int8 |" in out
+    assert "| model | int8 | litert | 1 | 1 |" in out and "| pipeline | int8 | litert | 1 |" in out
+    assert "ai_edge_litert" not in out  # one runtime, one name, in model and pipeline rows alike
     assert "| 1.00 |" in out  # a run compared with itself
+    # the committed reference names the pipeline's runtime ai_edge_litert: its rows still match
+    assert main(["compare", str(quick_run), "--reference", str(ROOT / "benchmarks" / "reference" / "x86_64.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "| pipeline | int8 | litert | 1 |" in out and "ai_edge_litert" not in out
 
 
 def test_readme_block_is_replaced_between_markers(quick_run: Path, tmp_path: Path) -> None:
@@ -183,6 +209,29 @@ def test_detection_matching() -> None:
     score = score_detections(truth, found)
     assert (score.truth, score.detected, score.true_positives) == (2, 3, 1)
     assert score.recall == 0.5 and score.precision == pytest.approx(1 / 3) and score.label_accuracy == 1.0
+
+
+def test_readme_without_a_run_takes_the_run_measured_last_not_the_file_written_last(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`fer-bench report` on an older run rewrites its results.json: by file time it became the newest."""
+    import os
+
+    import benchmarks.__main__ as cli
+    from benchmarks.outputs import newest_run
+
+    results = json.loads((quick_run / "results.json").read_text())
+    for folder, time in (("vm-2030-01-02", "2030-01-02T09:00:00+00:00"), ("vm-2030-01-01", "2030-01-01T09:00:00+00:00"),
+                         ("vm-2030-01-01-2", "2030-01-01T18:00:00+00:00")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "results.json").write_text(json.dumps({**results, "system": {
+            **results["system"], "date": time[:10], "time": time}}))
+    os.utime(tmp_path / "vm-2030-01-02" / "results.json", (1, 1))  # written first, long ago
+    assert newest_run(tmp_path) == tmp_path / "vm-2030-01-02" / "results.json"
+    monkeypatch.setattr(cli, "RESULTS_ROOT", tmp_path)
+    assert main(["readme"]) == 0
+    assert "on 2030-01-02" in capsys.readouterr().out
+    (tmp_path / "vm-2030-01-02" / "results.json").unlink()
+    assert newest_run(tmp_path) == tmp_path / "vm-2030-01-01-2" / "results.json"
 
 
 def test_targets_are_judged_from_the_json() -> None:

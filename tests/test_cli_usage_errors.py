@@ -6,6 +6,7 @@ argparse's default prints the whole usage block first; these fail on that.
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +32,19 @@ CASES = [
     ("benchmarks", ["run", "--threads", "0"], "fer-bench", "--threads"),
     ("benchmarks", ["soak", "--zzz"], "fer-bench soak", "--zzz"),
     ("benchmarks", ["compare"], "fer-bench compare", "required"),
-    # the default commands, named or not
+    ("train", ["ship", "runs/x", "--foo"], "fer-train ship", "--foo"),
+    ("train", ["card", "m.keras", "--foo"], "fer-train card", "--foo"),
+    # the default commands, named or not: their options are in 'fer-X COMMAND --help' ('fer-X --help' lists commands)
     ("train", ["train", "--epochs", "abc", "--out", "x"], "fer-train", "--epochs"),
+    ("train", ["--foo", "--out", "x"], "fer-train", "--foo"),
+    ("train", [], "fer-train", "--out"),
     ("convert", ["convert"], "fer-convert", "model"),
+    ("convert", ["m.keras", "--foo"], "fer-convert", "--foo"),
     ("benchmarks", ["--threads", "0"], "fer-bench", "--threads"),
+    ("benchmarks", ["run", "--foo"], "fer-bench", "--foo"),
+    ("benchmarks", ["detectors", "--foo"], "fer-bench detectors", "--foo"),
 ]
+DEFAULT_COMMANDS = {"fer-train": "train", "fer-convert": "convert", "fer-bench": "run"}
 
 
 def _exit_code(package: str, argv: list[str]) -> int:
@@ -55,7 +64,38 @@ def test_a_usage_error_is_one_line(package: str, argv: list[str], prog: str, nam
     err = captured.err.strip()
     assert "\n" not in err and not captured.out, captured
     assert err.startswith(f"{prog}: error: ") and named in err, err
-    assert err.endswith(f"(see '{prog} --help')"), err
+    helps = f"{prog} {DEFAULT_COMMANDS[prog]}" if prog in DEFAULT_COMMANDS else prog
+    assert err.endswith(f"(see '{helps} --help')"), err
+
+
+def test_printing_the_config_needs_no_run_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    """--print-config only shows what a run would use: it failed on "the following arguments are required: --out"."""
+    assert _exit_code("train", ["--config", str(ROOT / "train" / "configs" / "shipped.toml"), "--print-config"]) == 0
+    assert '[model]\narch = "vgg"' in capsys.readouterr().out
+
+
+def _options_without_help(text: str) -> list[str]:
+    """Option lines of an argparse --help with no words after them, on their line or the next one."""
+    lines = text.splitlines()
+    bare = []
+    for i, line in enumerate(lines):
+        if re.match(r"  -", line) and not re.search(r"\S {2,}\S", line.strip()):
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            if not re.match(r" {10,}\S", following):
+                bare.append(line.strip())
+    return bare
+
+
+@pytest.mark.parametrize("package", ["train", "convert", "benchmarks"])
+def test_every_option_of_every_command_says_what_it_is(package: str, capsys: pytest.CaptureFixture[str]) -> None:
+    prog, commands, _ = SHAPES[package]
+    bare = {}
+    for command in [*commands, *(["detectors"] if package == "benchmarks" else [])]:
+        assert _exit_code(package, [command, "--help"]) == 0, command
+        found = [o for o in _options_without_help(capsys.readouterr().out) if not o.startswith("-h, --help")]
+        if found:
+            bare[f"{prog} {command}"] = found
+    assert not bare, bare
 
 
 def test_the_scripts_report_usage_errors_on_one_line() -> None:

@@ -325,13 +325,14 @@ def test_verify_with_a_keras_model_of_another_shape_is_one_line(converted: Path,
 
 def test_a_model_trained_on_the_sample_converts_with_no_data_flag(tiny_model: Path, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Calibration and verification come from the data the model's run recorded; the manifest names that
-    data set by name and fingerprint, never by a path of this machine."""
+    """With no --data, FER2013_DIR or ./data/fer2013/, a checkout calibrates and verifies on the bundled sample
+    (here also the model's own data); the manifest names that data set by name and fingerprint, never by a
+    path of this machine."""
     from tests.conftest import SAMPLE
     from train.data import load_dataset
 
     monkeypatch.delenv("FER2013_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)  # no data/fer2013 here: only the run's record can say where the data is
+    monkeypatch.chdir(tmp_path)  # no data/fer2013 here
     assert main([str(tiny_model), "--out", str(tmp_path / "out"), "--formats", "int8"]) == 0
     text = (tmp_path / "out" / "manifest.json").read_text()
     manifest = json.loads(text)

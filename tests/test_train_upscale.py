@@ -51,7 +51,7 @@ def test_an_upscaled_run_trains_resumes_and_converts_to_int8(sample_dir: Path, t
 
     out = tmp_path / "converted"
     assert convert_main([str(run / "model.keras"), "--out", str(out), "--formats", "int8",
-                         "--calibration-data", str(sample_dir), "--name", "upscaled"]) == 0
+                         "--data", str(sample_dir), "--name", "upscaled"]) == 0
     faces = load_dataset(sample_dir, "test").images[::8]
     reference = load_keras_model(run / "model.keras").predict(faces[..., None].astype(np.float32), verbose=0)
     with Classifier(out, "int8") as classifier:

@@ -7,6 +7,7 @@ pip may fetch opencv and LiteRT from PyPI for the venv (its cache makes a rerun 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -71,13 +72,34 @@ def test_the_bundle_wheel_carries_the_same_shipped_defaults(tmp_path: Path) -> N
         assert data == (ROOT / "models" / name).read_bytes(), name
 
 
+def test_the_documented_wheel_install_commands_name_a_wheel_file(tmp_path: Path) -> None:
+    """`pip install dist/fer_edge-*.whl[edge]` globs for a file named `...whl[edge]`, finds none, and pip stops
+    with `Invalid wheel filename`: each documented command must hand pip an existing wheel with its extra."""
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "fer_edge-0.1.0-py3-none-any.whl").touch()
+    commands = sorted({match.group(0).strip() for page in (ROOT / "README.md", ROOT / "docs" / "installing.md")
+                       for match in re.finditer(r"pip install [^`#\n]*\.whl[^`#\n]*", page.read_text())})
+    assert commands
+    for command in commands:
+        # a shell function stands in for pip: what it is handed is what pip would be
+        shown = subprocess.run(["bash", "-c", f'pip() {{ printf "%s\\n" "$@"; }}; {command}'], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=30)
+        wheels = [arg for arg in shown.stdout.splitlines() if ".whl" in arg]
+        assert shown.returncode == 0 and len(wheels) == 1, (command, shown)
+        path, _, extra = wheels[0].partition("[")
+        assert (tmp_path / path).is_file() and extra == "edge]", (command, wheels)
+
+
 @pytest.mark.slow
 def test_wheel_installs_outside_the_repository_and_runs_with_no_flags(tmp_path: Path) -> None:
     source = clean_copy(tmp_path / "src")
     env = clean_env()
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"),
+    # -v: pip shows the build backend's warnings only when verbose (an editable install shows them anyway)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp_path / "dist"),
                             str(source)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
+    # a shipped file in a folder that is not a listed package: forty lines of BuildBackendWarning on every install
+    assert "is absent from the `packages` configuration" not in built.stdout + built.stderr, built.stdout[-3000:]
     (wheel,) = (tmp_path / "dist").glob("fer_edge-*.whl")
     assert wheel.stat().st_size < MAX_WHEEL_BYTES, f"{wheel.name}: {wheel.stat().st_size:,} bytes"
     with zipfile.ZipFile(wheel) as zf:

@@ -8,7 +8,6 @@ exceptions become one-line messages with exit code 2 here.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +21,10 @@ DESCRIPTION = ("Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, 
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="fer-train", usage="fer-train [train] --out RUN [options]",
+    from train.console import DefaultCommandParser
+
+    parser = DefaultCommandParser(
+        prog="fer-train", command="train", usage="fer-train [train] --out RUN [options]",
         description="Train a facial-emotion CNN on FER2013 (Kaggle folders, its zip, or fer2013.csv) or on your "
         "own folder-per-class data or CSV (--labels auto). 'train' may be left out.",
     )
@@ -42,7 +43,7 @@ def _train_parser() -> argparse.ArgumentParser:
                         "(file,neutral,...,NF rows; FER+'s train.csv)")
     parser.add_argument("--votes-mix", type=float, metavar="X", help="shortcut for --set train.votes_mix=X: "
                         "the votes' share of each label target (0 = original labels only, 1 = votes only)")
-    parser.add_argument("--out", required=True, type=Path, help="run directory (created)")
+    parser.add_argument("--out", type=Path, help="run directory (created; required unless --print-config)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--stop-after", type=int, metavar="EPOCH",
                         help="stop after this epoch, keeping the schedule's length (continue later with --resume)")
@@ -86,7 +87,8 @@ def _card_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="a .keras model with its card beside it (fer-train ship writes both)")
     parser.add_argument("--data", help="FER2013 (default: $FER2013_DIR, else data/fer2013/)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="the split the card's figures are measured on "
+                        "(default: %(default)s)")
     parser.add_argument("--votes", help="FER+ votes for the split (ferplus/test.csv; train.csv for train and val); "
                         "a card fer-train ship did not write takes only this section")
     return parser
@@ -127,10 +129,13 @@ def _ship_parser() -> argparse.ArgumentParser:
         description="Copy a run's best model into models/ and write its model card (figures measured here).",
     )
     parser.add_argument("run_dir", type=Path, help="training run directory")
-    parser.add_argument("--out", type=Path, default=Path("models"))
-    parser.add_argument("--name", default="fer_vgg")
+    parser.add_argument("--out", type=Path, default=Path("models"),
+                        help="folder the model, its card and records go to (default: %(default)s)")
+    parser.add_argument("--name", default="fer_vgg", help="file stem there: NAME.keras, NAME.card.md, ... "
+                        "(default: %(default)s)")
     parser.add_argument("--data", help="test data for the card (default: $FER2013_DIR, else data/fer2013/)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="the split the card's figures are measured on "
+                        "(default: %(default)s)")
     parser.add_argument("--votes", help="FER+ votes for --split (FER+'s test.csv): adds the card's FER+ "
                         "section, as `fer-train card` does")
     parser.add_argument("--config-path", default=None,
@@ -180,18 +185,21 @@ def _data(given: str | Path | None) -> str:
 
 
 def cmd_train(argv: list[str]) -> int:
-    args = _train_parser().parse_args(argv)
+    parser = _train_parser()
+    args = parser.parse_args(argv)
     overrides = list(args.overrides)
     for key, value in (("data.dir", args.data), ("train.epochs", args.epochs), ("model.arch", args.arch),
                        ("data.labels", args.labels), ("model.weights", args.weights),
                        ("data.votes", args.votes), ("train.votes_mix", args.votes_mix)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    if args.print_config:
+    if args.print_config:  # shows what a run would use: no run folder needed
         from train.config import load_config
 
         print(load_config(args.config, overrides).to_toml())
         return ExitStatus.OK
+    if args.out is None:
+        parser.error("the following arguments are required: --out")
     from train.training import train_from_files
 
     result = train_from_files(args.config, overrides, args.out, args.resume, args.stop_after)
@@ -300,7 +308,9 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from train.console import quiet_tensorflow
+
+    quiet_tensorflow()
     from train.errors import TrainError
 
     if argv[:1] in (["-h"], ["--help"]):

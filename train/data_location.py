@@ -21,14 +21,22 @@ WHERE_FROM = (f"FER2013 not found: download it from Kaggle (https://www.kaggle.c
               f"set {ENV}=PATH, or put it in ./{LOCAL}/")
 
 
-def find_fer2013(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
-    """``explicit``, else ``FER2013_DIR``, else ``data/fer2013/`` when it exists; None when none is there."""
+def locate_fer2013(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                   option: str = "--data") -> tuple[Path, str] | None:
+    """As ``find_fer2013``, with how the folder was found (``option``, ``FER2013_DIR`` or ``./data/fer2013/``):
+    a command says which data it used and why, so a user sees when it is not the copy they meant."""
     if explicit is not None and str(explicit).strip():
-        return Path(explicit)
+        return Path(explicit), option
     named = (os.environ if environ is None else environ).get(ENV, "").strip()
     if named:
-        return Path(named)
-    return LOCAL if LOCAL.exists() else None
+        return Path(named), ENV
+    return (LOCAL, f"./{LOCAL}/") if LOCAL.exists() else None
+
+
+def find_fer2013(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """``explicit``, else ``FER2013_DIR``, else ``data/fer2013/`` when it exists; None when none is there."""
+    found = locate_fer2013(explicit, environ)
+    return None if found is None else found[0]
 
 
 def require_fer2013(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path:

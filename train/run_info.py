@@ -92,7 +92,7 @@ def _options(recorded: Any, what: str) -> dict[str, Any]:
 
 def recorded_data(model_path: Path) -> Path | None:
     """The data the model's run trained on (``data.dir`` of its config.toml), when it is still there: what
-    fer-convert calibrates and verifies on, and fer-train recalibrate re-draws from, when not told."""
+    fer-train recalibrate re-draws from when not told. (fer-convert does not ask: convert.data says why.)"""
     import tomllib
 
     config_path = run_file(model_path, "config.toml")
