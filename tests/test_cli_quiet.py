@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SAMPLE
+from tests.model_helpers import untrained_classifier
 from train.console import TF_LOG_LEVEL, log_to_stderr, quiet_tensorflow
 
 # what a run printed before: TF's C++ ERROR on a CPU-only machine, TF's and tf2onnx's Python INFO under our
@@ -45,19 +46,9 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _untrained(path: Path) -> Path:
-    import keras
-
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Conv2D(4, 3, strides=4)(keras.layers.Rescaling(1 / 255)(inputs))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x)).save(path)
-    return path
-
-
 @pytest.mark.slow
 def test_fer_convert_prints_its_own_lines_and_the_final_paths(tmp_path: Path) -> None:
-    model = _untrained(tmp_path / "m.keras")
+    model = untrained_classifier(tmp_path / "m.keras")
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "convert", str(model), "--out", str(out), "--formats", "int8,onnx",
                              "--data", str(SAMPLE), "--max-drop", "100"], capture_output=True, text=True,
@@ -71,7 +62,7 @@ def test_fer_convert_prints_its_own_lines_and_the_final_paths(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_fer_train_prints_no_cuda_error_on_a_machine_without_one(tmp_path: Path) -> None:
-    model = _untrained(tmp_path / "m.keras")
+    model = untrained_classifier(tmp_path / "m.keras")
     result = subprocess.run([sys.executable, "-m", "train", "evaluate", str(model), "--data", str(SAMPLE)],
                             capture_output=True, text=True, timeout=300, env=_clean_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -13,6 +13,7 @@ from convert.__main__ import _convert_parser, _verify_parser, main
 from convert.data import choose_data, conversion_data
 from convert.errors import ConvertError
 from tests.conftest import SAMPLE
+from tests.model_helpers import untrained_classifier
 from train.console import log_to_stderr
 from train.data_location import WHERE_FROM
 
@@ -63,24 +64,13 @@ def test_outside_a_checkout_no_data_is_the_hint(tmp_path: Path, monkeypatch: pyt
         choose_data(None)
 
 
-def _untrained(path: Path) -> Path:
-    """An untrained classifier: where the data comes from is the subject, not accuracy."""
-    import keras
-
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Conv2D(4, 3, strides=4)(keras.layers.Rescaling(1 / 255)(inputs))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x)).save(path)
-    return path
-
-
 def test_a_recorded_relative_data_folder_is_not_taken_from_the_working_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A run's config.toml that says data.dir = "fer2013" meant the folder where it trained; a folder of that
     name in the working directory is not it. FER2013_DIR is where this machine keeps FER2013, and --data wins."""
     run = tmp_path / "run"
     run.mkdir()
-    model = _untrained(run / "model.keras")
+    model = untrained_classifier(run / "model.keras")
     (run / "config.toml").write_text('[data]\ndir = "fer2013"\n')
     shutil.copytree(SAMPLE, tmp_path / "fer2013")  # loadable, and named otherwise than the sample
     monkeypatch.chdir(tmp_path)
@@ -102,7 +92,7 @@ def test_a_recorded_relative_data_folder_is_not_taken_from_the_working_directory
 
 def test_data_that_is_not_there_is_one_line_and_creates_no_output_folder(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    model = _untrained(tmp_path / "m.keras")
+    model = untrained_classifier(tmp_path / "m.keras")
     assert main([str(model), "--out", str(tmp_path / "out"), "--formats", "int8", "--data", str(tmp_path / "no")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fer-convert: error: calibration data:") and "\n" not in err, err
