@@ -346,3 +346,21 @@ def test_events_reach_mqtt_and_survive_a_broker_that_starts_late(face_video: Pat
         assert event["faces"] and event["faces"][0]["label"] in json.loads(MANIFEST.read_text())["labels"]
         assert daemon.stop() == 0
         subscriber.wait_for("cam1/availability", "offline", timeout=10)
+
+
+def test_frames_queued_before_a_source_failed_do_not_report_it_over() -> None:
+    """Frames read before the source failed are still processed after it failed; /healthz must go
+    on saying the source is gone until the capture thread reopens it (a race seen under load)."""
+    from edge.service.daemon import SOURCE_FAILED, Health
+
+    health = Health(stall_seconds=60)
+    health.frame()
+    assert health.snapshot({})["status"] == "ok"
+    health.set("degraded", f"{SOURCE_FAILED}cannot open video source clip.mp4")
+    health.frame()  # a frame from the queue
+    assert health.snapshot({})["status"] == "degraded"
+    health.source_back()
+    assert health.snapshot({})["status"] == "ok"
+    health.set("starting")
+    health.frame()
+    assert health.snapshot({})["status"] == "ok"

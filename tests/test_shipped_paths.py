@@ -138,7 +138,7 @@ def test_training_recipes_name_no_data_folder_of_this_team(config: Path) -> None
 
 
 def test_commands_name_data_by_placeholder_and_leave_the_rest_as_written() -> None:
-    from train.model_card import machine_free_command, machine_free_setting
+    from train.machine_free import machine_free_command, machine_free_setting
 
     old = ("fer-train evaluate models/m.keras --data /work/shared/data/fer2013 --split test "
            "--votes ../shared/data/ferplus/test.csv")

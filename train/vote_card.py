@@ -33,7 +33,7 @@ def vote_section(model: str, data: str, split: str, votes: str) -> dict[str, Any
     from train.data_location import votes_name
     from train.evaluate import evaluate_model
     from train.labels import is_fer2013
-    from train.model_card import machine_free_command
+    from train.machine_free import machine_free_command
 
     report = evaluate_model(model, data, split, votes=votes)
     assert report.ferplus is not None

@@ -80,6 +80,9 @@ class _Staged:
     built: list[Any] = field(default_factory=list)  # to undo, newest first
 
 
+SOURCE_FAILED = "source: "  # how /healthz words a source failure, which only a reopen clears
+
+
 class Health:
     """What /healthz reports; written by the capture and processing threads."""
 
@@ -96,9 +99,17 @@ class Health:
             self.status, self.reason = status, reason
 
     def frame(self) -> None:
+        """A frame was processed. It may have been read before the source failed (frames wait in the
+        queue), so it says nothing of the source now: only a reopen clears a source failure."""
         with self.lock:
             self.last_frame = time.time()
-            if self.status != "ok":
+            if self.status != "ok" and not self.reason.startswith(SOURCE_FAILED):
+                self.status, self.reason = "ok", ""
+
+    def source_back(self) -> None:
+        """The capture thread reopened the source: a failure it reported is over."""
+        with self.lock:
+            if self.reason.startswith(SOURCE_FAILED):
                 self.status, self.reason = "ok", ""
 
     def snapshot(self, extra: dict[str, Any]) -> dict[str, Any]:
@@ -381,6 +392,7 @@ class Daemon:
                     with self._in_source_call():
                         source.open()
                     self.m_reopens.inc()
+                    self.health.source_back()
                     log.info("reopened %s", source.description)
                 backoff = config.source.reopen_min_seconds
                 while not halt.is_set():
@@ -391,7 +403,7 @@ class Daemon:
                         return
                     self._offer(frames, frame, source.live, halt)
             except SourceError as exc:
-                self.health.set("degraded", f"source: {exc}")
+                self.health.set("degraded", f"{SOURCE_FAILED}{exc}")
                 log.warning("source failed: %s; reopening in %.1f s", exc, backoff)
                 halt.wait(backoff)
                 backoff = min(backoff * 2, config.source.reopen_max_seconds)
@@ -527,7 +539,7 @@ class Daemon:
             if not source.live:
                 raise  # a missing file will not appear by retrying
             source.close()
-            self.health.set("degraded", "source could not be opened; retrying")
+            self.health.set("degraded", f"{SOURCE_FAILED}could not be opened; retrying")
             return None
         return source
 
