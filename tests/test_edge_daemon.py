@@ -364,3 +364,21 @@ def test_frames_queued_before_a_source_failed_do_not_report_it_over() -> None:
     health.set("starting")
     health.frame()
     assert health.snapshot({})["status"] == "ok"
+
+
+def test_the_daemons_log_writes_to_stderr_as_it_is_when_a_line_is_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """basicConfig's handler outlives run_daemon; a stream bound at start would be a closed file once
+    the embedding process (a test runner) replaced sys.stderr, and every later line a logging error."""
+    import io
+
+    from edge.service.daemon import _CurrentStderr
+
+    stream = _CurrentStderr()
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    stream.write("one\n")
+    monkeypatch.setattr(sys, "stderr", second)
+    first.close()
+    stream.write("two\n")
+    stream.flush()
+    assert second.getvalue() == "two\n"
