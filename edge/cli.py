@@ -97,3 +97,16 @@ def quiet_closed_stdout() -> None:
             os.close(devnull)
     except (OSError, ValueError, AttributeError):  # no real fd 1 (a test's captured stdout): nothing to flush there
         pass
+
+
+class CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is logged, for the CLIs' log handlers. A handler outlives
+    the main() that made it and would otherwise keep the stream of that moment: run inside a process
+    that later replaces or closes sys.stderr (a test runner's capture), every later line, from any
+    thread still logging, would go to a closed file as a "Logging error" traceback."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()

@@ -40,6 +40,21 @@ def test_only_our_loggers_print_under_our_name(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err == "fer-convert: manifest: out/manifest.json\n"
 
 
+def test_our_log_lines_go_to_stderr_as_it_is_when_they_are_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fer-convert and fer-bench log edge's lines too; run in-process (as tests do) their handler must not
+    keep the stderr of that moment: once it is closed, a thread still logging (MQTT retrying) would print
+    "Logging error" tracebacks instead of its lines."""
+    import io
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    log_to_stderr("fer-bench", "edge.test")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("edge.test.mqtt").warning("broker gone")
+    assert second.getvalue() == "fer-bench: broker gone\n"
+
+
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(ROOT)

@@ -371,9 +371,9 @@ def test_the_daemons_log_writes_to_stderr_as_it_is_when_a_line_is_logged(monkeyp
     the embedding process (a test runner) replaced sys.stderr, and every later line a logging error."""
     import io
 
-    from edge.service.daemon import _CurrentStderr
+    from edge.cli import CurrentStderr
 
-    stream = _CurrentStderr()
+    stream = CurrentStderr()
     first, second = io.StringIO(), io.StringIO()
     monkeypatch.setattr(sys, "stderr", first)
     stream.write("one\n")

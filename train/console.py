@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any, NoReturn
 
-from edge.cli import ArgumentParser
+from edge.cli import ArgumentParser, CurrentStderr
 from edge.errors import ExitStatus
 
 # TensorFlow's C++ logging keeps only FATAL at 3. A CPU-only run logs "failed call to cuInit: ... UNKNOWN
@@ -42,7 +41,7 @@ def log_to_stderr(prog: str, *loggers: str) -> None:
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if getattr(h, "fer_console", False)]:
             logger.removeHandler(old)
-        handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(CurrentStderr())
         handler.setFormatter(formatter)
         handler.fer_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -757,20 +757,10 @@ def _compact(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"))
 
 
-class _CurrentStderr:
-    """Whatever ``sys.stderr`` is when a line is logged. basicConfig's handler outlives this call and
-    would otherwise keep the stream of the moment: a daemon run inside a process that later replaces
-    or closes sys.stderr (a test runner's capture) would log into a closed file."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
 def run_daemon(config_path: Path | None, overrides: list[str]) -> RunSummary:
+    from edge.cli import CurrentStderr
+
     config = load_config(config_path, overrides)
     logging.basicConfig(level=config.daemon.log_level.upper(), format="fer-edge: %(message)s",
-                        stream=_CurrentStderr())
+                        stream=CurrentStderr())
     return Daemon(config, config_path, overrides).run()
