@@ -179,7 +179,19 @@ def _is_relative_path(uri: str) -> bool:
 SECTIONS = {f.name: f.default_factory for f in fields(EdgeConfig)}  # type: ignore[misc]
 
 
-def build_config(raw: dict[str, Any], base: Path | None = None) -> EdgeConfig:
+def build_config(raw: dict[str, Any], base: Path | None = None, source: Path | None = None) -> EdgeConfig:
+    """The checked config from ``raw``; relative paths against ``base``. Errors name ``source``, the file
+    ``raw`` came from, when there is one: it may be FER_EDGE_CONFIG, the installed config or bundle's
+    --config, none of which the command line shows."""
+    try:
+        return _build_config(raw, base)
+    except ConfigError as exc:
+        if source is None:
+            raise
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build_config(raw: dict[str, Any], base: Path | None) -> EdgeConfig:
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"unknown config section [{unknown[0]}] (known: {', '.join(SECTIONS)})")
@@ -258,7 +270,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         path = Path(path)
         raw = read_document(path, "config file", ConfigError, fmt="toml")
         base = path.resolve().parent
-    config = _from_file(raw, base, path)
+    config = build_config(raw, base, path)
     if overrides:
         merged = config.to_dict()
         cwd = Path.cwd()
@@ -277,17 +289,6 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             merged[section][name] = value
         config = build_config(merged, None)
     return config
-
-
-def _from_file(raw: dict[str, Any], base: Path | None, path: Path | None) -> EdgeConfig:
-    """``build_config`` whose errors name the file they are in: the config a command read may come
-    from FER_EDGE_CONFIG or the installed one, which the command line does not show."""
-    try:
-        return build_config(raw, base)
-    except ConfigError as exc:
-        if path is None:
-            raise
-        raise ConfigError(f"{path}: {exc}") from None
 
 
 def snapshots_dir(events: EventsSection) -> Path:

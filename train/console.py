@@ -49,7 +49,6 @@ def log_to_stderr(prog: str, *loggers: str) -> None:
         logger.propagate = False
 
 
-
 class DefaultCommandParser(ArgumentParser):
     """The parser of the command that runs when none is named (``fer-train``'s train, ``fer-convert``'s convert,
     ``fer-bench``'s run). Its usage errors keep the tool's name but point at ``fer-train train --help``, which

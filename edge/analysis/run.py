@@ -125,7 +125,10 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
             for index, image in enumerate(video):
                 when = index * frame_seconds
                 if video.stills:
-                    _next_photo(pipeline)
+                    # photos are unrelated: the detector runs on every one (the daemon's "full pass every
+                    # Nth frame" would skip faces depending on file order) and no track, nor its smoothed
+                    # probabilities, carries over; ids keep counting up, so each face is a track of its own
+                    pipeline.reset()
                 result = pipeline.process(image, index, when)
                 table.write(when, index, result)
                 for face in result.faces:
@@ -171,14 +174,6 @@ def analyze_one(source: Path, out: Path, pipeline: Any, config: EdgeConfig, prog
         raise EdgeError(f"{source}: none of its {len(video.skipped)} images could be read" if video.stills
                         else f"{source}: no frame could be decoded")
     return report
-
-
-def _next_photo(pipeline: Any) -> None:
-    """Before each image of a folder: photos are unrelated, so the detector runs on every one (the
-    daemon's "full pass every Nth frame" would skip faces depending on file order) and no track,
-    nor its smoothed probabilities, carries over from the photo before. Ids keep counting up, so
-    each face of the folder is a track of its own."""
-    pipeline.reset()
 
 
 def _video_writer(path: Path, width: int, height: int, fps: float) -> Any:

@@ -36,7 +36,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import ConfigError, EdgeError
+from edge.errors import EdgeError
 from edge.packaged import models_dir, shipped_cascade, shipped_manifest
 
 EDGE_DIR = Path(__file__).resolve().parents[1]
@@ -196,10 +196,7 @@ def _config_text(config: Path, artifact: str) -> str:
         if not count:
             text = text.replace("[model]\n", f'[model]\nartifact = "{artifact}"\n', 1)
         raw = tomllib.loads(text)
-    try:
-        build_config(raw)  # unknown keys and wrong types fail on the workstation, not at first boot
-    except ConfigError as exc:
-        raise ConfigError(f"{config}: {exc}") from None
+    build_config(raw, source=config)  # unknown keys and wrong types fail on the workstation, not at first boot
     return text
 
 
