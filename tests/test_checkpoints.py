@@ -1,9 +1,11 @@
-"""The committed run directories in models/checkpoints/ can be resumed, as docs/experiments.md promises.
+"""The run records kept in models/checkpoints/ agree with each other, and a run committed while it is
+still training can be resumed, as docs/experiments.md promises.
 
-A run is committed between sessions while it is still training, so the files must describe one and
-the same epoch: a ``last.keras`` copied a moment after ``state.json`` would resume from the wrong
-place and its history would no longer match. The optimizer's step counter inside ``last.keras``
-says which epoch the checkpoint really ends, without loading the model.
+Experiment checkpoints have left the tree; what stays is the shipped model's teachers with their runs'
+records. A run may still be committed between sessions while it trains (its latest ``last.keras``), so
+the files must describe one and the same epoch: a ``last.keras`` copied a moment after ``state.json``
+would resume from the wrong place and its history would no longer match. The optimizer's step counter
+inside ``last.keras`` says which epoch the checkpoint really ends, without loading the model.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ def _model_name(checkpoint: Path) -> str:
         return json.loads(archive.read("config.json"))["config"]["name"]
 
 
-def test_there_are_committed_runs() -> None:
-    assert len(RESUMABLE) >= 1
+def test_the_shipped_models_teacher_keeps_its_run_records() -> None:
+    """Generation 1's validation figure needs its run's config (which faces the split holds), and a card
+    that names it as a teacher needs its state.json (the commands that retrace it)."""
+    assert CHECKPOINTS / "shipped" in RUNS
 
 
 @pytest.mark.parametrize("run", RUNS, ids=lambda run: run.name)

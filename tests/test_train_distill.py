@@ -121,7 +121,7 @@ def test_the_card_of_an_ensemble_student_points_at_each_teachers_card(tmp_path: 
         "fer-train --config recipe.toml --out runs/v1 --resume --epochs 9 --set train.precision=mixed_bfloat16",
         f"fer-train ship runs/v1 --out {member.parent} --name v1"]
     lines = "\n".join(_first_stage_lines(stage))
-    assert f"`{member}`, committed with its run, trained by:" in lines
+    assert f"`{member}`, committed beside its run's records, trained by:" in lines
     assert "  fer-train ship runs/v1" in lines
 
 

@@ -486,7 +486,7 @@ def _first_stage_lines(stage: dict[str, Any] | None) -> list[str]:
             if member["card"]:
                 lines += ["", f"- `{member['model']}`, trained as its card `{member['card']}` says"]
             elif member.get("commands"):
-                lines += ["", f"- `{member['model']}`, committed with its run, trained by:", "", "  ```sh",
+                lines += ["", f"- `{member['model']}`, committed beside its run's records, trained by:", "", "  ```sh",
                           *[f"  {command}" for command in member["commands"]], "  ```"]
             else:
                 lines += ["", f"- `{member['model']}`, whose training is not recorded beside it"]
