@@ -82,3 +82,21 @@ def test_fer_train_prints_no_cuda_error_on_a_machine_without_one(tmp_path: Path)
                             capture_output=True, text=True, timeout=300, env=_clean_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "cuInit" not in result.stderr and "E0000" not in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_the_lines_tensorflow_prints_while_loading_are_left_out_unless_the_user_set_a_level() -> None:
+    """They ignore TF_CPP_MIN_LOG_LEVEL (printed before TF reads it), so the first import is filtered; a user
+    who asks for every line (level 0) gets them, which also shows this TensorFlow prints them at all."""
+    code = ("import sys; from train.console import quiet_tensorflow; quiet_tensorflow(); "
+            "print('before', file=sys.stderr, flush=True); import tensorflow; print('after', file=sys.stderr)")
+
+    def stderr(**env: str) -> list[str]:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                                env={**_clean_env(), **env})
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stderr.splitlines()
+
+    everything = stderr(TF_CPP_MIN_LOG_LEVEL="0")
+    assert any("absl::InitializeLog" in line for line in everything), everything
+    assert stderr() == ["before", "after"]

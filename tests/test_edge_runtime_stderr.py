@@ -66,6 +66,16 @@ def test_the_filter_drops_the_notice_and_lets_errors_through(capfd: pytest.Captu
                    "a last line without its newline\nafter\n")
 
 
+def test_a_pattern_drops_whole_lines_it_matches_and_nothing_else(capfd: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    stamped = re.compile(rb"I\d{4} \S+ +\d+ port\.cc:\d+\] hello")
+    with stderr_without(stamped, XNNPACK_NOTICE):
+        os.write(2, b"I0000 00:00:1795.1    4340 port.cc:153] hello\n" + XNNPACK_NOTICE + b"\n")
+        os.write(2, b"I0000 00:00:1795.1    4340 port.cc:153] hello and more\nkept\n")
+    assert capfd.readouterr().err == "I0000 00:00:1795.1    4340 port.cc:153] hello and more\nkept\n"
+
+
 def test_an_exception_in_the_body_restores_stderr_and_keeps_what_was_written(
         capfd: pytest.CaptureFixture[str]) -> None:
     real = os.fstat(2)

@@ -1,5 +1,6 @@
-"""What fer-train, fer-convert and fer-bench set up before any work: TensorFlow's C++ logging turned down, and
-their own log lines on stderr under their own name, nobody else's.
+"""What fer-train, fer-convert and fer-bench set up before any work: TensorFlow's C++ logging turned down (and
+the lines its libraries print while loading left out), and their own log lines on stderr under their own
+name, nobody else's.
 
 For console entry points only: library code leaves the process's logging and environment to its caller.
 Nothing here imports tensorflow. Also the parser class of the command each of them runs when none is named.
@@ -7,24 +8,79 @@ Nothing here imports tensorflow. Also the parser class of the command each of th
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import os
+import re
+import sys
+from types import ModuleType
 from typing import Any, NoReturn
 
 from edge.cli import ArgumentParser, CurrentStderr
 from edge.errors import ExitStatus
 
 # TensorFlow's C++ logging keeps only FATAL at 3. A CPU-only run logs "failed call to cuInit: ... UNKNOWN
-# ERROR (303)" at ERROR, and 2 keeps that; a real failure still surfaces as a Python exception. The lines TF
-# prints while its libraries load ("All log messages before absl::InitializeLog() ...", "oneDNN custom
-# operations are on", "Could not find cuda drivers") ignore the variable at any level (docs/training.md).
+# ERROR (303)" at ERROR, and 2 keeps that; a real failure still surfaces as a Python exception.
 TF_LOG_LEVEL = "3"
 TF_LOG_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 
+# What TensorFlow's libraries print while they load, before they read the variable (each of two libraries
+# once, on a CPU-only machine): at level 3 they are left out of the first `import tensorflow`'s stderr, every
+# other line of it passes. Another TensorFlow may word them otherwise: then they show, nothing worse.
+TF_LOAD_LINES = (
+    re.compile(rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"),
+    re.compile(rb"I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\. .*"),
+    re.compile(rb"I\d{4} [\d:.]+ +\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine, "
+               rb"GPU will not be used\."),
+)
+
 
 def quiet_tensorflow() -> None:
-    """Before tensorflow is imported; a user's own TF_CPP_MIN_LOG_LEVEL wins (0 brings every line back)."""
+    """Before tensorflow is imported; a user's own TF_CPP_MIN_LOG_LEVEL wins (0 brings every line back).
+
+    Importing tensorflow here would cost every command, `--help` included, seconds; the first import
+    wherever it happens is filtered instead.
+    """
     os.environ.setdefault(TF_LOG_VARIABLE, TF_LOG_LEVEL)
+    if (os.environ[TF_LOG_VARIABLE] == TF_LOG_LEVEL and "tensorflow" not in sys.modules
+            and not any(isinstance(finder, _QuietTensorflowImport) for finder in sys.meta_path)):
+        sys.meta_path.insert(0, _QuietTensorflowImport())
+
+
+class _QuietTensorflowImport(importlib.abc.MetaPathFinder):
+    """Finds tensorflow as Python would, and has it loaded with TF_LOAD_LINES left out of stderr."""
+
+    def find_spec(self, name: str, path: Any = None, target: ModuleType | None = None) -> Any:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # one import: the module is cached after it, and we must not find ourselves
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        spec.loader = self.loader  # the module's record names the real loader, as without us
+        try:
+            return self.loader.create_module(spec)
+        finally:
+            spec.loader = self
+
+    def exec_module(self, module: ModuleType) -> None:
+        from edge.vision.backends import stderr_without
+
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        with stderr_without(*TF_LOAD_LINES):
+            self.loader.exec_module(module)
 
 
 def log_to_stderr(prog: str, *loggers: str) -> None:

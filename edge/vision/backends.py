@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,9 +59,9 @@ def tflite_interpreter_class(prefer: str | None = None) -> tuple[Any, str]:
 
 
 @contextlib.contextmanager
-def stderr_without(*dropped: bytes) -> Iterator[None]:
-    """Send file descriptor 2 through a filter for the body: lines equal to one of ``dropped`` are
-    left out, every other line goes on to the real stderr as it arrives.
+def stderr_without(*dropped: bytes | re.Pattern[bytes]) -> Iterator[None]:
+    """Send file descriptor 2 through a filter for the body: lines equal to one of ``dropped`` (or, for a
+    pattern, matching it whole) are left out, every other line goes on to the real stderr as it arrives.
 
     For C/C++ code that writes to stderr itself (Python's logging is not involved). What other
     threads write to stderr meanwhile still arrives. Without a usable fd 2 (closed, or no pipe to
@@ -80,7 +81,7 @@ def stderr_without(*dropped: bytes) -> Iterator[None]:
             os.close(real)
             yield
             return
-        forwarder = threading.Thread(target=_forward_lines, args=(read_end, out, frozenset(dropped)),
+        forwarder = threading.Thread(target=_forward_lines, args=(read_end, out, _line_filter(dropped)),
                                      name="stderr-filter", daemon=True)
         forwarder.start()
         try:
@@ -103,17 +104,24 @@ def _flush_stderr() -> None:
         pass
 
 
-def _forward_lines(read_end: int, out: int, dropped: frozenset[bytes]) -> None:
-    """Copy the pipe to ``out`` line by line, leaving out ``dropped``; read to the end whatever happens,
-    so a writer never blocks on a full pipe."""
+def _line_filter(dropped: tuple[bytes | re.Pattern[bytes], ...]) -> Callable[[bytes], bool]:
+    """Whether a line (without its line ending) is one of ``dropped``."""
+    exact = frozenset(item for item in dropped if isinstance(item, bytes))
+    patterns = [item for item in dropped if not isinstance(item, bytes)]
+    return lambda line: line in exact or any(pattern.fullmatch(line) for pattern in patterns)
+
+
+def _forward_lines(read_end: int, out: int, is_dropped: Callable[[bytes], bool]) -> None:
+    """Copy the pipe to ``out`` line by line, leaving out those ``is_dropped`` says; read to the end
+    whatever happens, so a writer never blocks on a full pipe."""
     pending = b""
     writable = True
     try:
         while chunk := os.read(read_end, 65536):
             *lines, pending = (pending + chunk).split(b"\n")
-            kept = b"".join(line + b"\n" for line in lines if line.rstrip(b"\r") not in dropped)
+            kept = b"".join(line + b"\n" for line in lines if not is_dropped(line.rstrip(b"\r")))
             writable = writable and _write_all(out, kept)
-        if pending and pending.rstrip(b"\r") not in dropped:
+        if pending and not is_dropped(pending.rstrip(b"\r")):
             _write_all(out, pending)
     finally:
         os.close(read_end)
