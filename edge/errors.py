@@ -32,3 +32,7 @@ class ConfigError(EdgeError):
 
 class SourceError(EdgeError):
     """A frame source that cannot be opened or read."""
+
+
+class SourceNotInstalled(SourceError):
+    """A source whose library is missing: no retry brings it, so the daemon stops at start instead."""

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from edge.errors import SourceError
+from edge.errors import SourceError, SourceNotInstalled
 from edge.vision.sources.picamera import NOT_INSTALLED, PiCameraSource
 from tests import fake_picamera2
 
@@ -128,9 +128,9 @@ def test_read_before_open_raises(picamera2: types.ModuleType) -> None:
         PiCameraSource().read()
 
 
-def test_missing_picamera2_is_a_source_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_picamera2_is_a_source_error_no_retry_fixes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` raise ImportError
-    with pytest.raises(SourceError) as error:
+    with pytest.raises(SourceNotInstalled) as error:
         PiCameraSource().open()
     assert str(error.value) == NOT_INSTALLED
 

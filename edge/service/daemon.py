@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import EdgeConfig, load_config, snapshots_dir
-from edge.errors import EdgeError, SourceError
+from edge.errors import EdgeError, SourceError, SourceNotInstalled
 from edge.service.systemd import notify, watchdog_interval
 
 log = logging.getLogger("fer-edge")
@@ -526,8 +526,9 @@ class Daemon:
         return _Capture(thread, frames, done, halt)
 
     def _first_source(self, config: EdgeConfig) -> Any:
-        """The opened source; a file that cannot be opened or decoded stops the start, a camera
-        that cannot be opened yet is retried by the capture thread."""
+        """The opened source; a file that cannot be opened or decoded stops the start, and so does a
+        camera whose library is not installed; a camera that cannot be opened yet is retried by the
+        capture thread."""
         source = self._open_source(config)
         if not source.live:
             from edge.preflight import check_source
@@ -535,9 +536,9 @@ class Daemon:
             check_source(config)  # one frame decodes: a corrupt file fails here, not as an empty run
         try:
             source.open()
-        except SourceError:
-            if not source.live:
-                raise  # a missing file will not appear by retrying
+        except SourceError as exc:
+            if not source.live or isinstance(exc, SourceNotInstalled):
+                raise  # a missing file or library will not appear by retrying
             source.close()
             self.health.set("degraded", f"{SOURCE_FAILED}could not be opened; retrying")
             return None

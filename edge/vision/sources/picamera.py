@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import SourceError
+from edge.errors import SourceError, SourceNotInstalled
 from edge.vision.sources.base import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class PiCameraSource(FrameSource):
         try:
             from picamera2 import Picamera2
         except ImportError:
-            raise SourceError(NOT_INSTALLED) from None
+            raise SourceNotInstalled(NOT_INSTALLED) from None
         try:
             camera = Picamera2(self.camera_num)
         except Exception as exc:  # IndexError with no camera, RuntimeError when another process has it
