@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
+# setuptools prints a boxed "Editable installation ... be careful with folders ... the same name as your
+# package" on every editable install; here those folders are the packages, so the box is only noise
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 # This team's copies of the data sets. The code has no default pointing here: users pass --data, set
 # FER2013_DIR, or keep FER2013 in data/fer2013/ (docs/installing.md). An exported value wins.
@@ -25,12 +28,12 @@ $(PY):
 
 # The stamp records which extras are installed, so `make test` after `make demo` adds only what is missing.
 $(VENV)/.installed-all: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[train,convert,edge,mqtt,dev]"
+	$(EDITABLE) $(PIP) install -q -e ".[train,convert,edge,mqtt,dev]"
 	touch $@
 
 # The demo needs only what a Pi needs: no tensorflow.
 $(VENV)/.installed-edge: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[edge]"
+	$(EDITABLE) $(PIP) install -q -e ".[edge]"
 	touch $@
 
 install: $(VENV)/.installed-all
@@ -55,7 +58,7 @@ EDGE_VENV ?= .venv-edge
 $(EDGE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install -q --upgrade pip
-	$(EDGE_VENV)/bin/pip install -q -e ".[edge,mqtt]" pytest
+	$(EDITABLE) $(EDGE_VENV)/bin/pip install -q -e ".[edge,mqtt]" pytest
 	touch $@
 
 test: install $(EDGE_VENV)/.installed
