@@ -104,8 +104,17 @@ def export_onnx(model: Any, path: Path, metadata: dict[str, str], opset: int = O
 
 
 def export_onnx_int8(float_onnx: Path, path: Path, calibration: np.ndarray) -> Path:
-    """Static int8 (QDQ) quantization of the ONNX model with onnxruntime, on the same calibration set."""
+    """Static int8 (QDQ) quantization of the ONNX model with onnxruntime, on the same calibration set.
+
+    The float model goes through onnxruntime's quantization pre-processing first (shape inference and
+    graph optimisation, such as batch norm folded into convolutions), as quantize_static asks in two
+    warnings otherwise; symbolic shape inference is skipped: it needs sympy, and only the batch
+    dimension is open here.
+    """
+    import tempfile
+
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     started = time.monotonic()
     import onnx
@@ -121,7 +130,10 @@ def export_onnx_int8(float_onnx: Path, path: Path, calibration: np.ndarray) -> P
             sample = next(self.items, None)
             return None if sample is None else {input_name: sample[None]}
 
-    _write_atomic(path, lambda tmp: quantize_static(str(float_onnx), str(tmp), Reader(),
-                                                   quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                                                   weight_type=QuantType.QInt8))
+    with tempfile.TemporaryDirectory(prefix="fer-onnx-int8-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(float_onnx), str(prepared), skip_symbolic_shape=True)
+        _write_atomic(path, lambda tmp: quantize_static(str(prepared), str(tmp), Reader(),
+                                                       quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                                                       weight_type=QuantType.QInt8))
     return _logged("onnx int8", path, started)

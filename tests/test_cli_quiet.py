@@ -19,7 +19,7 @@ from train.console import TF_LOG_LEVEL, log_to_stderr, quiet_tensorflow
 # what a run printed before: TF's C++ ERROR on a CPU-only machine, TF's and tf2onnx's Python INFO under our
 # name, the converter's own prints, and the staging folder the artifacts no longer are in
 NOISE = ("cuInit", "E0000", "Assets written to", "constant folding", "After optimization",
-         "Statistics for quantized inputs", "fully_quantize", ".convert-", "INFO:")
+         "Statistics for quantized inputs", "fully_quantize", ".convert-", "INFO:", "pre-processing")
 
 
 def test_tf_logging_is_turned_down_unless_the_user_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +65,7 @@ def _clean_env() -> dict[str, str]:
 def test_fer_convert_prints_its_own_lines_and_the_final_paths(tmp_path: Path) -> None:
     model = untrained_classifier(tmp_path / "m.keras")
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "convert", str(model), "--out", str(out), "--formats", "int8,onnx",
+    result = subprocess.run([sys.executable, "-m", "convert", str(model), "--out", str(out), "--formats", "int8,onnx,onnx_int8",
                              "--data", str(SAMPLE), "--max-drop", "100"], capture_output=True, text=True,
                             timeout=300, env=_clean_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -73,6 +73,7 @@ def test_fer_convert_prints_its_own_lines_and_the_final_paths(tmp_path: Path) ->
     assert not noisy, result.stderr
     assert f"fer-convert: wrote {out / 'm_int8.tflite'} (int8)" in result.stderr, result.stderr
     assert f"fer-convert: wrote {out / 'm.onnx'} (onnx)" in result.stderr, result.stderr
+    assert f"fer-convert: wrote {out / 'm_int8.onnx'} (onnx_int8)" in result.stderr, result.stderr
 
 
 @pytest.mark.slow
