@@ -68,6 +68,21 @@ def test_nothing_is_encoded_until_someone_asks_and_then_at_most_live_fps() -> No
     assert not np.all(decoded == decoded[0, 0])  # the box and label are drawn
 
 
+def test_a_frame_comes_with_the_faces_drawn_on_it_not_a_newer_frames() -> None:
+    """The page lists the faces from the frame's own header: a list polled apart from the picture named
+    ids the picture did not show whenever the faces changed between the two requests."""
+    live = LiveView(max_fps=0.5)  # the first encoding is served for two seconds
+    live.set_labels(LABELS)
+    image = np.zeros((120, 160, 3), np.uint8)
+    live.update(image, result(0, "happy", track_id=11))
+    first, state = live.frame()
+    live.update(image, result(1, "angry", track_id=13))
+    again, state_again = live.frame()
+    assert again == first and state_again == state  # the same picture, so the same faces
+    assert (state["frame"], [f["id"] for f in state["faces"]]) == (0, [11])
+    assert (live.state()["frame"], [f["id"] for f in live.state()["faces"]]) == (1, [13])  # /live.json: now
+
+
 def test_the_page_is_self_contained_and_serves_frames_faces_and_timeline() -> None:
     live = LiveView()
     live.set_labels(LABELS)
@@ -78,9 +93,12 @@ def test_the_page_is_self_contained_and_serves_frames_faces_and_timeline() -> No
         assert status == 200 and kind.startswith("text/html")
         text = page.decode()
         assert "<script src" not in text and "<link" not in text and not re.search(r"(src|href)=\"?https?:", text)
-        assert "fetch(q(\"live.json\"))" in text and "frame.jpg" in text and "timeline.png" in text
-        assert get(f"{server.url}/frame.jpg")[1] == "image/jpeg"
+        assert 'fetch(q("frame.jpg' in text and "X-Fer-Edge-Frame" in text and "timeline.png" in text
+        with urllib.request.urlopen(f"{server.url}/frame.jpg", timeout=5) as response:
+            assert response.headers["Content-Type"] == "image/jpeg"
+            with_the_frame = json.loads(response.headers["X-Fer-Edge-Frame"])
         state = json.loads(get(f"{server.url}/live.json")[2])
+        assert with_the_frame == state
         assert state["faces"] == [{"id": 9, "label": "neutral", "score": 0.8,
                                    "probs": {"angry": 0.1, "happy": 0.1, "neutral": 0.8}}]
         status, kind, png = get(f"{server.url}/timeline.png")

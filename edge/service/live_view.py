@@ -35,7 +35,7 @@ class LiveView:
         self._lock = threading.Lock()
         self._image: np.ndarray | None = None
         self._result: FrameResult | None = None
-        self._jpeg: tuple[int, float, bytes] | None = None  # frame index, when encoded, bytes
+        self._jpeg: tuple[FrameResult, float, bytes] | None = None  # the frame's result, when encoded, bytes
         self._chart: tuple[float, bytes] | None = None
         self._last_time = 0.0
 
@@ -65,6 +65,12 @@ class LiveView:
     def jpeg(self) -> bytes | None:
         """The newest frame with boxes, labels and ids; re-encoded only for a new frame and at most
         ``max_fps`` times a second (every viewer shares the one encoding)."""
+        frame = self.frame()
+        return None if frame is None else frame[0]
+
+    def frame(self) -> tuple[bytes, dict[str, Any]] | None:
+        """``jpeg()`` and the state (as ``state()`` words it) of the very frame it shows: the page lists the
+        faces from it, so the ids in its list are the ids drawn on the picture beside it."""
         import cv2
 
         from edge.analysis.drawing import draw_faces
@@ -74,21 +80,24 @@ class LiveView:
         if image is None or result is None:
             return None
         now = time.monotonic()
-        if cached is not None and (cached[0] == result.index or now - cached[1] < 1.0 / self.max_fps):
-            return cached[2]
+        if cached is not None and (cached[0].index == result.index or now - cached[1] < 1.0 / self.max_fps):
+            return cached[2], self._state_of(cached[0])
         ok, data = cv2.imencode(".jpg", draw_faces(image, result, self.labels),
                                 [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
-            return cached[2] if cached else None
+            return (cached[2], self._state_of(cached[0])) if cached else None
         with self._lock:
-            self._jpeg = (result.index, now, data.tobytes())
+            self._jpeg = (result, now, data.tobytes())
             self.encoded += 1
-        return data.tobytes()
+        return data.tobytes(), self._state_of(result)
 
     def state(self) -> dict[str, Any]:
-        """The faces in view now, for the page's list."""
+        """The faces in view now (``/live.json``)."""
         with self._lock:
             result = self._result
+        return self._state_of(result)
+
+    def _state_of(self, result: FrameResult | None) -> dict[str, Any]:
         if result is None:
             return {"frame": None, "faces": [], "labels": list(self.labels)}
         return {"frame": result.index, "ts": round(result.timestamp, 3), "labels": list(self.labels),
@@ -151,39 +160,51 @@ const token = new URLSearchParams(location.search).get("token");
 const q = (path) => path + (token ? (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : "");
 const interval = __INTERVAL_MS__;
 let count = 0;
+let shown = null;
 const frame = document.getElementById("frame");
-function nextFrame() { frame.src = q("frame.jpg?n=" + Date.now()); }
-frame.onload = () => { count++; document.getElementById("count").textContent = count;
-  document.body.dataset.frames = count; setTimeout(nextFrame, interval); };
-frame.onerror = () => { document.getElementById("status").textContent = "no frame yet"; setTimeout(nextFrame, 1000); };
-function faces() {
-  fetch(q("live.json")).then((r) => r.json()).then((s) => {
-    const list = document.getElementById("faces");
-    list.textContent = "";
-    document.getElementById("status").textContent = "frame " + s.frame + ", " + s.faces.length + " face(s)";
-    if (!s.faces.length) { const li = document.createElement("li"); li.textContent = "none"; list.append(li); }
-    for (const f of s.faces) {
-      const li = document.createElement("li");
-      li.className = "face";
-      const colour = (s.colours || {})[f.label] || "#888";
-      li.innerHTML = '<span class="dot"></span><b></b> <span class="label"></span> ' +
-        '<span class="score"></span><span class="bar"><i></i></span>';
-      li.querySelector(".dot").style.background = colour;
-      li.querySelector("b").textContent = f.id === null ? "face" : "#" + f.id;
-      li.querySelector(".label").textContent = f.label;
-      li.querySelector(".score").textContent = Math.round(f.score * 100) + "%";
-      const bar = li.querySelector(".bar i");
-      bar.style.width = Math.round(f.score * 100) + "%"; bar.style.background = colour;
-      list.append(li);
-    }
-  }).catch(() => { document.getElementById("status").textContent = "daemon not answering"; })
-    .finally(() => setTimeout(faces, 500));
+// each frame comes with its own faces (a header), so the list always names the ids drawn on the picture
+function nextFrame() {
+  fetch(q("frame.jpg?n=" + Date.now())).then((r) => {
+    if (!r.ok) throw new Error(r.status === 503 ? "no frame yet" : "HTTP " + r.status);
+    const state = JSON.parse(r.headers.get("X-Fer-Edge-Frame") || "null");
+    return r.blob().then((blob) => [blob, state]);
+  }).then(([blob, state]) => {
+    if (shown) URL.revokeObjectURL(shown);
+    shown = URL.createObjectURL(blob);
+    frame.src = shown;
+    count++; document.getElementById("count").textContent = count; document.body.dataset.frames = count;
+    if (state) faces(state);
+    setTimeout(nextFrame, interval);
+  }).catch((e) => {
+    document.getElementById("status").textContent = e instanceof TypeError ? "daemon not answering" : e.message;
+    setTimeout(nextFrame, 1000);
+  });
+}
+function faces(s) {
+  const list = document.getElementById("faces");
+  list.textContent = "";
+  document.getElementById("status").textContent = "frame " + s.frame + ", " + s.faces.length + " face(s)";
+  if (!s.faces.length) { const li = document.createElement("li"); li.textContent = "none"; list.append(li); }
+  for (const f of s.faces) {
+    const li = document.createElement("li");
+    li.className = "face";
+    const colour = (s.colours || {})[f.label] || "#888";
+    li.innerHTML = '<span class="dot"></span><b></b> <span class="label"></span> ' +
+      '<span class="score"></span><span class="bar"><i></i></span>';
+    li.querySelector(".dot").style.background = colour;
+    li.querySelector("b").textContent = f.id === null ? "face" : "#" + f.id;
+    li.querySelector(".label").textContent = f.label;
+    li.querySelector(".score").textContent = Math.round(f.score * 100) + "%";
+    const bar = li.querySelector(".bar i");
+    bar.style.width = Math.round(f.score * 100) + "%"; bar.style.background = colour;
+    list.append(li);
+  }
 }
 function timeline() {
   document.getElementById("timeline").src = q("timeline.png?n=" + Date.now());
   setTimeout(timeline, 2000);
 }
-nextFrame(); faces(); timeline();
+nextFrame(); timeline();
 </script>
 </body></html>
 """

@@ -12,6 +12,7 @@ must outlive any bug in what it reports.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import socket
 import socketserver
@@ -153,7 +154,9 @@ class _Providers:
         self.token = token
 
 
-_Response = tuple[HTTPStatus, str | None, bytes]  # status, content type (None: no body), body
+# status, content type (None: no body), body, and maybe headers of its own
+_Response = tuple[HTTPStatus, str | None, bytes] | tuple[HTTPStatus, str | None, bytes, dict[str, str]]
+FRAME_STATE_HEADER = "X-Fer-Edge-Frame"  # /frame.jpg's faces, as /live.json words them, for that very frame
 
 
 def _json(status: HTTPStatus, body: Any) -> _Response:
@@ -249,10 +252,12 @@ class _Handler(BaseHTTPRequestHandler):
         return HTTPStatus.OK, "text/html; charset=utf-8", self.server.providers.live.page()
 
     def _frame(self) -> _Response:
-        data = self.server.providers.live.jpeg()
-        if data is None:
+        frame = self.server.providers.live.frame()
+        if frame is None:
             return HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet"
-        return HTTPStatus.OK, "image/jpeg", data
+        data, state = frame
+        # ASCII JSON (json.dumps escapes the rest): a header is latin-1, a label may not be
+        return HTTPStatus.OK, "image/jpeg", data, {FRAME_STATE_HEADER: json.dumps(state, separators=(",", ":"))}
 
     def _stream(self) -> None:
         """MJPEG (multipart/x-mixed-replace) at ``live_fps`` for as long as the client reads it: for
