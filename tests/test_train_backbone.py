@@ -83,45 +83,30 @@ def test_backbone_config_is_validated(override: str, fragment: str) -> None:
         load_config(None, [override] if "weights" in override else [*SMALL, override])
 
 
-MNV2 = Path(__file__).resolve().parents[1] / "models" / "mnv2"
-
-
-@pytest.mark.skipif(not (MNV2 / "manifest.json").is_file() or not (MNV2 / "fer_mnv2.keras").is_file(),
-                    reason="the MobileNetV2 member (models/mnv2) is not in this checkout")
-def test_the_shipped_mobilenetv2_int8_runs_on_the_edge_classifier_like_its_keras_model() -> None:
-    """The converted backbone, through the device's own code path, against the model it came from."""
+def test_a_mobilenetv2_int8_takes_raw_pixels_and_runs_on_the_edge_classifier(tmp_path: Path) -> None:
+    """A backbone model converted to int8 runs through the device's own code path, and the in-graph resize
+    to the backbone's input does not cost the artifact its raw-pixel input. Its predictions are not compared
+    with Keras: a backbone trained for seconds answers every face alike, so agreement would prove nothing
+    (tests/test_convert.py compares every format on a model that does tell faces apart). The from-scratch
+    MobileNetV2 once shipped in models/mnv2, which was compared, left the tree: docs/experiments.md."""
     import cv2
-    import keras
 
+    from convert.__main__ import main as convert
     from edge.vision.classifier import Classifier
+    from tests.conftest import SAMPLE
+    from train.training import train
 
+    config = load_config(None, [*SMALL, f"data.dir={SAMPLE}", "train.epochs=1", "train.warmup_epochs=0",
+                                "data.val_fraction=0.25"])
+    train(config, tmp_path / "run", verbose=0)
+    out = tmp_path / "converted"
+    assert convert([str(tmp_path / "run" / "model.keras"), "--out", str(out), "--formats", "int8",
+                    "--calibration-data", str(SAMPLE), "--verify-data", str(SAMPLE), "--max-drop", "100"]) == 0
     faces = np.stack([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in
-                      sorted((Path(__file__).parent / "data" / "fer2013_sample" / "test").glob("*/*.jpg"))[:32]])
-    with Classifier(MNV2 / "manifest.json", "int8") as classifier:
+                      sorted((SAMPLE / "test").glob("*/*.jpg"))[:8]])
+    with Classifier(out / "manifest.json", "int8") as classifier:
         # uint8 in; the scale is ~1 (the converter takes the range after the in-graph resize)
         assert classifier.input_spec.dtype == "uint8" and 0.9 < classifier.input_spec.scale <= 1.0
         probs = classifier.predict(faces)
-    reference = keras.saving.load_model(MNV2 / "fer_mnv2.keras", compile=False).predict(
-        faces[..., None].astype(np.float32), verbose=0)
-    assert probs.shape == reference.shape == (len(faces), len(classifier.labels))
-    agree = float(np.mean(probs.argmax(1) == reference.argmax(1)))
-    assert agree >= 0.85 and np.abs(probs - reference).mean() < 0.05, (agree, np.abs(probs - reference).mean())
-
-
-def test_from_scratch_backbones_use_faster_batchnorm_statistics(legacy_weights: tuple[Path, list[np.ndarray]],
-                                                                tmp_path: Path) -> None:
-    import keras
-
-    from train.backbones import SCRATCH_BN_MOMENTUM
-    from train.models import build_model
-
-    def momenta(model: object) -> set[float]:
-        base = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))  # type: ignore[attr-defined]
-        return {layer.momentum for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)}
-
-    scratch = build_model(small_config(), 3)
-    assert momenta(scratch) == {SCRATCH_BN_MOMENTUM}
-    scratch.save(tmp_path / "scratch.keras")  # a resumed run keeps it
-    assert momenta(keras.saving.load_model(tmp_path / "scratch.keras")) == {SCRATCH_BN_MOMENTUM}
-    # fine-tuning loaded ImageNet statistics keeps keras.applications' slow 0.999
-    assert momenta(build_model(small_config(weights=str(legacy_weights[0])), 3)) == {0.999}
+    assert probs.shape == (len(faces), len(classifier.labels)) == (8, 7)
+    assert np.allclose(probs.sum(1), 1.0, atol=0.05)
