@@ -117,8 +117,8 @@ def test_a_missing_broker_is_one_line_naming_it_per_change_not_one_per_attempt(
     def shown() -> list[str]:  # what the daemon prints at its default level (info)
         return [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
 
-    assert shown() == [f"MQTT broker 127.0.0.1:{port} is not reachable; retrying in 0.2 s, then at most every "
-                       "1 s (events still go to the event log)"]
+    assert shown() == [f"MQTT broker 127.0.0.1:{port} is not reachable (Connection refused); retrying in 0.2 s, "
+                       "then at most every 1 s (events still go to the event log)"]
     assert any("not connected" in record.getMessage() for record in caplog.records)  # paho's, at debug only
     with MosquittoBroker(port):
         assert publisher.wait_connected(10.0)
@@ -238,3 +238,14 @@ def test_missing_mosquitto_skips_locally_but_fails_when_ci_requires_it(monkeypat
     monkeypatch.setenv("FER_REQUIRE_MOSQUITTO", "1")
     with pytest.raises(pytest.fail.Exception, match="FER_REQUIRE_MOSQUITTO=1"):
         broker_module.require_mosquitto()
+
+
+def test_the_reason_a_connection_failed_is_the_operating_systems_words() -> None:
+    import socket
+
+    from edge.service.mqtt import _os_reason
+
+    assert _os_reason(ConnectionRefusedError(111, "Connection refused")) == "Connection refused"
+    assert _os_reason(socket.gaierror(-2, "Name or service not known")) == "Name or service not known"
+    assert _os_reason(TimeoutError("timed out")) == "timed out"
+    assert _os_reason(None) == "" and _os_reason(ValueError("not the OS")) == ""

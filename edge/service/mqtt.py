@@ -14,6 +14,7 @@ discards the will.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -212,10 +213,13 @@ class MqttPublisher:
             self._report(f"MQTT connection to {self.host}:{self.port} lost ({reason_code}); reconnecting")
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
-        self.last_error = f"cannot connect to {self.host}:{self.port}"
+        # paho does not pass the error, but calls this from inside its `except OSError:`
+        why = _os_reason(sys.exc_info()[1])
+        self.last_error = f"cannot connect to {self.host}:{self.port}" + (f": {why}" if why else "")
         self.failed_attempts += 1
         log.debug("MQTT connection to %s:%d failed (attempt %d)", self.host, self.port, self.failed_attempts)
-        self._report(f"MQTT broker {self.host}:{self.port} is not reachable; {self._retrying()}")
+        self._report(f"MQTT broker {self.host}:{self.port} is not reachable" + (f" ({why})" if why else "")
+                     + f"; {self._retrying()}")
 
     def _retrying(self) -> str:
         return (f"retrying in {self.min_backoff:g} s, then at most every {self.max_backoff:g} s "
@@ -254,3 +258,10 @@ def _check_config(host: str, port: int, topic_prefix: str, qos: int, keepalive: 
         raise ConfigError(f"mqtt keepalive must be >= 1 second, got {keepalive}")
     if not 0 < min_backoff <= max_backoff:
         raise ConfigError(f"mqtt backoff needs 0 < min_backoff <= max_backoff, got {min_backoff}, {max_backoff}")
+
+
+def _os_reason(error: BaseException | None) -> str:
+    """"Connection refused", "Name or service not known", "timed out": what the OS said, or nothing."""
+    if not isinstance(error, OSError):
+        return ""
+    return str(error.strerror or error or type(error).__name__)
