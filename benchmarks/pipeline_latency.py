@@ -77,7 +77,7 @@ def build_pipeline(manifest: Path, artifact: str, threads: int, detect_every: in
 
     from edge.config import EdgeConfig, DetectorSection, detect_every as default_every
     from edge.vision.classifier import Classifier
-    from edge.vision.faces import build_detector
+    from edge.vision.detectors import build_detector
     from edge.vision.pipeline import Pipeline
     from edge.vision.tracker import IouTracker
 

@@ -129,7 +129,7 @@ def detect(args: argparse.Namespace) -> int:
 
     from edge.vision.classifier import Classifier
     from edge.errors import EdgeError
-    from edge.vision.faces import build_detector
+    from edge.vision.detectors import build_detector
     from edge.vision.pipeline import Pipeline, annotate
     from edge.vision.sources.image_file import ImageFileError, read_image_file
 

@@ -136,12 +136,13 @@ PATH_KEYS = {("model", "manifest"), ("detector", "cascade"), ("detector", "model
 LOG_LEVELS = ("debug", "info", "warning", "error")
 EVENT_MODES = ("frames", "tracks")
 DETECTOR_KINDS = ("haar", "blazeface")
+# full-frame passes every N frames when tracker.detect_every is 0: a Haar pass costs ~10x a search
+# near a tracked face; a BlazeFace pass costs no more than one near a face (see docs/detectors.md)
+DEFAULT_DETECT_EVERY = {"haar": 3, "blazeface": 1}
 
 
 def detect_every(config: EdgeConfig) -> int:
     """Frames between full-frame detector passes: the config's, or the detector's default when 0."""
-    from edge.vision.faces import DEFAULT_DETECT_EVERY
-
     return config.tracker.detect_every or DEFAULT_DETECT_EVERY[config.detector.kind]
 
 

@@ -22,7 +22,7 @@ def preflight(config: EdgeConfig, check_http: bool = True) -> Manifest:
     server itself before it lets the old one go.
     """
     from edge.vision.classifier import Classifier
-    from edge.vision.faces import build_detector
+    from edge.vision.detectors import build_detector
 
     build_detector(config.detector)  # a BlazeFace model is checked against its .sha256 and run once
     with Classifier(config.model.manifest, config.model.artifact, threads=1) as classifier:

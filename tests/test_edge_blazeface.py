@@ -19,7 +19,8 @@ from edge.errors import ConfigError, EdgeError, ModelLoadError
 from edge.tilted_clip import paste_tilted
 from edge.vision.blazeface import (BlazeFaceDetector, anchors_for, decode, eye_angle, frame_box, letterbox,
                                    weighted_nms)
-from edge.vision.faces import Box, build_detector, crop_face, to_gray
+from edge.vision.detectors import build_detector
+from edge.vision.faces import Box, crop_face, to_gray
 from tests.edge_helpers import MANIFEST, ROOT, SAMPLE, face_frame
 
 BLAZEFACE = ROOT / "models" / "blazeface" / "face_detection_back.tflite"

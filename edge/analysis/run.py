@@ -40,7 +40,7 @@ def build_pipeline(config: EdgeConfig) -> Any:
     """The daemon's pipeline, with the tracker on whatever the config says (tracks need ids)."""
     from edge.config import detect_every
     from edge.vision.classifier import Classifier
-    from edge.vision.faces import build_detector
+    from edge.vision.detectors import build_detector
     from edge.vision.pipeline import Pipeline
     from edge.vision.tracker import IouTracker
 

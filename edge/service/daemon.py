@@ -201,7 +201,7 @@ class Daemon:
         """A pipeline for ``config``; a running ``classifier`` or ``detector`` passed in is reused."""
         from edge.vision.classifier import Classifier
         from edge.config import detect_every
-        from edge.vision.faces import build_detector
+        from edge.vision.detectors import build_detector
         from edge.vision.pipeline import Pipeline
         from edge.vision.tracker import IouTracker
 

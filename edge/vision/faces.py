@@ -98,31 +98,15 @@ def crop_face(gray: np.ndarray, box: Box, size: tuple[int, int] = (48, 48), marg
 
 
 NEAR_FACE_PIXELS = 48
-# full-frame passes every N frames when tracker.detect_every is 0: a Haar pass costs ~10x a search
-# near a tracked face; a BlazeFace pass costs no more than one near a face (see docs/detectors.md)
-DEFAULT_DETECT_EVERY = {"haar": 3, "blazeface": 1}
 
 
 class Detector(Protocol):
-    """What the pipeline needs of a face detector; Haar (here) and BlazeFace (blazeface.py) have it."""
+    """What the pipeline needs of a face detector; Haar (here) and BlazeFace (blazeface.py) have it,
+    and detectors.py builds the one a config names."""
 
     def detect(self, gray: np.ndarray, frame_shape: tuple[int, int] | None = None) -> list[Box]: ...
 
     def detect_near(self, gray: np.ndarray, box: Box, frame_shape: tuple[int, int] | None = None) -> Box | None: ...
-
-
-def build_detector(d: DetectorSection, threads: int = 1) -> Detector:
-    """The detector a config's ``[detector]`` section describes: the daemon, ``detect``,
-    ``validate-config`` and fer-bench all build it here, so they cannot drift apart."""
-    if d.kind == "blazeface":
-        from edge.vision.blazeface import BlazeFaceDetector
-
-        return BlazeFaceDetector(d.model, d.min_score, d.max_faces, threads, d.min_size)
-    if d.kind == "haar":
-        return FaceDetector.from_config(d)
-    from edge.config import DETECTOR_KINDS
-
-    raise EdgeError(f"detector.kind must be one of {', '.join(DETECTOR_KINDS)}, not {d.kind!r}")
 
 
 class FaceDetector:
