@@ -351,15 +351,19 @@ def test_events_reach_mqtt_and_survive_a_broker_that_starts_late(face_video: Pat
 def test_frames_queued_before_a_source_failed_do_not_report_it_over() -> None:
     """Frames read before the source failed are still processed after it failed; /healthz must go
     on saying the source is gone until the capture thread reopens it (a race seen under load)."""
-    from edge.service.daemon import SOURCE_FAILED, Health
+    from edge.service.daemon import Health
 
     health = Health(stall_seconds=60)
     health.frame()
     assert health.snapshot({})["status"] == "ok"
-    health.set("degraded", f"{SOURCE_FAILED}cannot open video source clip.mp4")
+    health.source_failed("cannot open video source clip.mp4")
     health.frame()  # a frame from the queue
     assert health.snapshot({})["status"] == "degraded"
+    assert health.snapshot({})["reason"] == "source: cannot open video source clip.mp4"
     health.source_back()
+    assert health.snapshot({})["status"] == "ok"
+    health.set("degraded", "source: a reason worded like a source's, set by something else")
+    health.frame()  # not a source failure: a frame clears it
     assert health.snapshot({})["status"] == "ok"
     health.set("starting")
     health.frame()

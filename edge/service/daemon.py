@@ -80,7 +80,7 @@ class _Staged:
     built: list[Any] = field(default_factory=list)  # to undo, newest first
 
 
-SOURCE_FAILED = "source: "  # how /healthz words a source failure, which only a reopen clears
+SOURCE_FAILED = "source: "  # how /healthz words a source failure
 
 
 class Health:
@@ -90,27 +90,33 @@ class Health:
         self.lock = threading.Lock()
         self.status = "starting"
         self.reason = ""
+        self.source_down = False  # only a reopen clears it: see frame()
         self.last_frame = 0.0
         self.stall_seconds = stall_seconds
         self.started = time.time()
 
     def set(self, status: str, reason: str = "") -> None:
         with self.lock:
-            self.status, self.reason = status, reason
+            self.status, self.reason, self.source_down = status, reason, False
+
+    def source_failed(self, reason: str) -> None:
+        """The frame source failed or could not be opened: degraded until ``source_back``."""
+        with self.lock:
+            self.status, self.reason, self.source_down = "degraded", f"{SOURCE_FAILED}{reason}", True
 
     def frame(self) -> None:
         """A frame was processed. It may have been read before the source failed (frames wait in the
         queue), so it says nothing of the source now: only a reopen clears a source failure."""
         with self.lock:
             self.last_frame = time.time()
-            if self.status != "ok" and not self.reason.startswith(SOURCE_FAILED):
+            if self.status != "ok" and not self.source_down:
                 self.status, self.reason = "ok", ""
 
     def source_back(self) -> None:
         """The capture thread reopened the source: a failure it reported is over."""
         with self.lock:
-            if self.reason.startswith(SOURCE_FAILED):
-                self.status, self.reason = "ok", ""
+            if self.source_down:
+                self.status, self.reason, self.source_down = "ok", "", False
 
     def snapshot(self, extra: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -403,7 +409,7 @@ class Daemon:
                         return
                     self._offer(frames, frame, source.live, halt)
             except SourceError as exc:
-                self.health.set("degraded", f"{SOURCE_FAILED}{exc}")
+                self.health.source_failed(str(exc))
                 log.warning("source failed: %s; reopening in %.1f s", exc, backoff)
                 halt.wait(backoff)
                 backoff = min(backoff * 2, config.source.reopen_max_seconds)
@@ -540,7 +546,7 @@ class Daemon:
             if not source.live or isinstance(exc, SourceNotInstalled):
                 raise  # a missing file or library will not appear by retrying
             source.close()
-            self.health.set("degraded", f"{SOURCE_FAILED}could not be opened; retrying")
+            self.health.source_failed("could not be opened; retrying")
             return None
         return source
 
