@@ -20,8 +20,11 @@ from edge.errors import EdgeError, ExitStatus
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose usage errors are one line; sub-parsers inherit it."""
 
+    help_command = ""  # what goes between prog and --help in the hint: the command whose options these are
+
     def error(self, message: str) -> NoReturn:
-        self.exit(int(ExitStatus.BAD_INPUT), f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        command = f"{self.prog} {self.help_command}".strip()
+        self.exit(int(ExitStatus.BAD_INPUT), f"{self.prog}: error: {message} (see '{command} --help')\n")
 
     def add_subparsers(self, **kwargs: Any) -> Any:
         kwargs.setdefault("parser_class", SubcommandParser)

@@ -16,10 +16,9 @@ import os
 import re
 import sys
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any
 
 from edge.cli import ArgumentParser, CurrentStderr
-from edge.errors import ExitStatus
 
 # TensorFlow's C++ logging keeps only FATAL at 3. A CPU-only run logs "failed call to cuInit: ... UNKNOWN
 # ERROR (303)" at ERROR, and 2 keeps that; a real failure still surfaces as a Python exception.
@@ -112,7 +111,4 @@ class DefaultCommandParser(ArgumentParser):
 
     def __init__(self, *args: Any, command: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.command = command
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(int(ExitStatus.BAD_INPUT), f"{self.prog}: error: {message} (see '{self.prog} {self.command} --help')\n")
+        self.help_command = command
