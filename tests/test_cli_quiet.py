@@ -89,7 +89,9 @@ def test_fer_train_prints_no_cuda_error_on_a_machine_without_one(tmp_path: Path)
 def test_the_lines_tensorflow_prints_while_loading_are_left_out_unless_the_user_set_a_level() -> None:
     """They ignore TF_CPP_MIN_LOG_LEVEL (printed before TF reads it), so the first import is filtered; a user
     who asks for every line (level 0) gets them, which also shows this TensorFlow prints them at all."""
-    code = ("import sys; from train.console import quiet_tensorflow; quiet_tensorflow(); "
+    # fer-bench asks whether tensorflow is installed (find_spec) before anything imports it
+    code = ("import importlib.util, sys; from train.console import quiet_tensorflow; quiet_tensorflow(); "
+            "assert importlib.util.find_spec('tensorflow'); "
             "print('before', file=sys.stderr, flush=True); import tensorflow; print('after', file=sys.stderr)")
 
     def stderr(**env: str) -> list[str]:

@@ -8,6 +8,7 @@ Nothing here imports tensorflow. Also the parser class of the command each of th
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -15,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -49,21 +51,30 @@ def quiet_tensorflow() -> None:
 
 
 class _QuietTensorflowImport(importlib.abc.MetaPathFinder):
-    """Finds tensorflow as Python would, and has it loaded with TF_LOAD_LINES left out of stderr."""
+    """Finds tensorflow as Python would, and has it loaded with TF_LOAD_LINES left out of stderr. It stays
+    until tensorflow is loaded: a mere ``importlib.util.find_spec("tensorflow")`` (is it installed?) asks
+    it too."""
+
+    def __init__(self) -> None:
+        self._asking = threading.local()  # set while this thread asks the other finders
 
     def find_spec(self, name: str, path: Any = None, target: ModuleType | None = None) -> Any:
-        if name != "tensorflow":
+        if name != "tensorflow" or getattr(self._asking, "now", False):
             return None
-        sys.meta_path.remove(self)  # one import: the module is cached after it, and we must not find ourselves
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+        self._asking.now = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._asking.now = False
+        if spec is not None and spec.loader is not None and not isinstance(spec.loader, _QuietLoader):
+            spec.loader = _QuietLoader(spec.loader, self)
         return spec
 
 
 class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: Any, finder: _QuietTensorflowImport) -> None:
         self.loader = loader
+        self.finder = finder
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         spec.loader = self.loader  # the module's record names the real loader, as without us
@@ -78,6 +89,8 @@ class _QuietLoader(importlib.abc.Loader):
         module.__loader__ = self.loader
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
+        with contextlib.suppress(ValueError):  # loaded once: later imports find it in sys.modules
+            sys.meta_path.remove(self.finder)
         with stderr_without(*TF_LOAD_LINES):
             self.loader.exec_module(module)
 
