@@ -77,16 +77,12 @@ class _QuietLoader(importlib.abc.Loader):
         self.finder = finder
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        spec.loader = self.loader  # the module's record names the real loader, as without us
-        try:
-            return self.loader.create_module(spec)
-        finally:
-            spec.loader = self
+        return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         from edge.vision.backends import stderr_without
 
-        module.__loader__ = self.loader
+        module.__loader__ = self.loader  # the module's record names the real loader, as without us
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
         with contextlib.suppress(ValueError):  # loaded once: later imports find it in sys.modules

@@ -35,7 +35,8 @@ class LiveView:
         self._lock = threading.Lock()
         self._image: np.ndarray | None = None
         self._result: FrameResult | None = None
-        self._jpeg: tuple[FrameResult, float, bytes] | None = None  # the frame's result, when encoded, bytes
+        # the encoded frame's index, when it was encoded, its bytes, and its faces as state() words them
+        self._jpeg: tuple[int, float, bytes, dict[str, Any]] | None = None
         self._chart: tuple[float, bytes] | None = None
         self._last_time = 0.0
 
@@ -80,16 +81,17 @@ class LiveView:
         if image is None or result is None:
             return None
         now = time.monotonic()
-        if cached is not None and (cached[0].index == result.index or now - cached[1] < 1.0 / self.max_fps):
-            return cached[2], self._state_of(cached[0])
+        if cached is not None and (cached[0] == result.index or now - cached[1] < 1.0 / self.max_fps):
+            return cached[2], cached[3]
         ok, data = cv2.imencode(".jpg", draw_faces(image, result, self.labels),
                                 [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
-            return (cached[2], self._state_of(cached[0])) if cached else None
+            return (cached[2], cached[3]) if cached else None
+        encoded = (result.index, now, data.tobytes(), self._state_of(result))
         with self._lock:
-            self._jpeg = (result, now, data.tobytes())
+            self._jpeg = encoded
             self.encoded += 1
-        return data.tobytes(), self._state_of(result)
+        return encoded[2], encoded[3]
 
     def state(self) -> dict[str, Any]:
         """The faces in view now (``/live.json``)."""

@@ -264,4 +264,4 @@ def _os_reason(error: BaseException | None) -> str:
     """"Connection refused", "Name or service not known", "timed out": what the OS said, or nothing."""
     if not isinstance(error, OSError):
         return ""
-    return str(error.strerror or error or type(error).__name__)
+    return error.strerror or str(error) or type(error).__name__

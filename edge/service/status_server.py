@@ -12,7 +12,6 @@ must outlive any bug in what it reports.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import socket
 import socketserver
@@ -256,8 +255,8 @@ class _Handler(BaseHTTPRequestHandler):
         if frame is None:
             return HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no frame yet"
         data, state = frame
-        # ASCII JSON (json.dumps escapes the rest): a header is latin-1, a label may not be
-        return HTTPStatus.OK, "image/jpeg", data, {FRAME_STATE_HEADER: json.dumps(state, separators=(",", ":"))}
+        # dumps writes ASCII (it escapes the rest): a header is latin-1, a label may not be
+        return HTTPStatus.OK, "image/jpeg", data, {FRAME_STATE_HEADER: dumps(state)}
 
     def _stream(self) -> None:
         """MJPEG (multipart/x-mixed-replace) at ``live_fps`` for as long as the client reads it: for
