@@ -27,27 +27,14 @@ def shipped_files() -> list[Path]:
     return sorted(set(files))
 
 
-# models/checkpoints/ keeps the shipped model's two teachers and the records beside them; those are
-# machine-free too
-KEPT_CHECKPOINT_RECORDS = [
-    *(f"born_again/fer_vgg_born_again{suffix}" for suffix in
-      (".card.md", ".card.json", ".config.toml", ".dataset.json", "_eval/metrics.json")),
-    "shipped",
-]
-
-
 def _is_text(path: Path) -> bool:
     return b"\0" not in path.read_bytes()[:8192]
 
 
 def text_files_beside_the_models() -> list[Path]:
-    """Every text file in models/ outside checkpoints/ (cards, configs, data records, evaluations, manifests,
-    READMEs), and the kept checkpoint records."""
-    files = [p for p in MODELS.rglob("*") if p.is_file() and "checkpoints" not in p.relative_to(MODELS).parts]
-    for name in KEPT_CHECKPOINT_RECORDS:
-        kept = MODELS / "checkpoints" / name
-        files += sorted(p for p in kept.rglob("*") if p.is_file()) if kept.is_dir() else [kept]
-    return sorted(p for p in set(files) if _is_text(p))
+    """Every text file in models/ (cards, configs, data records, evaluations, manifests, READMEs, and the
+    run records kept beside the shipped model's teachers in checkpoints/)."""
+    return sorted(p for p in MODELS.rglob("*") if p.is_file() and _is_text(p))
 
 
 def machine_paths_in(files: list[Path], root: Path) -> dict[str, list[str]]:
